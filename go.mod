@@ -1,0 +1,3 @@
+module github.com/bookingledger/ledger
+
+go 1.26
