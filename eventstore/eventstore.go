@@ -1,0 +1,260 @@
+// Package eventstore is the append-only event log on PostgreSQL (pgx/v5).
+//
+// Every show has a stream ("show-<id>") whose events carry versions 1, 2, 3 …
+// without gaps. Append takes the version the caller decided from and refuses
+// with a *VersionConflictError when the stream has moved on: the expected
+// version is checked in the INSERT itself and the unique index on
+// (stream_id, stream_version) stops two writers that checked at the same time.
+//
+// All streams together form the global stream, ordered by
+// (transaction_id, global_position). The transaction_id column is an xid8
+// filled by pg_current_xact_id(); ReadAll returns only events of transactions
+// older than pg_snapshot_xmin(pg_current_snapshot()), so a reader never
+// advances past an event whose transaction is still running and commits late
+// (the sequence-gap problem). A Checkpoint is the pair of the last event read.
+//
+// The events table is also the watermill topic: WatermillSchema adapts it for
+// watermill-sql's subscriber, so consumers get exactly the committed events
+// with no second write (no outbox copy) and no dual-write gap.
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ErrVersionConflict is the category of *VersionConflictError.
+var ErrVersionConflict = errors.New("version conflict")
+
+// VersionConflictError says an append expected a stream at one version and
+// found it at another. Actual is -1 when the append lost a race at the
+// unique index and the winner's version is not known yet.
+type VersionConflictError struct {
+	Stream   string
+	Expected int
+	Actual   int
+}
+
+func (e *VersionConflictError) Error() string {
+	if e.Actual < 0 {
+		return fmt.Sprintf("stream %s: expected version %d, another writer appended first", e.Stream, e.Expected)
+	}
+	return fmt.Sprintf("stream %s: expected version %d, stream is at %d", e.Stream, e.Expected, e.Actual)
+}
+
+func (e *VersionConflictError) Unwrap() error { return ErrVersionConflict }
+
+// EventData is an event to append.
+type EventData struct {
+	ID       uuid.UUID       // unique; callers use UUIDv7
+	Type     string          // event_type
+	Data     json.RawMessage // JSON object
+	Metadata json.RawMessage // JSON object (user, request id …); nil means {}
+}
+
+// Event is a stored event.
+type Event struct {
+	GlobalPosition int64
+	TransactionID  uint64
+	StreamID       string
+	StreamVersion  int
+	ID             uuid.UUID
+	Type           string
+	Data           json.RawMessage
+	Metadata       json.RawMessage
+	RecordedAt     time.Time
+}
+
+// Checkpoint returns the position of the global stream just after e.
+func (e Event) Checkpoint() Checkpoint {
+	return Checkpoint{TransactionID: e.TransactionID, Position: e.GlobalPosition}
+}
+
+// Checkpoint is a position in the global stream: the (transaction_id,
+// global_position) of the last event read. The zero value is the start.
+type Checkpoint struct {
+	TransactionID uint64
+	Position      int64
+}
+
+// Conn is what the store needs of a database: a *pgxpool.Pool, a *pgx.Conn or
+// a pgx.Tx (to append inside a caller's transaction).
+type Conn interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+var _ Conn = (*pgxpool.Pool)(nil)
+
+// Store reads and appends events.
+type Store struct {
+	db Conn
+}
+
+// New returns a store on db.
+func New(db Conn) *Store { return &Store{db: db} }
+
+// WithConn returns a store that works through another connection, typically
+// a transaction the caller opened so an append commits with other writes.
+func (s *Store) WithConn(db Conn) *Store { return &Store{db: db} }
+
+const appendSQL = `
+INSERT INTO events (stream_id, stream_version, event_id, event_type, data, metadata)
+SELECT $1, $2::int + e.ord::int, e.id, e.type, e.data, e.meta
+FROM unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[]) WITH ORDINALITY AS e(id, type, data, meta, ord)
+WHERE (SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1) = $2
+RETURNING global_position, transaction_id::text::bigint, stream_version, recorded_at`
+
+// Append adds events to stream, which must be at expectedVersion (0 for a new
+// stream). The events get versions expectedVersion+1 … in order. It returns
+// the stored events, or a *VersionConflictError when the stream is elsewhere.
+func (s *Store) Append(ctx context.Context, stream string, expectedVersion int, events []EventData) ([]Event, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	ids := make([]uuid.UUID, len(events))
+	types := make([]string, len(events))
+	data := make([]string, len(events))
+	meta := make([]string, len(events))
+	for i, e := range events {
+		if e.ID == uuid.Nil || e.Type == "" || len(e.Data) == 0 {
+			return nil, fmt.Errorf("append %s: event %d needs an id, a type and data", stream, i)
+		}
+		ids[i], types[i], data[i] = e.ID, e.Type, string(e.Data)
+		meta[i] = "{}"
+		if len(e.Metadata) > 0 {
+			meta[i] = string(e.Metadata)
+		}
+	}
+
+	rows, err := s.db.Query(ctx, appendSQL, stream, expectedVersion, ids, types, data, meta)
+	if err != nil {
+		return nil, fmt.Errorf("append %s: %w", stream, err)
+	}
+	out := make([]Event, 0, len(events))
+	for rows.Next() {
+		ev := Event{StreamID: stream}
+		if err := rows.Scan(&ev.GlobalPosition, &ev.TransactionID, &ev.StreamVersion, &ev.RecordedAt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("append %s: %w", stream, err)
+		}
+		out = append(out, ev)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_version_key" {
+			return nil, &VersionConflictError{Stream: stream, Expected: expectedVersion, Actual: -1}
+		}
+		return nil, fmt.Errorf("append %s: %w", stream, err)
+	}
+	if len(out) == 0 {
+		actual, err := s.Version(ctx, stream)
+		if err != nil {
+			return nil, fmt.Errorf("append %s: %w", stream, err)
+		}
+		return nil, &VersionConflictError{Stream: stream, Expected: expectedVersion, Actual: actual}
+	}
+	// RETURNING promises no order; versions give it back.
+	slices.SortFunc(out, func(a, b Event) int { return a.StreamVersion - b.StreamVersion })
+	for i := range out {
+		out[i].ID, out[i].Type = ids[i], types[i]
+		out[i].Data, out[i].Metadata = events[i].Data, json.RawMessage(meta[i])
+	}
+	return out, nil
+}
+
+// Version returns the current version of a stream (0 when it has no events).
+func (s *Store) Version(ctx context.Context, stream string) (int, error) {
+	var v int
+	err := s.db.QueryRow(ctx, `SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1`, stream).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("version of %s: %w", stream, err)
+	}
+	return v, nil
+}
+
+const selectColumns = `global_position, transaction_id::text::bigint, stream_id, stream_version,
+	event_id, event_type, data, metadata, recorded_at`
+
+// Load returns the events of stream after afterVersion, in version order.
+func (s *Store) Load(ctx context.Context, stream string, afterVersion int) ([]Event, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+selectColumns+` FROM events
+		WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version`, stream, afterVersion)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", stream, err)
+	}
+	events, err := collect(rows)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", stream, err)
+	}
+	return events, nil
+}
+
+// ReadAll returns up to limit events of the global stream after checkpoint,
+// in stream order. It never returns an event while an older transaction that
+// could still add events before it is running, so advancing a checkpoint to
+// the last event returned never skips anything.
+func (s *Store) ReadAll(ctx context.Context, after Checkpoint, limit int) ([]Event, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("read all: limit must be positive, got %d", limit)
+	}
+	rows, err := s.db.Query(ctx, `SELECT `+selectColumns+` FROM events
+		WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
+		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY transaction_id, global_position
+		LIMIT $3`, fmt.Sprint(after.TransactionID), after.Position, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read all: %w", err)
+	}
+	events, err := collect(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read all: %w", err)
+	}
+	return events, nil
+}
+
+// ErrPositionNotFound: CheckpointAt was given a position no event has.
+var ErrPositionNotFound = errors.New("no event at this position")
+
+// CheckpointAt returns the checkpoint just after the event at global position
+// pos, so clients can resume from a plain position. Position 0 is the start.
+func (s *Store) CheckpointAt(ctx context.Context, pos int64) (Checkpoint, error) {
+	if pos == 0 {
+		return Checkpoint{}, nil
+	}
+	var cp Checkpoint
+	err := s.db.QueryRow(ctx, `SELECT transaction_id::text::bigint, global_position FROM events WHERE global_position = $1`, pos).
+		Scan(&cp.TransactionID, &cp.Position)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Checkpoint{}, fmt.Errorf("checkpoint at %d: %w", pos, ErrPositionNotFound)
+	}
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("checkpoint at %d: %w", pos, err)
+	}
+	return cp, nil
+}
+
+func collect(rows pgx.Rows) ([]Event, error) {
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		if err := rows.Scan(&e.GlobalPosition, &e.TransactionID, &e.StreamID, &e.StreamVersion,
+			&e.ID, &e.Type, &e.Data, &e.Metadata, &e.RecordedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,190 @@
+package eventstore
+
+import (
+	stdsql "database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+)
+
+// Topic is the watermill topic name of the global stream.
+const Topic = "events"
+
+// Metadata keys of the watermill messages made from events. The message
+// payload is the event's data and its UUID the event_id.
+const (
+	MetaEventType      = "event_type"
+	MetaStreamID       = "stream_id"
+	MetaStreamVersion  = "stream_version"
+	MetaGlobalPosition = "global_position"
+	MetaTransactionID  = "transaction_id"
+	MetaRecordedAt     = "recorded_at"
+	MetaEventMetadata  = "event_metadata"
+)
+
+// WatermillSchema makes the events table a watermill-sql topic, read by
+// watermill-sql's Subscriber with consumer groups. It reads the same rows in
+// the same order as ReadAll. It cannot publish: events enter the log through
+// Store.Append only, which checks stream versions.
+type WatermillSchema struct {
+	// BatchSize is how many events one subscriber transaction reads (default 100).
+	BatchSize int
+}
+
+var _ wsql.SchemaAdapter = WatermillSchema{}
+
+// ErrPublishNotSupported: the events topic is written by Store.Append only.
+var ErrPublishNotSupported = errors.New("the events topic is append-only through eventstore.Store")
+
+// InsertQuery refuses: see ErrPublishNotSupported.
+func (WatermillSchema) InsertQuery(wsql.InsertQueryParams) (wsql.Query, error) {
+	return wsql.Query{}, ErrPublishNotSupported
+}
+
+// SelectQuery reads the next batch after the consumer group's offset, only
+// below the oldest running transaction (see the package doc).
+func (s WatermillSchema) SelectQuery(params wsql.SelectQueryParams) (wsql.Query, error) {
+	if params.Topic != Topic {
+		return wsql.Query{}, fmt.Errorf("unknown topic %q, only %q", params.Topic, Topic)
+	}
+	next, err := params.OffsetsAdapter.NextOffsetQuery(wsql.NextOffsetQueryParams{
+		Topic:         params.Topic,
+		ConsumerGroup: params.ConsumerGroup,
+	})
+	if err != nil {
+		return wsql.Query{}, err
+	}
+	batch := s.BatchSize
+	if batch <= 0 {
+		batch = 100
+	}
+	// The offsets row is locked FOR UPDATE, so one consumer of a group reads
+	// at a time; the subquery shape follows watermill-sql's own schema.
+	q := `SELECT * FROM (
+		WITH last_processed AS (` + next.Query + `)
+		SELECT ` + selectColumns + ` FROM events
+		WHERE (transaction_id, global_position) > (
+			(SELECT last_processed_transaction_id FROM last_processed),
+			(SELECT coalesce(offset_acked, 0) FROM last_processed))
+		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+	) AS batch
+	ORDER BY transaction_id ASC, global_position ASC
+	LIMIT ` + strconv.Itoa(batch)
+	return wsql.Query{Query: q, Args: next.Args}, nil
+}
+
+// UnmarshalMessage turns an events row into a watermill message.
+func (WatermillSchema) UnmarshalMessage(params wsql.UnmarshalMessageParams) (wsql.Row, error) {
+	var e Event
+	if err := params.Row.Scan(&e.GlobalPosition, &e.TransactionID, &e.StreamID, &e.StreamVersion,
+		&e.ID, &e.Type, &e.Data, &e.Metadata, &e.RecordedAt); err != nil {
+		return wsql.Row{}, fmt.Errorf("scan event row: %w", err)
+	}
+	msg := ToMessage(e)
+	return wsql.Row{
+		Offset:    e.GlobalPosition,
+		UUID:      []byte(msg.UUID),
+		Payload:   msg.Payload,
+		Msg:       msg,
+		ExtraData: map[string]any{"transaction_id": wsql.XID8(e.TransactionID)},
+	}, nil
+}
+
+// SchemaInitializingQueries returns nothing: the migrations own the schema.
+func (WatermillSchema) SchemaInitializingQueries(wsql.SchemaInitializingQueriesParams) ([]wsql.Query, error) {
+	return nil, nil
+}
+
+// SubscribeIsolationLevel is repeatable read, as for watermill-sql's
+// PostgreSQL schema: the batch and the offset are read in one snapshot.
+func (WatermillSchema) SubscribeIsolationLevel() stdsql.IsolationLevel {
+	return stdsql.LevelRepeatableRead
+}
+
+// OffsetsAdapter stores consumer groups' checkpoints in consumer_offsets.
+func OffsetsAdapter() wsql.DefaultPostgreSQLOffsetsAdapter {
+	return wsql.DefaultPostgreSQLOffsetsAdapter{
+		GenerateMessagesOffsetsTableName: func(string) string { return "consumer_offsets" },
+	}
+}
+
+// SubscriberConfig is the watermill-sql subscriber configuration for a
+// consumer group of the global stream.
+type SubscriberConfig struct {
+	ConsumerGroup string
+	BatchSize     int           // events per transaction; default 100
+	PollInterval  time.Duration // wait when caught up; default 100ms
+}
+
+// NewSubscriber returns a watermill subscriber of Topic for one consumer
+// group. Each batch is read in one transaction that also commits the group's
+// offset; a handler gets it with watermill-sql's TxFromContext(msg.Context()),
+// so writes made there commit together with the offset (exactly-once effects).
+func NewSubscriber(db wsql.Beginner, cfg SubscriberConfig, logger watermill.LoggerAdapter) (*wsql.Subscriber, error) {
+	if cfg.ConsumerGroup == "" {
+		return nil, errors.New("subscriber: consumer group is required")
+	}
+	poll := cfg.PollInterval
+	if poll <= 0 {
+		poll = 100 * time.Millisecond
+	}
+	// A handler that hangs would hold the batch transaction open and with it
+	// pg_snapshot_xmin, stalling every reader; the deadline bounds that.
+	deadline := 30 * time.Second
+	return wsql.NewSubscriber(db, wsql.SubscriberConfig{
+		ConsumerGroup:  cfg.ConsumerGroup,
+		AckDeadline:    &deadline,
+		PollInterval:   poll,
+		ResendInterval: poll,
+		RetryInterval:  time.Second,
+		SchemaAdapter:  WatermillSchema{BatchSize: cfg.BatchSize},
+		OffsetsAdapter: OffsetsAdapter(),
+	}, logger)
+}
+
+// ToMessage converts a stored event into a watermill message.
+func ToMessage(e Event) *message.Message {
+	msg := message.NewMessage(e.ID.String(), message.Payload(e.Data))
+	msg.Metadata.Set(MetaEventType, e.Type)
+	msg.Metadata.Set(MetaStreamID, e.StreamID)
+	msg.Metadata.Set(MetaStreamVersion, strconv.Itoa(e.StreamVersion))
+	msg.Metadata.Set(MetaGlobalPosition, strconv.FormatInt(e.GlobalPosition, 10))
+	msg.Metadata.Set(MetaTransactionID, strconv.FormatUint(e.TransactionID, 10))
+	msg.Metadata.Set(MetaRecordedAt, e.RecordedAt.UTC().Format(time.RFC3339Nano))
+	msg.Metadata.Set(MetaEventMetadata, string(e.Metadata))
+	return msg
+}
+
+// FromMessage is the inverse of ToMessage.
+func FromMessage(msg *message.Message) (Event, error) {
+	var (
+		e    Event
+		err  error
+		errs []error
+	)
+	e.ID, err = uuid.Parse(msg.UUID)
+	errs = append(errs, err)
+	e.Type = msg.Metadata.Get(MetaEventType)
+	e.StreamID = msg.Metadata.Get(MetaStreamID)
+	e.StreamVersion, err = strconv.Atoi(msg.Metadata.Get(MetaStreamVersion))
+	errs = append(errs, err)
+	e.GlobalPosition, err = strconv.ParseInt(msg.Metadata.Get(MetaGlobalPosition), 10, 64)
+	errs = append(errs, err)
+	e.TransactionID, err = strconv.ParseUint(msg.Metadata.Get(MetaTransactionID), 10, 64)
+	errs = append(errs, err)
+	e.RecordedAt, err = time.Parse(time.RFC3339Nano, msg.Metadata.Get(MetaRecordedAt))
+	errs = append(errs, err)
+	e.Data = json.RawMessage(msg.Payload)
+	e.Metadata = json.RawMessage(msg.Metadata.Get(MetaEventMetadata))
+	if err := errors.Join(errs...); err != nil {
+		return Event{}, fmt.Errorf("message %s is not an event: %w", msg.UUID, err)
+	}
+	return e, nil
+}
