@@ -20,6 +20,10 @@ CREATE TABLE events (
     CONSTRAINT events_event_id_key UNIQUE (event_id)
 );
 
+-- Finds the show of a booking from the log itself (the projections lag):
+-- commands on a booking id are routed to its show's stream through it.
+CREATE INDEX events_booking_idx ON events ((data ->> 'booking_id')) WHERE event_type = 'SeatLocked';
+
 -- Checkpoints of the stream's consumers (the projector, analytics jobs…), in
 -- the shape of watermill-sql's DefaultPostgreSQLOffsetsAdapter: a consumer's
 -- position is the pair (last_processed_transaction_id, offset_acked).

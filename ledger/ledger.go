@@ -1,0 +1,365 @@
+// Package ledger is where commands are handled: it is the application layer
+// between the API (or bookingctl) and the event store.
+//
+// For every command it takes the show's state at a known stream version
+// (kept in memory, loaded from the stream on first use), lets the domain
+// decide, and appends the resulting events expecting that version. When
+// another writer — another goroutine or another bookingd process — appended
+// first, the append fails with a version conflict; the service then catches
+// up from the stream and decides again, a bounded number of times. A refusal
+// is only given after catching up, so a stale cache never refuses a command
+// the stream would accept.
+//
+// The projections are never consulted here: they lag the stream.
+package ledger
+
+import (
+	"container/list"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/eventstore"
+)
+
+// ErrTooManyConflicts: the stream kept moving while the command was retried.
+// The API answers it with 503 and Retry-After.
+var ErrTooManyConflicts = errors.New("too many concurrent changes to this show, try again")
+
+// Config tunes the service. The zero value is not valid; use DefaultConfig.
+type Config struct {
+	HoldTTL     time.Duration // how long a hold lasts before it can expire
+	MaxRetries  int           // decide-append attempts after a version conflict
+	CachedShows int           // shows whose state is kept in memory
+}
+
+// DefaultConfig is the configuration DESIGN.md describes.
+func DefaultConfig() Config {
+	return Config{HoldTTL: 10 * time.Minute, MaxRetries: 8, CachedShows: 10_000}
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.HoldTTL <= 0:
+		return errors.New("ledger: HoldTTL must be positive")
+	case c.MaxRetries < 0:
+		return errors.New("ledger: MaxRetries must not be negative")
+	case c.CachedShows <= 0:
+		return errors.New("ledger: CachedShows must be positive")
+	}
+	return nil
+}
+
+// Metadata travels with every event: who asked and in which request.
+type Metadata struct {
+	UserID        string `json:"user_id,omitempty"`
+	RequestID     string `json:"request_id,omitempty"`
+	CorrelationID string `json:"correlation_id,omitempty"`
+}
+
+// DB is what the service needs of the database: the event store's queries
+// plus show id allocation.
+type DB interface {
+	eventstore.Conn
+}
+
+// Service handles commands. It is safe for concurrent use.
+type Service struct {
+	store *eventstore.Store
+	db    DB
+	cfg   Config
+	now   func() time.Time
+	cache *showCache
+}
+
+// Option changes a Service at construction.
+type Option func(*Service)
+
+// WithClock makes the service read time from now (tests).
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// New returns a service over the event store in db.
+func New(db DB, cfg Config, opts ...Option) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Service{store: eventstore.New(db), db: db, cfg: cfg, now: time.Now, cache: newShowCache(cfg.CachedShows)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// Store returns the event store the service appends to.
+func (s *Service) Store() *eventstore.Store { return s.store }
+
+// ScheduleInput describes a new show.
+type ScheduleInput struct {
+	Name        string
+	ShowType    domain.ShowType
+	StartTime   time.Time
+	SeatNumbers []string
+}
+
+// Result is what a command produced: the show's version right after it and
+// the stored events.
+type Result struct {
+	ShowID  domain.ShowID
+	Version int
+	Events  []eventstore.Event
+}
+
+// LastPosition is the global position of the command's last event: a
+// consistency token for reading one's own writes.
+func (r Result) LastPosition() int64 {
+	if len(r.Events) == 0 {
+		return 0
+	}
+	return r.Events[len(r.Events)-1].GlobalPosition
+}
+
+// ScheduleShow allocates a show id and opens the show's stream.
+func (s *Service) ScheduleShow(ctx context.Context, in ScheduleInput, meta Metadata) (Result, error) {
+	var id domain.ShowID
+	if err := s.db.QueryRow(ctx, `SELECT nextval('show_ids')`).Scan(&id); err != nil {
+		return Result{}, fmt.Errorf("allocate show id: %w", err)
+	}
+	return s.execute(ctx, id, meta, func(now time.Time) domain.Command {
+		return domain.ScheduleShow{
+			ShowID: id, Name: in.Name, ShowType: in.ShowType,
+			StartTime: in.StartTime, SeatNumbers: in.SeatNumbers, Now: now,
+		}
+	})
+}
+
+// Hold places a hold on seats of a show for a user. The returned booking is
+// pending until its ExpiresAt.
+func (s *Service) Hold(ctx context.Context, show domain.ShowID, user domain.UserID, seats []string, meta Metadata) (domain.Booking, Result, error) {
+	id := domain.BookingID(uuid.Must(uuid.NewV7()).String())
+	res, err := s.execute(ctx, show, meta, func(now time.Time) domain.Command {
+		return domain.LockSeats{BookingID: id, UserID: user, SeatNumbers: seats, HoldTTL: s.cfg.HoldTTL, Now: now}
+	})
+	if err != nil {
+		return domain.Booking{}, Result{}, err
+	}
+	b, err := bookingFrom(res, id)
+	return b, res, err
+}
+
+// Confirm records payment for a pending hold.
+func (s *Service) Confirm(ctx context.Context, show domain.ShowID, booking domain.BookingID, meta Metadata) (Result, error) {
+	return s.execute(ctx, show, meta, func(now time.Time) domain.Command {
+		return domain.ConfirmBooking{BookingID: booking, Now: now}
+	})
+}
+
+// Expire releases a hold whose time is up.
+func (s *Service) Expire(ctx context.Context, show domain.ShowID, booking domain.BookingID, meta Metadata) (Result, error) {
+	return s.execute(ctx, show, meta, func(now time.Time) domain.Command {
+		return domain.ExpireBooking{BookingID: booking, Now: now}
+	})
+}
+
+// Cancel releases a pending or confirmed booking.
+func (s *Service) Cancel(ctx context.Context, show domain.ShowID, booking domain.BookingID, meta Metadata) (Result, error) {
+	return s.execute(ctx, show, meta, func(now time.Time) domain.Command {
+		return domain.CancelBooking{BookingID: booking, Now: now}
+	})
+}
+
+// ShowOfBooking finds the show a booking belongs to, from the event log
+// (never stale, unlike the projections). It returns domain.ErrBookingNotFound
+// wrapped in a *domain.BookingNotFoundError for unknown or malformed ids.
+func (s *Service) ShowOfBooking(ctx context.Context, booking domain.BookingID) (domain.ShowID, error) {
+	var stream string
+	err := s.db.QueryRow(ctx, `SELECT stream_id FROM events
+		WHERE event_type = 'SeatLocked' AND data ->> 'booking_id' = $1`, string(booking)).Scan(&stream)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, &domain.BookingNotFoundError{BookingID: booking}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("find booking %s: %w", booking, err)
+	}
+	return domain.ParseStreamID(stream)
+}
+
+// Show folds a show's whole stream into a fresh state for the caller
+// (history, ownership checks). It does not touch the cache.
+func (s *Service) Show(ctx context.Context, id domain.ShowID) (*domain.Show, error) {
+	events, err := s.store.Load(ctx, id.StreamID(), 0)
+	if err != nil {
+		return nil, err
+	}
+	show, err := foldStored(events)
+	if err != nil {
+		return nil, err
+	}
+	if !show.Scheduled() {
+		return nil, domain.ErrShowNotFound
+	}
+	return show, nil
+}
+
+func (s *Service) execute(ctx context.Context, id domain.ShowID, meta Metadata, command func(now time.Time) domain.Command) (Result, error) {
+	metaJSON, err := json.Marshal(meta)
+	if err != nil {
+		return Result{}, fmt.Errorf("metadata: %w", err)
+	}
+	e := s.cache.entry(id)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+
+	for attempt := 0; ; attempt++ {
+		if e.show == nil || !e.show.Scheduled() {
+			// Unknown shows are not trusted from cache: load every time.
+			if _, err := s.catchUp(ctx, e, id); err != nil {
+				return Result{}, err
+			}
+		}
+		cmd := command(s.now())
+		events, decideErr := domain.Decide(e.show, cmd)
+		if decideErr != nil {
+			// Refuse only on fresh state: if the stream moved, decide again.
+			moved, err := s.catchUp(ctx, e, id)
+			if err != nil {
+				return Result{}, err
+			}
+			if moved && attempt < s.cfg.MaxRetries {
+				continue
+			}
+			return Result{}, decideErr
+		}
+		data, err := encode(events, metaJSON)
+		if err != nil {
+			return Result{}, err
+		}
+		stored, err := s.store.Append(ctx, id.StreamID(), e.show.Version(), data)
+		if errors.Is(err, eventstore.ErrVersionConflict) {
+			if _, err := s.catchUp(ctx, e, id); err != nil {
+				return Result{}, err
+			}
+			if attempt < s.cfg.MaxRetries {
+				continue
+			}
+			return Result{}, fmt.Errorf("%s: %w", id.StreamID(), ErrTooManyConflicts)
+		}
+		if err != nil {
+			// The append may or may not have committed: forget the state so
+			// the next command reloads it.
+			e.show = nil
+			return Result{}, err
+		}
+		for _, ev := range events {
+			e.show.Evolve(ev)
+		}
+		return Result{ShowID: id, Version: e.show.Version(), Events: stored}, nil
+	}
+}
+
+// catchUp folds the stream's events after the cached version into e and
+// reports whether there were any.
+func (s *Service) catchUp(ctx context.Context, e *cacheEntry, id domain.ShowID) (bool, error) {
+	if e.show == nil {
+		e.show = domain.NewShow()
+	}
+	stored, err := s.store.Load(ctx, id.StreamID(), e.show.Version())
+	if err != nil {
+		return false, err
+	}
+	for _, ev := range stored {
+		de, err := domain.UnmarshalEvent(ev.Type, ev.Data)
+		if err != nil {
+			e.show = nil
+			return false, fmt.Errorf("%s v%d: %w", ev.StreamID, ev.StreamVersion, err)
+		}
+		e.show.Evolve(de)
+	}
+	return len(stored) > 0, nil
+}
+
+func foldStored(events []eventstore.Event) (*domain.Show, error) {
+	show := domain.NewShow()
+	for _, ev := range events {
+		de, err := domain.UnmarshalEvent(ev.Type, ev.Data)
+		if err != nil {
+			return nil, fmt.Errorf("%s v%d: %w", ev.StreamID, ev.StreamVersion, err)
+		}
+		show.Evolve(de)
+	}
+	return show, nil
+}
+
+func encode(events []domain.Event, meta json.RawMessage) ([]eventstore.EventData, error) {
+	out := make([]eventstore.EventData, len(events))
+	for i, ev := range events {
+		data, err := domain.MarshalEvent(ev)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = eventstore.EventData{ID: uuid.Must(uuid.NewV7()), Type: ev.EventType(), Data: data, Metadata: meta}
+	}
+	return out, nil
+}
+
+func bookingFrom(res Result, id domain.BookingID) (domain.Booking, error) {
+	for _, ev := range res.Events {
+		if ev.Type != domain.TypeSeatLocked {
+			continue
+		}
+		de, err := domain.UnmarshalEvent(ev.Type, ev.Data)
+		if err != nil {
+			return domain.Booking{}, err
+		}
+		if l := de.(domain.SeatLocked); l.BookingID == id {
+			return domain.Booking{ID: id, UserID: l.UserID, SeatNumbers: l.SeatNumbers, Status: domain.StatusPending, ExpiresAt: l.ExpiresAt}, nil
+		}
+	}
+	return domain.Booking{}, fmt.Errorf("hold %s: no SeatLocked event stored", id)
+}
+
+// showCache keeps the most recently used shows' states, each behind its own
+// mutex so commands on one show are decided one at a time in this process.
+type showCache struct {
+	mu      sync.Mutex
+	max     int
+	order   *list.List // of domain.ShowID, most recent first
+	entries map[domain.ShowID]*cacheEntry
+}
+
+type cacheEntry struct {
+	mu   sync.Mutex
+	show *domain.Show // nil: not loaded, or unknown after a failed append
+	elem *list.Element
+}
+
+func newShowCache(max int) *showCache {
+	return &showCache{max: max, order: list.New(), entries: make(map[domain.ShowID]*cacheEntry)}
+}
+
+func (c *showCache) entry(id domain.ShowID) *cacheEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[id]; ok {
+		c.order.MoveToFront(e.elem)
+		return e
+	}
+	e := &cacheEntry{}
+	e.elem = c.order.PushFront(id)
+	c.entries[id] = e
+	for c.order.Len() > c.max {
+		// An evicted entry still in use by a command finishes its work on
+		// its own; the next command on that show loads a fresh one.
+		oldest := c.order.Back()
+		delete(c.entries, oldest.Value.(domain.ShowID))
+		c.order.Remove(oldest)
+	}
+	return e
+}
