@@ -258,3 +258,55 @@ func collect(rows pgx.Rows) ([]Event, error) {
 	}
 	return out, rows.Err()
 }
+
+// ConsumerCheckpoint returns where a consumer group of the global stream
+// stands (the zero Checkpoint when it has not consumed anything).
+func (s *Store) ConsumerCheckpoint(ctx context.Context, group string) (Checkpoint, error) {
+	var cp Checkpoint
+	err := s.db.QueryRow(ctx, `SELECT last_processed_transaction_id::text::bigint, coalesce(offset_acked, 0)
+		FROM consumer_offsets WHERE consumer_group = $1`, group).Scan(&cp.TransactionID, &cp.Position)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Checkpoint{}, nil
+	}
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("checkpoint of %s: %w", group, err)
+	}
+	return cp, nil
+}
+
+// SetConsumerCheckpoint moves a consumer group to cp. Run it in the
+// transaction that wrote what the group's events produced.
+func (s *Store) SetConsumerCheckpoint(ctx context.Context, group string, cp Checkpoint) error {
+	_, err := s.db.Exec(ctx, `INSERT INTO consumer_offsets (consumer_group, offset_acked, last_processed_transaction_id)
+		VALUES ($1, $2, $3::text::xid8)
+		ON CONFLICT (consumer_group) DO UPDATE SET offset_acked = excluded.offset_acked,
+			last_processed_transaction_id = excluded.last_processed_transaction_id`,
+		group, cp.Position, fmt.Sprint(cp.TransactionID))
+	if err != nil {
+		return fmt.Errorf("set checkpoint of %s: %w", group, err)
+	}
+	return nil
+}
+
+// Head returns the checkpoint of the last event a reader could read now.
+func (s *Store) Head(ctx context.Context) (Checkpoint, error) {
+	var cp Checkpoint
+	err := s.db.QueryRow(ctx, `SELECT transaction_id::text::bigint, global_position FROM events
+		WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).Scan(&cp.TransactionID, &cp.Position)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Checkpoint{}, nil
+	}
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("head of the stream: %w", err)
+	}
+	return cp, nil
+}
+
+// Less reports whether c comes before d in the global stream.
+func (c Checkpoint) Less(d Checkpoint) bool {
+	if c.TransactionID != d.TransactionID {
+		return c.TransactionID < d.TransactionID
+	}
+	return c.Position < d.Position
+}

@@ -127,6 +127,10 @@ type SubscriberConfig struct {
 // group. Each batch is read in one transaction that also commits the group's
 // offset; a handler gets it with watermill-sql's TxFromContext(msg.Context()),
 // so writes made there commit together with the offset (exactly-once effects).
+//
+// To stop such a consumer safely, call Close between messages — never cancel
+// the Subscribe context while a handler still uses the batch transaction:
+// watermill-sql would commit or roll it back under the handler's feet.
 func NewSubscriber(db wsql.Beginner, cfg SubscriberConfig, logger watermill.LoggerAdapter) (*wsql.Subscriber, error) {
 	if cfg.ConsumerGroup == "" {
 		return nil, errors.New("subscriber: consumer group is required")
@@ -135,9 +139,10 @@ func NewSubscriber(db wsql.Beginner, cfg SubscriberConfig, logger watermill.Logg
 	if poll <= 0 {
 		poll = 100 * time.Millisecond
 	}
-	// A handler that hangs would hold the batch transaction open and with it
-	// pg_snapshot_xmin, stalling every reader; the deadline bounds that.
-	deadline := 30 * time.Second
+	// No ack deadline: when it fires, watermill-sql ends the batch
+	// transaction while the handler may still be using it. Consumers bound
+	// their own work instead (see projections.Projector).
+	deadline := time.Duration(0)
 	return wsql.NewSubscriber(db, wsql.SubscriberConfig{
 		ConsumerGroup:  cfg.ConsumerGroup,
 		AckDeadline:    &deadline,

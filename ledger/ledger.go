@@ -143,6 +143,9 @@ func (s *Service) ScheduleShow(ctx context.Context, in ScheduleInput, meta Metad
 // Hold places a hold on seats of a show for a user. The returned booking is
 // pending until its ExpiresAt.
 func (s *Service) Hold(ctx context.Context, show domain.ShowID, user domain.UserID, seats []string, meta Metadata) (domain.Booking, Result, error) {
+	if _, err := uuid.Parse(string(user)); err != nil {
+		return domain.Booking{}, Result{}, &domain.InvalidCommandError{Field: "user_id", Reason: "must be a UUID"}
+	}
 	id := domain.BookingID(uuid.Must(uuid.NewV7()).String())
 	res, err := s.execute(ctx, show, meta, func(now time.Time) domain.Command {
 		return domain.LockSeats{BookingID: id, UserID: user, SeatNumbers: seats, HoldTTL: s.cfg.HoldTTL, Now: now}

@@ -39,6 +39,10 @@ func newService(t *testing.T, db ledger.DB, clk *clock) *ledger.Service {
 	return svc
 }
 
+func uid(n int) domain.UserID {
+	return domain.UserID(fmt.Sprintf("0190c6e4-0000-7000-8000-%012d", n))
+}
+
 func seats(n int) []string {
 	out := make([]string, n)
 	for i := range out {
@@ -99,6 +103,8 @@ func TestBookingLifecycle(t *testing.T) {
 
 	_, _, err = svc.Hold(ctx, 999, user, []string{"S1"}, ledger.Metadata{})
 	require.ErrorIs(t, err, domain.ErrShowNotFound)
+	_, _, err = svc.Hold(ctx, show, "not-a-uuid", []string{"S1"}, ledger.Metadata{})
+	require.ErrorIs(t, err, domain.ErrInvalidCommand)
 	_, err = svc.Show(ctx, 999)
 	require.ErrorIs(t, err, domain.ErrShowNotFound)
 }
@@ -111,7 +117,7 @@ func TestExpiryRacesConfirmation(t *testing.T) {
 	ctx := context.Background()
 	show := schedule(t, svc, clk, 4)
 
-	b, _, err := svc.Hold(ctx, show, "u1", []string{"S1"}, ledger.Metadata{})
+	b, _, err := svc.Hold(ctx, show, uid(1), []string{"S1"}, ledger.Metadata{})
 	require.NoError(t, err)
 	_, err = svc.Expire(ctx, show, b.ID, ledger.Metadata{})
 	require.ErrorIs(t, err, domain.ErrHoldNotExpired)
@@ -128,10 +134,10 @@ func TestExpiryRacesConfirmation(t *testing.T) {
 	require.ErrorIs(t, err, domain.ErrBookingNotPending)
 
 	// A new hold may take a seat whose hold ran out even before the sweep.
-	b2, _, err := svc.Hold(ctx, show, "u2", []string{"S2"}, ledger.Metadata{})
+	b2, _, err := svc.Hold(ctx, show, uid(2), []string{"S2"}, ledger.Metadata{})
 	require.NoError(t, err)
 	clk.Add(2 * time.Minute)
-	b3, res, err := svc.Hold(ctx, show, "u3", []string{"S2", "S3"}, ledger.Metadata{})
+	b3, res, err := svc.Hold(ctx, show, uid(3), []string{"S2", "S3"}, ledger.Metadata{})
 	require.NoError(t, err)
 	require.Len(t, res.Events, 2)
 	assert.Equal(t, domain.TypeBookingExpired, res.Events[0].Type)
@@ -153,13 +159,13 @@ func TestStaleCacheCatchesUp(t *testing.T) {
 	ctx := context.Background()
 	show := schedule(t, a, clk, 4)
 
-	_, _, err := a.Hold(ctx, show, "u1", []string{"S4"}, ledger.Metadata{}) // a caches the show
+	_, _, err := a.Hold(ctx, show, uid(1), []string{"S4"}, ledger.Metadata{}) // a caches the show
 	require.NoError(t, err)
-	held, _, err := b.Hold(ctx, show, "u2", []string{"S1"}, ledger.Metadata{})
+	held, _, err := b.Hold(ctx, show, uid(2), []string{"S1"}, ledger.Metadata{})
 	require.NoError(t, err)
 
 	// a's cache thinks S1 is free: the append conflicts, a catches up and refuses.
-	_, _, err = a.Hold(ctx, show, "u1", []string{"S1"}, ledger.Metadata{})
+	_, _, err = a.Hold(ctx, show, uid(1), []string{"S1"}, ledger.Metadata{})
 	var unavailable *domain.SeatsUnavailableError
 	require.ErrorAs(t, err, &unavailable)
 	assert.Equal(t, []string{"S1"}, unavailable.Seats)
@@ -167,7 +173,7 @@ func TestStaleCacheCatchesUp(t *testing.T) {
 	// b cancels; a's cache thinks S1 is taken, but must not refuse on that.
 	_, err = b.Cancel(ctx, show, held.ID, ledger.Metadata{})
 	require.NoError(t, err)
-	_, _, err = a.Hold(ctx, show, "u1", []string{"S1"}, ledger.Metadata{})
+	_, _, err = a.Hold(ctx, show, uid(1), []string{"S1"}, ledger.Metadata{})
 	require.NoError(t, err)
 }
 
@@ -198,7 +204,7 @@ func TestConcurrentHoldsNeverDoubleBook(t *testing.T) {
 				for _, i := range r.Perm(12)[:n] {
 					want = append(want, fmt.Sprintf("S%d", i+1))
 				}
-				b, _, err := svc.Hold(ctx, show, domain.UserID(fmt.Sprint("u", c)), want, ledger.Metadata{})
+				b, _, err := svc.Hold(ctx, show, uid(c), want, ledger.Metadata{})
 				switch {
 				case err == nil:
 					mu.Lock()

@@ -1,0 +1,134 @@
+// Package projections maintains the read models the API serves — the shows,
+// seats and bookings tables — from the event stream, and answers queries on
+// them.
+//
+// The Projector is a watermill-sql consumer group ("projections") of the
+// global stream. Each batch of events is applied in the transaction that also
+// moves the group's checkpoint, so a crash anywhere leaves the tables and the
+// checkpoint agreeing, and every event is applied exactly once. Each show row
+// also stores the last stream version applied to it, so an event delivered
+// twice by any other path is a no-op.
+//
+// Model is a second, independent implementation of the same read models: it
+// folds events in memory and writes the tables in bulk. Rebuild and Verify use
+// it to replace the live tables or to diff them against a fresh replay
+// (bookingctl replay / verify).
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/eventstore"
+)
+
+// ErrOutOfOrder: an event arrived for a show whose projected version is not
+// the one before it. It means the stream was read wrong; nothing is written.
+var ErrOutOfOrder = errors.New("projection: event out of order")
+
+// Execer is what Apply needs: a pgx transaction in practice.
+type Execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Apply projects one stored event into the shows, seats and bookings tables
+// through db. Applying an event already applied does nothing.
+func Apply(ctx context.Context, db Execer, e eventstore.Event) error {
+	show, err := domain.ParseStreamID(e.StreamID)
+	if err != nil {
+		return err
+	}
+	ev, err := domain.UnmarshalEvent(e.Type, e.Data)
+	if err != nil {
+		return err
+	}
+	at := e.RecordedAt
+	var tag pgconn.CommandTag
+	switch ev := ev.(type) {
+	case domain.ShowScheduled:
+		tag, err = db.Exec(ctx, `
+			WITH s AS (
+				INSERT INTO shows (id, name, show_type, start_time, total_seats, available_seats, version, created_at, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $7)
+				ON CONFLICT (id) DO NOTHING
+				RETURNING id)
+			INSERT INTO seats (show_id, seat_number, position, status)
+			SELECT s.id, t.n, t.ord, 'available' FROM s, unnest($8::text[]) WITH ORDINALITY AS t(n, ord)`,
+			int64(show), ev.Name, string(ev.ShowType), ev.StartTime, len(ev.SeatNumbers), e.StreamVersion, at, ev.SeatNumbers)
+		if err != nil {
+			return fmt.Errorf("project %s v%d: %w", e.StreamID, e.StreamVersion, err)
+		}
+		return nil // replays insert no seats: the show row existed
+	case domain.SeatLocked:
+		tag, err = db.Exec(ctx, guarded(`
+			, seats_up AS (
+				UPDATE seats SET status = 'locked', booking_id = $5, locked_until = $6
+				WHERE show_id = (SELECT id FROM g) AND seat_number = ANY($7))
+			INSERT INTO bookings (id, show_id, user_id, seat_numbers, status, created_at, expires_at, updated_at)
+			SELECT $5, id, $8, $7, 'pending', $3, $6, $3 FROM g`),
+			int64(show), e.StreamVersion, at, -len(ev.SeatNumbers),
+			string(ev.BookingID), ev.ExpiresAt, ev.SeatNumbers, string(ev.UserID))
+	case domain.BookingConfirmed:
+		tag, err = db.Exec(ctx, guarded(`
+			, seats_up AS (
+				UPDATE seats SET status = 'booked', locked_until = NULL
+				WHERE show_id = (SELECT id FROM g) AND booking_id = $5)
+			UPDATE bookings SET status = 'confirmed', confirmed_at = $6, updated_at = $3
+			WHERE id = $5 AND show_id = (SELECT id FROM g)`),
+			int64(show), e.StreamVersion, at, 0, string(ev.BookingID), ev.ConfirmedAt)
+	case domain.BookingExpired:
+		tag, err = db.Exec(ctx, release("expired", "expired_at"),
+			int64(show), e.StreamVersion, at, len(ev.SeatNumbers), string(ev.BookingID))
+	case domain.BookingCancelled:
+		tag, err = db.Exec(ctx, release("cancelled", "cancelled_at"),
+			int64(show), e.StreamVersion, at, len(ev.SeatNumbers), string(ev.BookingID))
+	}
+	if err != nil {
+		return fmt.Errorf("project %s v%d: %w", e.StreamID, e.StreamVersion, err)
+	}
+	if tag.RowsAffected() > 0 {
+		return nil
+	}
+	// The guard matched nothing: already applied, or a gap.
+	var v int
+	if err := db.QueryRow(ctx, `SELECT version FROM shows WHERE id = $1`, int64(show)).Scan(&v); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("project %s v%d: %w", e.StreamID, e.StreamVersion, err)
+	}
+	if v >= e.StreamVersion {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is at v%d, got v%d", ErrOutOfOrder, e.StreamID, v, e.StreamVersion)
+}
+
+// guarded prefixes a statement with the version guard: the CTE g holds the
+// show's row only when this event is the next one for it, and every other
+// part of the statement is keyed on g, so a duplicate changes nothing.
+// Parameters: $1 show id, $2 stream version, $3 recorded at, $4 available
+// seats delta.
+func guarded(rest string) string {
+	return `WITH g AS (
+		UPDATE shows SET version = $2, updated_at = $3, available_seats = available_seats + $4
+		WHERE id = $1 AND version = $2 - 1
+		RETURNING id)` + rest
+}
+
+// release is the statement for an event that frees a booking's seats.
+// Parameter $5 is the booking id.
+func release(status, column string) string {
+	return guarded(`
+		, seats_up AS (
+			UPDATE seats SET status = 'available', booking_id = NULL, locked_until = NULL
+			WHERE show_id = (SELECT id FROM g) AND booking_id = $5)
+		UPDATE bookings SET status = '` + status + `', ` + column + ` = $3, updated_at = $3
+		WHERE id = $5 AND show_id = (SELECT id FROM g)`)
+}
+
+// recordedAt is how the tables store event times: Postgres keeps microseconds.
+func recordedAt(t time.Time) time.Time { return t.Truncate(time.Microsecond).UTC() }

@@ -1,0 +1,173 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/eventstore"
+)
+
+// Model is the read models folded in memory: what the tables must contain
+// after the events given to Apply. It shares no code with the SQL projector
+// beyond decoding, so diffing the two checks both.
+type Model struct {
+	shows    map[int64]*showRow
+	bookings map[string]*bookingRow
+	events   int
+}
+
+type showRow struct {
+	id                    int64
+	name, showType        string
+	start                 time.Time
+	total, available, ver int
+	createdAt, updatedAt  time.Time
+	seats                 []seatRow
+	seatIndex             map[string]int
+}
+
+type seatRow struct {
+	number      string
+	status      string
+	bookingID   string
+	lockedUntil *time.Time
+}
+
+type bookingRow struct {
+	id, userID                          string
+	showID                              int64
+	seats                               []string
+	status                              string
+	createdAt, expiresAt, updatedAt     time.Time
+	confirmedAt, expiredAt, cancelledAt *time.Time
+}
+
+// NewModel returns an empty model.
+func NewModel() *Model {
+	return &Model{shows: map[int64]*showRow{}, bookings: map[string]*bookingRow{}}
+}
+
+// Events is how many events the model has folded.
+func (m *Model) Events() int { return m.events }
+
+// Apply folds one event, which must be the next of its stream.
+func (m *Model) Apply(e eventstore.Event) error {
+	id, err := domain.ParseStreamID(e.StreamID)
+	if err != nil {
+		return err
+	}
+	ev, err := domain.UnmarshalEvent(e.Type, e.Data)
+	if err != nil {
+		return err
+	}
+	at := recordedAt(e.RecordedAt)
+	s := m.shows[int64(id)]
+	if _, first := ev.(domain.ShowScheduled); !first {
+		if s == nil || s.ver != e.StreamVersion-1 {
+			return fmt.Errorf("%w: %s v%d", ErrOutOfOrder, e.StreamID, e.StreamVersion)
+		}
+		s.ver, s.updatedAt = e.StreamVersion, at
+	}
+	m.events++
+	switch ev := ev.(type) {
+	case domain.ShowScheduled:
+		if s != nil {
+			return fmt.Errorf("%w: %s scheduled twice", ErrOutOfOrder, e.StreamID)
+		}
+		s = &showRow{
+			id: int64(id), name: ev.Name, showType: string(ev.ShowType), start: recordedAt(ev.StartTime),
+			total: len(ev.SeatNumbers), available: len(ev.SeatNumbers), ver: e.StreamVersion,
+			createdAt: at, updatedAt: at, seatIndex: make(map[string]int, len(ev.SeatNumbers)),
+		}
+		s.seats = make([]seatRow, len(ev.SeatNumbers))
+		for i, n := range ev.SeatNumbers {
+			s.seats[i] = seatRow{number: n, status: string(domain.SeatStatusAvailable)}
+			s.seatIndex[n] = i
+		}
+		m.shows[s.id] = s
+	case domain.SeatLocked:
+		until := recordedAt(ev.ExpiresAt)
+		for _, n := range ev.SeatNumbers {
+			seat := &s.seats[s.seatIndex[n]]
+			seat.status, seat.bookingID, seat.lockedUntil = string(domain.SeatStatusLocked), string(ev.BookingID), &until
+		}
+		s.available -= len(ev.SeatNumbers)
+		m.bookings[string(ev.BookingID)] = &bookingRow{
+			id: string(ev.BookingID), userID: string(ev.UserID), showID: s.id, seats: slices.Clone(ev.SeatNumbers),
+			status: string(domain.StatusPending), createdAt: at, expiresAt: until, updatedAt: at,
+		}
+	case domain.BookingConfirmed:
+		b := m.bookings[string(ev.BookingID)]
+		confirmed := recordedAt(ev.ConfirmedAt)
+		b.status, b.confirmedAt, b.updatedAt = string(domain.StatusConfirmed), &confirmed, at
+		for _, n := range b.seats {
+			seat := &s.seats[s.seatIndex[n]]
+			if seat.bookingID == b.id {
+				seat.status, seat.lockedUntil = string(domain.SeatStatusBooked), nil
+			}
+		}
+	case domain.BookingExpired:
+		m.release(s, string(ev.BookingID), len(ev.SeatNumbers), domain.StatusExpired, at)
+	case domain.BookingCancelled:
+		m.release(s, string(ev.BookingID), len(ev.SeatNumbers), domain.StatusCancelled, at)
+	}
+	return nil
+}
+
+func (m *Model) release(s *showRow, id string, n int, to domain.BookingStatus, at time.Time) {
+	b := m.bookings[id]
+	b.status, b.updatedAt = string(to), at
+	if to == domain.StatusExpired {
+		b.expiredAt = &at
+	} else {
+		b.cancelledAt = &at
+	}
+	s.available += n
+	for _, n := range b.seats {
+		seat := &s.seats[s.seatIndex[n]]
+		if seat.bookingID == id {
+			*seat = seatRow{number: n, status: string(domain.SeatStatusAvailable)}
+		}
+	}
+}
+
+// Write stores the model into empty shows, seats and bookings tables through
+// tx (whose search_path chooses the schema), with COPY.
+func (m *Model) Write(ctx context.Context, tx pgx.Tx) error {
+	shows := make([][]any, 0, len(m.shows))
+	var seats [][]any
+	for _, s := range m.shows {
+		shows = append(shows, []any{s.id, s.name, s.showType, s.start, s.total, s.available, s.ver, s.createdAt, s.updatedAt})
+		for i, seat := range s.seats {
+			var booking any
+			if seat.bookingID != "" {
+				booking = seat.bookingID
+			}
+			seats = append(seats, []any{s.id, seat.number, i + 1, seat.status, booking, seat.lockedUntil})
+		}
+	}
+	bookings := make([][]any, 0, len(m.bookings))
+	for _, b := range m.bookings {
+		bookings = append(bookings, []any{b.id, b.showID, b.userID, b.seats, b.status,
+			b.createdAt, b.expiresAt, b.confirmedAt, b.expiredAt, b.cancelledAt, b.updatedAt})
+	}
+	for _, c := range []struct {
+		table string
+		cols  []string
+		rows  [][]any
+	}{
+		{"shows", []string{"id", "name", "show_type", "start_time", "total_seats", "available_seats", "version", "created_at", "updated_at"}, shows},
+		{"seats", []string{"show_id", "seat_number", "position", "status", "booking_id", "locked_until"}, seats},
+		{"bookings", []string{"id", "show_id", "user_id", "seat_numbers", "status", "created_at", "expires_at", "confirmed_at", "expired_at", "cancelled_at", "updated_at"}, bookings},
+	} {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
+			return fmt.Errorf("write %s: %w", c.table, err)
+		}
+	}
+	return nil
+}

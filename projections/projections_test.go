@@ -1,0 +1,289 @@
+package projections_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/eventstore"
+	"github.com/bookingledger/ledger/internal/pgtest"
+	"github.com/bookingledger/ledger/internal/workload"
+	"github.com/bookingledger/ledger/ledger"
+	"github.com/bookingledger/ledger/projections"
+)
+
+func newService(t testing.TB, pool *pgxpool.Pool, ttl time.Duration) *ledger.Service {
+	t.Helper()
+	cfg := ledger.DefaultConfig()
+	cfg.HoldTTL = ttl
+	svc, err := ledger.New(pool, cfg)
+	require.NoError(t, err)
+	return svc
+}
+
+// startProjector runs a projector until the returned stop is called.
+func startProjector(t testing.TB, pool *pgxpool.Pool) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	p := projections.NewProjector(pool, projections.ProjectorConfig{BatchSize: 50, PollInterval: 5 * time.Millisecond}, nil)
+	go func() { done <- p.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			require.NoError(t, <-done)
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// waitCaughtUp polls until the projector's checkpoint reaches the last event
+// written (callers have no writes in flight). Store.Head is not used: it
+// stops at the server-wide xmin horizon, which other tests' open
+// transactions can hold back. The loop is bounded.
+func waitCaughtUp(t testing.TB, pool *pgxpool.Pool) {
+	t.Helper()
+	store := eventstore.New(pool)
+	ctx := context.Background()
+	var head eventstore.Checkpoint
+	err := pool.QueryRow(ctx, `SELECT transaction_id::text::bigint, global_position FROM events
+		ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).Scan(&head.TransactionID, &head.Position)
+	require.NoError(t, err)
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		cp, err := store.ConsumerCheckpoint(ctx, projections.ConsumerGroup)
+		require.NoError(t, err)
+		if cp == head {
+			return
+		}
+	}
+	t.Fatal("projector did not catch up within 2 minutes")
+}
+
+func requireVerified(t testing.TB, pool *pgxpool.Pool) projections.VerifyReport {
+	t.Helper()
+	report, err := projections.Verify(context.Background(), pool, nil)
+	require.NoError(t, err)
+	require.Empty(t, report.Differences, "projections differ from a replay")
+	return report
+}
+
+func TestProjectorAndQueries(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	svc := newService(t, pool, time.Hour)
+	ctx := context.Background()
+	startProjector(t, pool)
+
+	start := time.Date(2031, 5, 1, 18, 0, 0, 0, time.UTC)
+	var ids []domain.ShowID
+	for i, typ := range []domain.ShowType{domain.ShowMovie, domain.ShowBus, domain.ShowDoctor, domain.ShowMovie, domain.ShowMovie} {
+		res, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{
+			Name: string(typ), ShowType: typ, StartTime: start.Add(time.Duration(i) * time.Hour), SeatNumbers: []string{"A1", "A2", "A3"},
+		}, ledger.Metadata{})
+		require.NoError(t, err)
+		ids = append(ids, res.ShowID)
+	}
+	user := domain.UserID("0190c6e4-0000-7000-8000-000000000001")
+	held, _, err := svc.Hold(ctx, ids[0], user, []string{"A1", "A2"}, ledger.Metadata{})
+	require.NoError(t, err)
+	_, err = svc.Confirm(ctx, ids[0], held.ID, ledger.Metadata{})
+	require.NoError(t, err)
+	other, _, err := svc.Hold(ctx, ids[1], user, []string{"A3"}, ledger.Metadata{})
+	require.NoError(t, err)
+	_, err = svc.Cancel(ctx, ids[1], other.ID, ledger.Metadata{})
+	require.NoError(t, err)
+	pending, _, err := svc.Hold(ctx, ids[0], user, []string{"A3"}, ledger.Metadata{})
+	require.NoError(t, err)
+	waitCaughtUp(t, pool)
+
+	r := projections.NewReader(pool)
+	d, err := r.Show(ctx, int64(ids[0]))
+	require.NoError(t, err)
+	assert.Equal(t, 0, d.AvailableSeats)
+	assert.Equal(t, 3, d.TotalSeats)
+	assert.Equal(t, 4, d.Version)
+	assert.Equal(t, []projections.Seat{{"A1", "booked"}, {"A2", "booked"}, {"A3", "locked"}}, d.Seats)
+	d, err = r.Show(ctx, int64(ids[1]))
+	require.NoError(t, err)
+	assert.Equal(t, 3, d.AvailableSeats)
+	assert.Equal(t, "available", d.Seats[2].Status)
+	_, err = r.Show(ctx, 424242)
+	require.ErrorIs(t, err, projections.ErrNotFound)
+
+	b, err := r.Booking(ctx, string(held.ID))
+	require.NoError(t, err)
+	assert.Equal(t, "confirmed", b.Status)
+	assert.Equal(t, []string{"A1", "A2"}, b.SeatNumbers)
+	assert.NotNil(t, b.ConfirmedAt)
+	assert.Equal(t, held.ExpiresAt.Truncate(time.Microsecond), b.ExpiresAt.UTC())
+	_, err = r.Booking(ctx, "not-a-uuid")
+	require.ErrorIs(t, err, projections.ErrNotFound)
+
+	mine, err := r.UserBookings(ctx, string(user), 0)
+	require.NoError(t, err)
+	require.Len(t, mine, 3)
+	assert.Equal(t, string(pending.ID), mine[0].ID, "newest first")
+	assert.Equal(t, "cancelled", mine[1].Status)
+
+	// The list pages in start order; filters narrow it.
+	var seen []int64
+	page := projections.ShowPage{}
+	for range 10 {
+		page, err = r.ListShows(ctx, projections.ShowFilter{Limit: 2, Cursor: page.NextCursor})
+		require.NoError(t, err)
+		for _, s := range page.Shows {
+			seen = append(seen, s.ID)
+		}
+		if page.NextCursor == "" {
+			break
+		}
+	}
+	assert.Equal(t, []int64{int64(ids[0]), int64(ids[1]), int64(ids[2]), int64(ids[3]), int64(ids[4])}, seen)
+	page, err = r.ListShows(ctx, projections.ShowFilter{Type: "movie", From: start.Add(time.Hour)})
+	require.NoError(t, err)
+	require.Len(t, page.Shows, 2)
+	assert.Equal(t, int64(ids[3]), page.Shows[0].ID)
+	page, err = r.ListShows(ctx, projections.ShowFilter{To: start.Add(time.Hour)})
+	require.NoError(t, err)
+	require.Len(t, page.Shows, 1)
+	_, err = r.ListShows(ctx, projections.ShowFilter{Cursor: "!!"})
+	require.ErrorIs(t, err, projections.ErrBadCursor)
+
+	requireVerified(t, pool)
+}
+
+func TestApplyIsIdempotentAndOrdered(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	svc := newService(t, pool, time.Hour)
+	ctx := context.Background()
+	res, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{
+		Name: "x", ShowType: domain.ShowBus, StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1", "2"},
+	}, ledger.Metadata{})
+	require.NoError(t, err)
+	_, _, err = svc.Hold(ctx, res.ShowID, "0190c6e4-0000-7000-8000-000000000001", []string{"1"}, ledger.Metadata{})
+	require.NoError(t, err)
+	events, err := svc.Store().Load(ctx, res.ShowID.StreamID(), 0)
+	require.NoError(t, err)
+	require.Len(t, events, 2)
+
+	err = projections.Apply(ctx, pool, events[1])
+	require.ErrorIs(t, err, projections.ErrOutOfOrder, "a hold before its show")
+	for range 2 {
+		for _, e := range events {
+			require.NoError(t, projections.Apply(ctx, pool, e))
+		}
+	}
+	d, err := projections.NewReader(pool).Show(ctx, int64(res.ShowID))
+	require.NoError(t, err)
+	assert.Equal(t, 1, d.AvailableSeats, "the second pass changed nothing")
+	assert.Equal(t, 2, d.Version)
+}
+
+// The projector is stopped again and again, between batches and inside them,
+// while a workload runs. In the end the tables equal a fresh replay.
+func TestProjectorSurvivesKills(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	svc := newService(t, pool, 5*time.Millisecond)
+	ctx := context.Background()
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := workload.Run(ctx, svc, workload.Options{Shows: 5, SeatsPerShow: 40, Holds: 1500, Clients: 6, Seed: 1})
+		done <- err
+	}()
+	r := rand.New(rand.NewPCG(2, 3))
+	for running := true; running; {
+		stop := startProjector(t, pool)
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+			running = false
+		case <-time.After(time.Duration(r.IntN(40)) * time.Millisecond):
+		}
+		stop()
+	}
+	startProjector(t, pool)
+	waitCaughtUp(t, pool)
+	report := requireVerified(t, pool)
+	assert.Equal(t, countEvents(t, pool), report.Events, "every event was compared")
+}
+
+func countEvents(t testing.TB, pool *pgxpool.Pool) int {
+	t.Helper()
+	var n int
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM events`).Scan(&n))
+	return n
+}
+
+func TestVerifyFindsDifferencesAndRebuildRepairs(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	svc := newService(t, pool, time.Hour)
+	ctx := context.Background()
+	stats, err := workload.Run(ctx, svc, workload.Options{Shows: 3, SeatsPerShow: 20, Holds: 200, Clients: 4, Seed: 9})
+	require.NoError(t, err)
+	stop := startProjector(t, pool)
+	waitCaughtUp(t, pool)
+	stop()
+	requireVerified(t, pool)
+
+	_, err = pool.Exec(ctx, `UPDATE seats SET status = 'booked' WHERE show_id = $1 AND status = 'available'`, int64(stats.Shows[0]))
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `DELETE FROM bookings WHERE id = (SELECT id FROM bookings LIMIT 1)`)
+	require.NoError(t, err)
+	report, err := projections.Verify(ctx, pool, nil)
+	require.NoError(t, err)
+	tables := map[string]bool{}
+	for _, d := range report.Differences {
+		tables[d.Table+" "+d.Kind] = true
+	}
+	assert.True(t, tables["seats missing"], "%v", report.Differences)
+	assert.True(t, tables["seats unexpected"], "%v", report.Differences)
+	assert.True(t, tables["bookings missing"], "%v", report.Differences)
+
+	var progressed int
+	rs, err := projections.Rebuild(ctx, pool, func(n int) { progressed = n })
+	require.NoError(t, err)
+	assert.Equal(t, countEvents(t, pool), report.Events)
+	assert.Equal(t, report.Events, rs.Events)
+	assert.Equal(t, rs.Events, progressed)
+	requireVerified(t, pool)
+
+	// The projector continues after the rebuilt checkpoint without replaying.
+	startProjector(t, pool)
+	_, err = workload.Run(ctx, svc, workload.Options{Shows: 1, SeatsPerShow: 5, Holds: 20, Clients: 2, Seed: 10})
+	require.NoError(t, err)
+	waitCaughtUp(t, pool)
+	requireVerified(t, pool)
+}
+
+// Invariant 3 at scale: a 10,000-booking random workload, projected while it
+// runs, equals a fresh replay.
+func TestVerifyAfterTenThousandBookings(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long workload")
+	}
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	svc := newService(t, pool, 20*time.Millisecond)
+	startProjector(t, pool)
+	stats, err := workload.Run(context.Background(), svc, workload.Options{Shows: 20, SeatsPerShow: 200, Holds: 10_000, Clients: 8, Seed: 42})
+	require.NoError(t, err)
+	require.Equal(t, int64(10_000), stats.Holds.Load()+stats.Refused.Load())
+	waitCaughtUp(t, pool)
+	report := requireVerified(t, pool)
+	t.Logf("holds %d refused %d confirmed %d cancelled %d expired %d; %d events verified in %s",
+		stats.Holds.Load(), stats.Refused.Load(), stats.Confirmed.Load(), stats.Cancelled.Load(), stats.Expired.Load(),
+		report.Events, report.Elapsed)
+}

@@ -1,0 +1,100 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bookingledger/ledger/eventstore"
+)
+
+// ProjectorConfig tunes the projector.
+type ProjectorConfig struct {
+	BatchSize    int           // events per transaction (default 100)
+	PollInterval time.Duration // wait when caught up (default 100ms)
+}
+
+// Projector keeps the projection tables up to date with the stream.
+type Projector struct {
+	pool   *pgxpool.Pool
+	cfg    ProjectorConfig
+	logger *slog.Logger
+}
+
+// NewProjector returns a projector over the database in pool.
+func NewProjector(pool *pgxpool.Pool, cfg ProjectorConfig, logger *slog.Logger) *Projector {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Projector{pool: pool, cfg: cfg, logger: logger}
+}
+
+// Run consumes the stream until ctx ends or an event cannot be projected.
+// Several projectors may run at once (one per bookingd): the consumer group's
+// checkpoint row is locked while a batch is applied, so each event is applied
+// by exactly one of them.
+//
+// An event that fails to project stops Run with its error; the batch it was
+// in is rolled back, so a restarted projector retries it and never skips it.
+func (p *Projector) Run(ctx context.Context) error {
+	sub, err := eventstore.NewSubscriber(wsql.BeginnerFromPgx(p.pool), eventstore.SubscriberConfig{
+		ConsumerGroup: ConsumerGroup,
+		BatchSize:     p.cfg.BatchSize,
+		PollInterval:  p.cfg.PollInterval,
+	}, watermill.NewSlogLoggerWithLevelMapping(p.logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
+	if err != nil {
+		return fmt.Errorf("projector: %w", err)
+	}
+	// The subscription outlives ctx on purpose: it is stopped with Close
+	// between two messages, never while a handler holds its transaction.
+	msgs, err := sub.Subscribe(context.WithoutCancel(ctx), eventstore.Topic)
+	if err != nil {
+		_ = sub.Close()
+		return fmt.Errorf("projector: %w", err)
+	}
+	defer func() { _ = sub.Close() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case msg, ok := <-msgs:
+			if !ok {
+				return errors.New("projector: subscription ended")
+			}
+			if err := p.handle(msg); err != nil {
+				// Not acked: Close ends the batch, and its transaction rolls back.
+				return fmt.Errorf("projector: event %s: %w", msg.UUID, err)
+			}
+			msg.Ack()
+		}
+	}
+}
+
+func (p *Projector) handle(msg *message.Message) error {
+	tx, ok := wsql.TxFromContext(msg.Context())
+	if !ok {
+		return errors.New("projector: message without its subscriber transaction")
+	}
+	var pgxTx pgx.Tx
+	switch t := tx.(type) {
+	case *wsql.PgxTx:
+		pgxTx = t.Tx
+	case wsql.PgxTx:
+		pgxTx = t.Tx
+	default:
+		return fmt.Errorf("projector: subscriber transaction is %T, not pgx", tx)
+	}
+	e, err := eventstore.FromMessage(msg)
+	if err != nil {
+		return err
+	}
+	return Apply(msg.Context(), pgxTx, e)
+}
