@@ -1,0 +1,48 @@
+# Booking ledger. `make run` starts everything on this machine; `make test`
+# runs every test against real PostgreSQL.
+
+export PATH := /usr/local/go/bin:$(PATH)
+
+DATABASE_URL ?= postgres://booking:booking@127.0.0.1:5432/booking?sslmode=disable
+# Tests create (and drop) their own databases through this connection.
+TEST_DATABASE_URL ?= $(patsubst %/booking?sslmode=disable,%/postgres?sslmode=disable,$(DATABASE_URL))
+HTTP_ADDR ?= :8080
+export DATABASE_URL TEST_DATABASE_URL HTTP_ADDR
+
+GO ?= go
+BIN := bin
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: services
+services: ## make sure PostgreSQL and Redis run and the database exists (apt installs when missing)
+	@scripts/services.sh
+
+.PHONY: build
+build: ## build bookingd and bookingctl into bin/
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+.PHONY: run
+run: services build ## start PostgreSQL and Redis if needed, migrate, seed demo data, run bookingd on :8080
+	$(BIN)/bookingctl migrate
+	$(BIN)/bookingctl seed-demo
+	$(BIN)/bookingd
+
+.PHONY: test
+test: ## vet, then every test with the race detector against real PostgreSQL
+	@scripts/services.sh postgres
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+	$(GO) test -race -timeout 15m ./...
+
+.PHONY: fuzz
+fuzz: ## fuzz the domain's decide function for a minute
+	$(GO) test -run '^$$' -fuzz FuzzDecide -fuzztime 60s ./domain/
+
+.PHONY: clean
+clean: ## remove built binaries
+	rm -rf $(BIN)

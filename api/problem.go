@@ -1,0 +1,84 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/ledger"
+	"github.com/bookingledger/ledger/projections"
+)
+
+// Problem is an RFC 9457 problem details object.
+type Problem struct {
+	Type     string `json:"type,omitempty"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+
+	UnavailableSeats []string `json:"unavailable_seats,omitempty"`
+	RequestID        string   `json:"request_id,omitempty"`
+}
+
+// problemFor maps an error to its HTTP answer. It is the one place where
+// errors become status codes.
+func problemFor(err error) Problem {
+	var unavailable *domain.SeatsUnavailableError
+	switch {
+	case errors.As(err, &unavailable):
+		return Problem{Status: http.StatusConflict, Title: "Seats unavailable", Detail: err.Error(), UnavailableSeats: unavailable.Seats}
+	case errors.Is(err, projections.ErrNotFound), errors.Is(err, domain.ErrShowNotFound), errors.Is(err, domain.ErrBookingNotFound):
+		return Problem{Status: http.StatusNotFound, Title: "Not found", Detail: err.Error()}
+	case errors.Is(err, projections.ErrBadCursor), errors.Is(err, errBadRequest):
+		return Problem{Status: http.StatusBadRequest, Title: "Bad request", Detail: err.Error()}
+	case errors.Is(err, domain.ErrInvalidCommand):
+		return Problem{Status: http.StatusUnprocessableEntity, Title: "Invalid request", Detail: err.Error()}
+	case errors.Is(err, domain.ErrBookingNotPending), errors.Is(err, domain.ErrHoldExpired),
+		errors.Is(err, domain.ErrShowStarted), errors.Is(err, domain.ErrShowExists):
+		return Problem{Status: http.StatusConflict, Title: "Conflict", Detail: err.Error()}
+	case errors.Is(err, ledger.ErrTooManyConflicts):
+		return Problem{Status: http.StatusServiceUnavailable, Title: "Busy", Detail: err.Error()}
+	default:
+		return Problem{Status: http.StatusInternalServerError, Title: "Internal server error"}
+	}
+}
+
+// errBadRequest marks malformed query parameters and bodies.
+var errBadRequest = errors.New("bad request")
+
+// writeError answers with the problem for err, logging server errors once.
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	p := problemFor(err)
+	if p.Status >= 500 {
+		s.logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
+			"request_id", middleware.GetReqID(r.Context()), "err", err)
+	}
+	if p.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeProblem(w, r, p)
+}
+
+func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
+	if p.Type == "" {
+		p.Type = "about:blank"
+	}
+	p.Instance = r.URL.Path
+	p.RequestID = middleware.GetReqID(r.Context())
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		slog.Debug("writing response", "err", err)
+	}
+}

@@ -1,0 +1,405 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/eventstore"
+	"github.com/bookingledger/ledger/ledger"
+	"github.com/bookingledger/ledger/migrations"
+	"github.com/bookingledger/ledger/projections"
+	"github.com/bookingledger/ledger/users"
+)
+
+// cli holds what every command shares: the environment and a lazily opened pool.
+type cli struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
+	pool           *pgxpool.Pool
+}
+
+func (c *cli) close() {
+	if c.pool != nil {
+		c.pool.Close()
+	}
+}
+
+func (c *cli) db(ctx context.Context) (*pgxpool.Pool, error) {
+	if c.pool != nil {
+		return c.pool, nil
+	}
+	url := c.getenv("DATABASE_URL")
+	if url == "" {
+		return nil, usagef("DATABASE_URL is not set (e.g. postgres://root@127.0.0.1:5432/booking?sslmode=disable)")
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, usagef("DATABASE_URL: %v", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to the database: %w", err)
+	}
+	c.pool = pool
+	return pool, nil
+}
+
+// flags parses a command's flags; extra positional arguments are an error.
+func (c *cli) flags(name string, args []string, define func(*flag.FlagSet)) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	define(fs)
+	if err := fs.Parse(args); err != nil {
+		return usagef("%s: %v", name, err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected argument %q", name, fs.Arg(0))
+	}
+	return nil
+}
+
+func (c *cli) migrate(ctx context.Context, args []string) error {
+	if err := c.flags("migrate", args, func(*flag.FlagSet) {}); err != nil {
+		return err
+	}
+	pool, err := c.db(ctx)
+	if err != nil {
+		return err
+	}
+	v, err := migrations.Up(ctx, pool)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "schema at version %d\n", v)
+	return nil
+}
+
+func (c *cli) users(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "create" {
+		return usagef("users: the only subcommand is: users create --email E --password P --role user|admin|auditor")
+	}
+	var email, password, role string
+	if err := c.flags("users create", args[1:], func(fs *flag.FlagSet) {
+		fs.StringVar(&email, "email", "", "")
+		fs.StringVar(&password, "password", "", "")
+		fs.StringVar(&role, "role", "user", "")
+	}); err != nil {
+		return err
+	}
+	r, err := users.ParseRole(role)
+	if err != nil {
+		return usagef("users create: %v", err)
+	}
+	if email == "" || password == "" {
+		return usagef("users create: --email and --password are required")
+	}
+	pool, err := c.db(ctx)
+	if err != nil {
+		return err
+	}
+	u, err := users.NewStore(pool).Create(ctx, email, password, r)
+	if errors.Is(err, users.ErrInvalid) {
+		return usagef("users create: %v", err)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "created %s %s (%s)\n", u.Role, u.Email, u.ID)
+	return nil
+}
+
+func (c *cli) seedDemo(ctx context.Context, args []string) error {
+	if err := c.flags("seed-demo", args, func(*flag.FlagSet) {}); err != nil {
+		return err
+	}
+	pool, err := c.db(ctx)
+	if err != nil {
+		return err
+	}
+	var existing int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE event_type = $1`, domain.TypeShowScheduled).Scan(&existing); err != nil {
+		return err
+	}
+	if existing > 0 {
+		fmt.Fprintf(c.stdout, "the ledger already has %d shows; seed-demo adds nothing\n", existing)
+		return nil
+	}
+	svc, err := ledger.New(pool, ledger.DefaultConfig())
+	if err != nil {
+		return err
+	}
+	day := time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	demo := []struct {
+		name  string
+		typ   domain.ShowType
+		start time.Time
+		seats int
+	}{
+		{"Metropolis (restored)", domain.ShowMovie, day.Add(19 * time.Hour), 120},
+		{"The Grand Budapest Hotel", domain.ShowMovie, day.Add(24*time.Hour + 21*time.Hour), 80},
+		{"Lisbon → Porto express", domain.ShowBus, day.Add(8 * time.Hour), 48},
+		{"Berlin → Prague night bus", domain.ShowBus, day.Add(24*time.Hour + 23*time.Hour), 52},
+		{"Dr. Okafor, general practice", domain.ShowDoctor, day.Add(8 * time.Hour), 32},
+		{"Dr. Lindqvist, dermatology", domain.ShowDoctor, day.Add(48*time.Hour + 8*time.Hour), 24},
+	}
+	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tTYPE\tSTARTS\tSEATS\tNAME")
+	for _, d := range demo {
+		seats, err := domain.GenerateSeatLabels(d.typ, d.seats)
+		if err != nil {
+			return err
+		}
+		res, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{Name: d.name, ShowType: d.typ, StartTime: d.start, SeatNumbers: seats},
+			ledger.Metadata{RequestID: "bookingctl seed-demo"})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\n", res.ShowID, d.typ, d.start.Format(time.RFC3339), d.seats, d.name)
+	}
+	return w.Flush()
+}
+
+// progress prints a replay's progress on a terminal, at most a few times a
+// second; on anything else it prints nothing.
+func (c *cli) progress(verb string) (projections.Progress, func()) {
+	f, ok := c.stderr.(*os.File)
+	if !ok {
+		return nil, func() {}
+	}
+	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return nil, func() {}
+	}
+	start, last := time.Now(), time.Time{}
+	printed := false
+	return func(n int) {
+			if time.Since(last) < 200*time.Millisecond {
+				return
+			}
+			last, printed = time.Now(), true
+			rate := float64(n) / time.Since(start).Seconds()
+			fmt.Fprintf(f, "\r%s %d events (%.0f/s)   ", verb, n, rate)
+		}, func() {
+			if printed {
+				fmt.Fprintln(f)
+			}
+		}
+}
+
+func (c *cli) replay(ctx context.Context, args []string) error {
+	if err := c.flags("replay", args, func(*flag.FlagSet) {}); err != nil {
+		return err
+	}
+	pool, err := c.db(ctx)
+	if err != nil {
+		return err
+	}
+	progress, done := c.progress("replayed")
+	stats, err := projections.Rebuild(ctx, pool, progress)
+	done()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "rebuilt projections from %d events in %s (%.0f events/s); projector continues after position %d\n",
+		stats.Events, stats.Elapsed.Round(time.Millisecond), rate(stats.Events, stats.Elapsed), stats.Checkpoint.Position)
+	return nil
+}
+
+func rate(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+func (c *cli) verify(ctx context.Context, args []string) error {
+	if err := c.flags("verify", args, func(*flag.FlagSet) {}); err != nil {
+		return err
+	}
+	pool, err := c.db(ctx)
+	if err != nil {
+		return err
+	}
+	progress, done := c.progress("replayed")
+	report, err := projections.Verify(ctx, pool, progress)
+	done()
+	if err != nil {
+		return err
+	}
+	if len(report.Differences) > 0 {
+		for _, d := range report.Differences {
+			fmt.Fprintln(c.stdout, d)
+		}
+		return fmt.Errorf("verify: %d differences between the projections and a replay of %d events (at most %d shown per table and kind)",
+			len(report.Differences), report.Events, 20)
+	}
+	fmt.Fprintf(c.stdout, "ok: projections equal a replay of %d events (projector at position %d) in %s\n",
+		report.Events, report.Checkpoint.Position, report.Elapsed.Round(time.Millisecond))
+	if report.Checkpoint != report.Head {
+		fmt.Fprintf(c.stdout, "note: the projector is behind the stream (stream head at position %d); events after it were not compared\n",
+			report.Head.Position)
+	}
+	return nil
+}
+
+func (c *cli) history(ctx context.Context, args []string) error {
+	var (
+		show int64
+		asOf string
+	)
+	if err := c.flags("history", args, func(fs *flag.FlagSet) {
+		fs.Int64Var(&show, "show", 0, "")
+		fs.StringVar(&asOf, "as-of", "", "")
+	}); err != nil {
+		return err
+	}
+	if show <= 0 {
+		return usagef("history: --show ID is required")
+	}
+	var until time.Time
+	if asOf != "" {
+		t, err := time.Parse(time.RFC3339Nano, asOf)
+		if err != nil {
+			return usagef("history: --as-of must be RFC 3339, like 2026-11-26T18:00:00Z: %v", err)
+		}
+		until = t
+	}
+	pool, err := c.db(ctx)
+	if err != nil {
+		return err
+	}
+	events, err := eventstore.New(pool).Load(ctx, domain.ShowID(show).StreamID(), 0)
+	if err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return fmt.Errorf("history: show %d: %w", show, domain.ErrShowNotFound)
+	}
+	state := domain.NewShow()
+	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "VERSION\tPOSITION\tRECORDED AT\tTYPE\tDATA")
+	for _, e := range events {
+		if !until.IsZero() && e.RecordedAt.After(until) {
+			break
+		}
+		ev, err := domain.UnmarshalEvent(e.Type, e.Data)
+		if err != nil {
+			return err
+		}
+		state.Evolve(ev)
+		fmt.Fprintf(w, "%d\t%d\t%s\t%s\t%s\n", e.StreamVersion, e.GlobalPosition, e.RecordedAt.UTC().Format(time.RFC3339Nano), e.Type, e.Data)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if !state.Scheduled() {
+		fmt.Fprintf(c.stdout, "\nshow %d was not scheduled yet at %s\n", show, asOf)
+		return nil
+	}
+	when := "now"
+	if !until.IsZero() {
+		when = "as of " + until.UTC().Format(time.RFC3339)
+	}
+	fmt.Fprintf(c.stdout, "\nseat map %s (version %d, %d of %d available):\n", when, state.Version(), state.AvailableSeats(), len(state.SeatNumbers()))
+	byStatus := map[domain.SeatStatus][]string{}
+	for _, s := range state.SeatMap() {
+		label := s.Number
+		if s.BookingID != "" {
+			label += " (" + string(s.BookingID) + ")"
+		}
+		byStatus[s.Status] = append(byStatus[s.Status], label)
+	}
+	for _, st := range []domain.SeatStatus{domain.SeatStatusAvailable, domain.SeatStatusLocked, domain.SeatStatusBooked} {
+		fmt.Fprintf(c.stdout, "  %-9s %3d  %s\n", st, len(byStatus[st]), strings.Join(byStatus[st], ", "))
+	}
+	return nil
+}
+
+// exportedEvent is one NDJSON line of export: the events table's columns.
+type exportedEvent struct {
+	GlobalPosition int64           `json:"global_position"`
+	TransactionID  string          `json:"transaction_id"`
+	StreamID       string          `json:"stream_id"`
+	StreamVersion  int             `json:"stream_version"`
+	EventID        string          `json:"event_id"`
+	EventType      string          `json:"event_type"`
+	Data           json.RawMessage `json:"data"`
+	Metadata       json.RawMessage `json:"metadata"`
+	RecordedAt     time.Time       `json:"recorded_at"`
+}
+
+func (c *cli) export(ctx context.Context, args []string) error {
+	var after, limit int64
+	if err := c.flags("export", args, func(fs *flag.FlagSet) {
+		fs.Int64Var(&after, "after", 0, "")
+		fs.Int64Var(&limit, "limit", 0, "")
+	}); err != nil {
+		return err
+	}
+	if after < 0 || limit < 0 {
+		return usagef("export: --after and --limit must not be negative")
+	}
+	pool, err := c.db(ctx)
+	if err != nil {
+		return err
+	}
+	store := eventstore.New(pool)
+	cp, err := store.CheckpointAt(ctx, after)
+	if errors.Is(err, eventstore.ErrPositionNotFound) {
+		return usagef("export: --after %d: no event has that position; use 0 or a global_position from an earlier export", after)
+	}
+	if err != nil {
+		return err
+	}
+	// The end is fixed when export starts, so a busy ledger cannot keep it
+	// running forever; run it again with --after to continue.
+	head, err := store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(c.stdout)
+	var n int64
+	for cp.Less(head) && (limit == 0 || n < limit) {
+		batch := int64(1000)
+		if limit > 0 {
+			batch = min(batch, limit-n)
+		}
+		events, err := store.ReadAll(ctx, cp, int(batch))
+		if err != nil {
+			return err
+		}
+		if len(events) == 0 {
+			break
+		}
+		for _, e := range events {
+			if head.Less(e.Checkpoint()) {
+				return nil
+			}
+			if err := enc.Encode(exportedEvent{
+				GlobalPosition: e.GlobalPosition, TransactionID: strconv.FormatUint(e.TransactionID, 10),
+				StreamID: e.StreamID, StreamVersion: e.StreamVersion, EventID: e.ID.String(), EventType: e.Type,
+				Data: e.Data, Metadata: e.Metadata, RecordedAt: e.RecordedAt.UTC(),
+			}); err != nil {
+				return err
+			}
+			n++
+			cp = e.Checkpoint()
+		}
+	}
+	return nil
+}

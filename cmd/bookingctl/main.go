@@ -1,0 +1,93 @@
+// Command bookingctl operates a booking ledger: schema migrations, users,
+// demo data, projection replay and verification, show history and export of
+// the event stream. Run it without arguments for help.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1 // the command ran and failed, or verify found differences
+	exitUsage = 2 // bad arguments or configuration
+)
+
+// usageError is bad input from the command line; it exits with exitUsage.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+const usage = `bookingctl operates a booking ledger.
+
+Usage:
+  bookingctl <command> [flags]
+
+Commands:
+  migrate                                  apply the database schema
+  users create --email E --password P --role user|admin|auditor
+  seed-demo                                schedule a few movies, bus trips and doctor slots
+  replay                                   rebuild the projection tables from the events
+  verify                                   replay into a scratch schema and diff with the live tables
+  history --show ID [--as-of RFC3339]      a show's events and its seat map at that moment
+  export [--after POS] [--limit N]         the global stream as NDJSON, in stream order
+
+Environment:
+  DATABASE_URL   PostgreSQL connection string (required)
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, usage)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	env := &cli{getenv: getenv, stdout: stdout, stderr: stderr}
+	defer env.close()
+
+	var err error
+	switch args[0] {
+	case "migrate":
+		err = env.migrate(ctx, args[1:])
+	case "users":
+		err = env.users(ctx, args[1:])
+	case "seed-demo":
+		err = env.seedDemo(ctx, args[1:])
+	case "replay":
+		err = env.replay(ctx, args[1:])
+	case "verify":
+		err = env.verify(ctx, args[1:])
+	case "history":
+		err = env.history(ctx, args[1:])
+	case "export":
+		err = env.export(ctx, args[1:])
+	default:
+		err = usagef("unknown command %q (run bookingctl help)", args[0])
+	}
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "bookingctl:", err)
+	if ue := (*usageError)(nil); errors.As(err, &ue) {
+		return exitUsage
+	}
+	return exitFail
+}
