@@ -278,9 +278,9 @@ func TestVerifyAfterTenThousandBookings(t *testing.T) {
 	pool, _ := pgtest.NewDB(t)
 	svc := newService(t, pool, 20*time.Millisecond)
 	startProjector(t, pool)
-	stats, err := workload.Run(context.Background(), svc, workload.Options{Shows: 20, SeatsPerShow: 200, Holds: 10_000, Clients: 8, Seed: 42})
+	stats, err := workload.Run(context.Background(), svc, workload.Options{Shows: 40, SeatsPerShow: 400, Holds: 10_000, Clients: 8, Seed: 42})
 	require.NoError(t, err)
-	require.Equal(t, int64(10_000), stats.Holds.Load()+stats.Refused.Load())
+	require.GreaterOrEqual(t, stats.Holds.Load(), int64(10_000))
 	waitCaughtUp(t, pool)
 	report := requireVerified(t, pool)
 	t.Logf("holds %d refused %d confirmed %d cancelled %d expired %d; %d events verified in %s",

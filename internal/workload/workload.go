@@ -22,7 +22,7 @@ import (
 type Options struct {
 	Shows        int // shows scheduled first
 	SeatsPerShow int
-	Holds        int // hold attempts in all
+	Holds        int // successful holds wanted in all (attempts stop at 20×)
 	Clients      int // concurrent clients
 	Seed         uint64
 }
@@ -34,7 +34,7 @@ type Stats struct {
 }
 
 // Run schedules the shows, then has Clients goroutines place Holds holds in
-// all; after each successful hold a client confirms, cancels, expires (when
+// all (or give up after 20 times as many attempts, when seats run out); after each successful hold a client confirms, cancels, expires (when
 // the service's clock allows) or leaves it pending, at random. Refusals the
 // domain gives under contention are counted, other errors end the run.
 func Run(ctx context.Context, svc *ledger.Service, o Options) (*Stats, error) {
@@ -71,7 +71,7 @@ func Run(ctx context.Context, svc *ledger.Service, o Options) (*Stats, error) {
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(o.Seed, uint64(c)))
 			user := domain.UserID(uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "workload-user-%d", c)).String())
-			for next.Add(1) <= int64(o.Holds) && ctx.Err() == nil {
+			for next.Add(1) <= 20*int64(o.Holds) && st.Holds.Load() < int64(o.Holds) && ctx.Err() == nil {
 				if err := step(ctx, svc, st, r, user, o); err != nil {
 					fail(err)
 					return
