@@ -2,7 +2,10 @@ package domain
 
 import (
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Limits on commands. They keep one stream's events a sensible size.
@@ -93,12 +96,14 @@ func decideSchedule(s *Show, c ScheduleShow) ([]Event, error) {
 	switch {
 	case c.ShowID <= 0:
 		return nil, &InvalidCommandError{Field: "show_id", Reason: "must be positive"}
-	case c.Name == "" || len(c.Name) > MaxNameBytes:
-		return nil, &InvalidCommandError{Field: "name", Reason: "must be 1 to 200 bytes"}
+	case c.Name == "" || len(c.Name) > MaxNameBytes || !storable(c.Name):
+		return nil, &InvalidCommandError{Field: "name", Reason: "must be 1 to 200 bytes of UTF-8 text without control characters"}
 	case !c.ShowType.Valid():
 		return nil, &InvalidCommandError{Field: "show_type", Reason: "must be movie, bus or doctor"}
 	case c.StartTime.IsZero():
 		return nil, &InvalidCommandError{Field: "start_time", Reason: "is required"}
+	case c.StartTime.UTC().Year() < 1 || c.StartTime.UTC().Year() > 9999:
+		return nil, &InvalidCommandError{Field: "start_time", Reason: "must be within the years 1 to 9999"}
 	case len(c.SeatNumbers) == 0 || len(c.SeatNumbers) > MaxSeatsPerShow:
 		return nil, &InvalidCommandError{Field: "seat_numbers", Reason: "must list 1 to 100000 seats"}
 	}
@@ -114,26 +119,31 @@ func decideSchedule(s *Show, c ScheduleShow) ([]Event, error) {
 	}}, nil
 }
 
-// checkLabels refuses empty, oversized and repeated seat labels.
+// checkLabels refuses empty, oversized, unstorable and repeated seat labels.
 func checkLabels(seats []string) error {
-	seen := make(map[string]struct{}, len(seats))
+	seen := make(map[string]bool, len(seats)) // label -> reported as duplicate
 	var dups []string
 	for _, n := range seats {
-		if n == "" || len(n) > MaxSeatLabelBytes {
-			return &InvalidCommandError{Field: "seat_numbers", Reason: "a seat label must be 1 to 32 bytes"}
+		if n == "" || len(n) > MaxSeatLabelBytes || !storable(n) {
+			return &InvalidCommandError{Field: "seat_numbers", Reason: "a seat label must be 1 to 32 bytes of UTF-8 text without control characters"}
 		}
-		if _, ok := seen[n]; ok {
-			if !slices.Contains(dups, n) {
-				dups = append(dups, n)
-			}
-			continue
+		reported, ok := seen[n]
+		if ok && !reported {
+			dups = append(dups, n)
 		}
-		seen[n] = struct{}{}
+		seen[n] = ok
 	}
 	if len(dups) > 0 {
 		return &DuplicateSeatsError{Seats: dups}
 	}
 	return nil
+}
+
+// storable reports whether s survives the trip through JSON and jsonb
+// unchanged: valid UTF-8 (encoding/json would replace the rest with U+FFFD,
+// merging distinct labels) and no control characters (jsonb refuses \u0000).
+func storable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
 }
 
 func decideLock(s *Show, c LockSeats) ([]Event, error) {
@@ -221,6 +231,10 @@ func decideConfirm(s *Show, c ConfirmBooking) ([]Event, error) {
 	}
 	if !c.Now.Before(b.ExpiresAt) {
 		return nil, &HoldExpiredError{BookingID: b.ID, ExpiresAt: b.ExpiresAt}
+	}
+	if !c.Now.Before(s.startTime) {
+		// A hold placed just before the start cannot be paid after it.
+		return nil, &ShowStartedError{ShowID: s.id, StartTime: s.startTime}
 	}
 	return []Event{BookingConfirmed{BookingID: b.ID, ConfirmedAt: c.Now.UTC()}}, nil
 }

@@ -19,8 +19,9 @@ func ParseStreamID(stream string) (ShowID, error) {
 	if len(stream) <= len(prefix) || stream[:len(prefix)] != prefix {
 		return 0, fmt.Errorf("stream %q is not a show stream", stream)
 	}
-	id, err := strconv.ParseInt(stream[len(prefix):], 10, 64)
-	if err != nil || id <= 0 {
+	digits := stream[len(prefix):]
+	id, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != digits { // canonical form only: no sign, no leading zeros
 		return 0, fmt.Errorf("stream %q is not a show stream", stream)
 	}
 	return ShowID(id), nil
