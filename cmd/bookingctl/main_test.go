@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/internal/pgtest"
+	"github.com/bookingledger/ledger/ledger"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func ctl(t *testing.T, url string, args ...string) result {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	getenv := func(k string) string {
+		if k == "DATABASE_URL" {
+			return url
+		}
+		return ""
+	}
+	code := run(context.Background(), args, getenv, &out, &errOut)
+	return result{code, out.String(), errOut.String()}
+}
+
+func TestMigrateSeedVerifyOnEmptyDatabase(t *testing.T) {
+	t.Parallel()
+	url := pgtest.CreateDB(t)
+
+	r := ctl(t, url, "migrate")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "schema at version")
+	r = ctl(t, url, "seed-demo")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "movie")
+	assert.Contains(t, r.stdout, "bus")
+	assert.Contains(t, r.stdout, "doctor")
+	r = ctl(t, url, "seed-demo")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "adds nothing")
+	r = ctl(t, url, "verify")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "ok:")
+
+	r = ctl(t, url, "migrate")
+	require.Equal(t, exitOK, r.code, "migrate is idempotent: %s", r.stderr)
+}
+
+func TestUsersCreate(t *testing.T) {
+	t.Parallel()
+	_, url := pgtest.NewDB(t)
+	r := ctl(t, url, "users", "create", "--email", "Ops@Example.com", "--password", "s3cret-pass", "--role", "admin")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "created admin ops@example.com")
+
+	r = ctl(t, url, "users", "create", "--email", "ops@example.com", "--password", "s3cret-pass", "--role", "admin")
+	assert.Equal(t, exitFail, r.code)
+	assert.Contains(t, r.stderr, "already registered")
+
+	for _, args := range [][]string{
+		{"users", "create", "--email", "a@example.com", "--password", "s3cret-pass", "--role", "root"},
+		{"users", "create", "--email", "not-an-email", "--password", "s3cret-pass"},
+		{"users", "create", "--email", "a@example.com"},
+		{"users", "delete"},
+		{"users", "create", "--nope"},
+	} {
+		r := ctl(t, url, args...)
+		assert.Equal(t, exitUsage, r.code, "%v: %s", args, r.stderr)
+		assert.NotEmpty(t, r.stderr)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, exitUsage, ctl(t, "", "bogus").code)
+	assert.Equal(t, exitUsage, ctl(t, "").code)
+	assert.Equal(t, exitOK, ctl(t, "", "help").code)
+	r := ctl(t, "", "migrate")
+	assert.Equal(t, exitUsage, r.code)
+	assert.Contains(t, r.stderr, "DATABASE_URL")
+	r = ctl(t, "", "migrate", "extra")
+	assert.Equal(t, exitUsage, r.code)
+}
+
+// busyLedger schedules a show and places holds on it, through the ledger.
+func busyLedger(t *testing.T, pool *pgxpool.Pool) (domain.ShowID, *ledger.Service) {
+	t.Helper()
+	svc, err := ledger.New(pool, ledger.DefaultConfig())
+	require.NoError(t, err)
+	ctx := context.Background()
+	res, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{Name: "Night bus", ShowType: domain.ShowBus,
+		StartTime: time.Now().Add(48 * time.Hour), SeatNumbers: []string{"1", "2", "3", "4"}}, ledger.Metadata{})
+	require.NoError(t, err)
+	b, _, err := svc.Hold(ctx, res.ShowID, "0190c6e4-0000-7000-8000-000000000001", []string{"1", "2"}, ledger.Metadata{})
+	require.NoError(t, err)
+	_, err = svc.Confirm(ctx, res.ShowID, b.ID, ledger.Metadata{})
+	require.NoError(t, err)
+	_, _, err = svc.Hold(ctx, res.ShowID, "0190c6e4-0000-7000-8000-000000000002", []string{"3"}, ledger.Metadata{})
+	require.NoError(t, err)
+	return res.ShowID, svc
+}
+
+func TestHistory(t *testing.T) {
+	t.Parallel()
+	pool, url := pgtest.NewDB(t)
+	show, _ := busyLedger(t, pool)
+	id := strings.TrimPrefix(show.StreamID(), "show-")
+
+	r := ctl(t, url, "history", "--show", id)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	for _, want := range []string{"ShowScheduled", "SeatLocked", "BookingConfirmed", "version 4", "1 of 4 available"} {
+		assert.Contains(t, r.stdout, want)
+	}
+	assert.Regexp(t, `booked\s+2\s+1 \(`, r.stdout)
+	assert.Regexp(t, `locked\s+1\s+3 \(`, r.stdout)
+
+	r = ctl(t, url, "history", "--show", id, "--as-of", "2000-01-01T00:00:00Z")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "not scheduled yet")
+
+	var confirmedAt time.Time
+	require.NoError(t, pool.QueryRow(context.Background(),
+		`SELECT recorded_at FROM events WHERE event_type = 'BookingConfirmed'`).Scan(&confirmedAt))
+	r = ctl(t, url, "history", "--show", id, "--as-of", confirmedAt.Add(-time.Microsecond).Format(time.RFC3339Nano))
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "version 2", "the seat map as it stood before the confirmation")
+	assert.Regexp(t, `locked\s+2`, r.stdout)
+
+	assert.Equal(t, exitUsage, ctl(t, url, "history").code)
+	assert.Equal(t, exitUsage, ctl(t, url, "history", "--show", id, "--as-of", "yesterday").code)
+	r = ctl(t, url, "history", "--show", "99999")
+	assert.Equal(t, exitFail, r.code)
+	assert.Contains(t, r.stderr, "show not found")
+}
+
+func TestExport(t *testing.T) {
+	t.Parallel()
+	pool, url := pgtest.NewDB(t)
+	busyLedger(t, pool)
+
+	lines := func(out string) []exportedEvent {
+		var got []exportedEvent
+		sc := bufio.NewScanner(strings.NewReader(out))
+		for sc.Scan() {
+			var e exportedEvent
+			require.NoError(t, json.Unmarshal(sc.Bytes(), &e))
+			got = append(got, e)
+		}
+		return got
+	}
+	r := ctl(t, url, "export", "--after", "0")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	all := lines(r.stdout)
+	require.Len(t, all, 4)
+	for i, e := range all {
+		assert.Equal(t, i+1, e.StreamVersion)
+		assert.NotEmpty(t, e.EventID)
+		assert.NotEmpty(t, e.TransactionID)
+	}
+	assert.Equal(t, "ShowScheduled", all[0].EventType)
+	assert.Contains(t, string(all[1].Data), `"seat_numbers"`)
+
+	r = ctl(t, url, "export", "--after", "0", "--limit", "2")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	first := lines(r.stdout)
+	require.Len(t, first, 2)
+	r = ctl(t, url, "export", "--after", jsonInt(first[1].GlobalPosition))
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Equal(t, all[2:], lines(r.stdout), "resuming from a position continues exactly after it")
+
+	assert.Equal(t, exitUsage, ctl(t, url, "export", "--after", "-1").code)
+	assert.Equal(t, exitUsage, ctl(t, url, "export", "--after", "123456").code)
+}
+
+func jsonInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestVerifyAndReplay(t *testing.T) {
+	t.Parallel()
+	pool, url := pgtest.NewDB(t)
+	show, _ := busyLedger(t, pool)
+
+	r := ctl(t, url, "replay")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "from 4 events")
+	r = ctl(t, url, "verify")
+	require.Equal(t, exitOK, r.code, r.stderr)
+
+	_, err := pool.Exec(context.Background(), `UPDATE seats SET status = 'available', booking_id = NULL WHERE show_id = $1 AND seat_number = '3'`, int64(show))
+	require.NoError(t, err)
+	r = ctl(t, url, "verify")
+	assert.Equal(t, exitFail, r.code)
+	assert.Contains(t, r.stdout, `seats missing: {"show_id":`)
+	assert.Contains(t, r.stdout, `"seat_number":"3","position":3,"status":"locked"`)
+	assert.Contains(t, r.stderr, "differences")
+
+	require.Equal(t, exitOK, ctl(t, url, "replay").code)
+	r = ctl(t, url, "verify")
+	assert.Equal(t, exitOK, r.code, r.stdout)
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/internal/pgtest"
+	"github.com/bookingledger/ledger/ledger"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigErrors(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		env   map[string]string
+		roles string
+		want  string
+	}{
+		"no database":  {map[string]string{}, "", "DATABASE_URL is required"},
+		"bad ttl":      {map[string]string{"DATABASE_URL": "x", "HOLD_TTL": "soon"}, "", "HOLD_TTL"},
+		"zero ttl":     {map[string]string{"DATABASE_URL": "x", "HOLD_TTL": "0s"}, "", "HOLD_TTL must be positive"},
+		"unknown role": {map[string]string{"DATABASE_URL": "x"}, "api,cron", `unknown role "cron"`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := loadConfig(env(tc.env), tc.roles)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+	cfg, err := loadConfig(env(map[string]string{"DATABASE_URL": "x", "BOOKINGD_ROLES": "projector"}), "")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"projector"}, cfg.Roles)
+	assert.Equal(t, ":8080", cfg.HTTPAddr)
+	assert.Equal(t, 10*time.Minute, cfg.HoldTTL)
+}
+
+func get(t *testing.T, url string, header ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+	require.NoError(t, err)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, body
+}
+
+// bookingd serves what the projector projected, and stops cleanly.
+func TestServesProjectedShows(t *testing.T) {
+	t.Parallel()
+	pool, url := pgtest.NewDB(t)
+	svc, err := ledger.New(pool, ledger.DefaultConfig())
+	require.NoError(t, err)
+	res, err := svc.ScheduleShow(context.Background(), ledger.ScheduleInput{
+		Name: "Opening night", ShowType: domain.ShowMovie, StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"A1", "A2"},
+	}, ledger.Metadata{})
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, nil, env(map[string]string{"DATABASE_URL": url, "HTTP_ADDR": "127.0.0.1:0"}), io.Discard, ready)
+	}()
+	base := "http://" + <-ready
+
+	resp, _ := get(t, base+"/healthz")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	resp, _ = get(t, base+"/readyz")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	showURL := fmt.Sprintf("%s/api/shows/%d", base, res.ShowID)
+	var body []byte
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if resp, body = get(t, showURL); resp.StatusCode == http.StatusOK {
+			break
+		}
+	}
+	require.Equal(t, http.StatusOK, resp.StatusCode, "the projector projected the show")
+	var show struct {
+		Name  string `json:"name"`
+		Seats []struct {
+			SeatNumber string `json:"seat_number"`
+			Status     string `json:"status"`
+		} `json:"seats"`
+	}
+	require.NoError(t, json.Unmarshal(body, &show))
+	assert.Equal(t, "Opening night", show.Name)
+	require.Len(t, show.Seats, 2)
+	assert.Equal(t, "available", show.Seats[0].Status)
+
+	etag := resp.Header.Get("ETag")
+	require.NotEmpty(t, etag)
+	resp, _ = get(t, showURL, "If-None-Match", etag)
+	assert.Equal(t, http.StatusNotModified, resp.StatusCode)
+	resp, _ = get(t, showURL, "If-None-Match", `"other"`)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	resp, body = get(t, base+"/api/shows?type=movie")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(body), "Opening night")
+	for _, path := range []string{"/api/shows/999999", "/api/shows/abc", "/nope"} {
+		resp, body = get(t, base+path)
+		assert.Equal(t, http.StatusNotFound, resp.StatusCode, path)
+		assert.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"), path)
+		assert.Contains(t, string(body), `"status":404`)
+	}
+	resp, _ = get(t, base+"/api/shows?type=opera")
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	resp, _ = get(t, base+"/api/shows?limit=0")
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	resp, _ = get(t, base+"/api/shows?cursor=%21")
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	resp, body = get(t, base+"/metrics")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(body), "go_goroutines")
+
+	cancel()
+	require.NoError(t, <-done)
+}
+
+func TestRefusesToStartWithoutDatabase(t *testing.T) {
+	t.Parallel()
+	err := run(context.Background(), nil, env(map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none?connect_timeout=2"}), io.Discard, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "database")
+}
