@@ -184,7 +184,10 @@ func (s *Store) Version(ctx context.Context, stream string) (int, error) {
 	return v, nil
 }
 
-const selectColumns = `global_position, transaction_id::text::bigint, stream_id, stream_version,
+// selectColumns are an event's columns. The xid8 is read as text; its alias
+// must not be "transaction_id", or ORDER BY transaction_id would sort by the
+// cast instead of walking the primary key.
+const selectColumns = `global_position, transaction_id::text::bigint AS txid, stream_id, stream_version,
 	event_id, event_type, data, metadata, recorded_at`
 
 // Load returns the events of stream after afterVersion, in version order.
@@ -212,7 +215,7 @@ func (s *Store) ReadAll(ctx context.Context, after Checkpoint, limit int) ([]Eve
 	rows, err := s.db.Query(ctx, `SELECT `+selectColumns+` FROM events
 		WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
 		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY transaction_id, global_position
+		ORDER BY events.transaction_id, events.global_position
 		LIMIT $3`, fmt.Sprint(after.TransactionID), after.Position, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read all: %w", err)
@@ -291,9 +294,9 @@ func (s *Store) SetConsumerCheckpoint(ctx context.Context, group string, cp Chec
 // Head returns the checkpoint of the last event a reader could read now.
 func (s *Store) Head(ctx context.Context) (Checkpoint, error) {
 	var cp Checkpoint
-	err := s.db.QueryRow(ctx, `SELECT transaction_id::text::bigint, global_position FROM events
+	err := s.db.QueryRow(ctx, `SELECT transaction_id::text::bigint AS txid, global_position FROM events
 		WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).Scan(&cp.TransactionID, &cp.Position)
+		ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1`).Scan(&cp.TransactionID, &cp.Position)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Checkpoint{}, nil
 	}

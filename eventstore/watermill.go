@@ -66,17 +66,16 @@ func (s WatermillSchema) SelectQuery(params wsql.SelectQueryParams) (wsql.Query,
 		batch = 100
 	}
 	// The offsets row is locked FOR UPDATE, so one consumer of a group reads
-	// at a time; the subquery shape follows watermill-sql's own schema.
-	q := `SELECT * FROM (
-		WITH last_processed AS (` + next.Query + `)
+	// at a time. The ORDER BY walks the primary key (transaction_id,
+	// global_position): no sort, however long the log.
+	q := `WITH last_processed AS (` + next.Query + `)
 		SELECT ` + selectColumns + ` FROM events
 		WHERE (transaction_id, global_position) > (
 			(SELECT last_processed_transaction_id FROM last_processed),
 			(SELECT coalesce(offset_acked, 0) FROM last_processed))
 		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-	) AS batch
-	ORDER BY transaction_id ASC, global_position ASC
-	LIMIT ` + strconv.Itoa(batch)
+		ORDER BY events.transaction_id, events.global_position
+		LIMIT ` + strconv.Itoa(batch)
 	return wsql.Query{Query: q, Args: next.Args}, nil
 }
 
