@@ -291,17 +291,18 @@ func (s *Store) SetConsumerCheckpoint(ctx context.Context, group string, cp Chec
 	return nil
 }
 
-// Head returns the checkpoint of the last event a reader could read now.
-func (s *Store) Head(ctx context.Context) (Checkpoint, error) {
+// Last returns the checkpoint of the last committed event, whether or not a
+// reader may read it yet. A reader that goes on polling ReadAll until
+// it reaches Last has read everything committed when Last was called.
+func (s *Store) Last(ctx context.Context) (Checkpoint, error) {
 	var cp Checkpoint
 	err := s.db.QueryRow(ctx, `SELECT transaction_id::text::bigint AS txid, global_position FROM events
-		WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 		ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1`).Scan(&cp.TransactionID, &cp.Position)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Checkpoint{}, nil
 	}
 	if err != nil {
-		return Checkpoint{}, fmt.Errorf("head of the stream: %w", err)
+		return Checkpoint{}, fmt.Errorf("last event: %w", err)
 	}
 	return cp, nil
 }

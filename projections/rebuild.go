@@ -85,12 +85,12 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, progress Progress) (Rebuil
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM consumer_offsets WHERE consumer_group = $1 FOR UPDATE`, ConsumerGroup); err != nil {
 		return RebuildStats{}, fmt.Errorf("rebuild: lock projector: %w", err)
 	}
-	head, err := store.Head(ctx)
+	last, err := store.Last(ctx)
 	if err != nil {
 		return RebuildStats{}, err
 	}
 	m := NewModel()
-	cp, err := replay(ctx, store, m, eventstore.Checkpoint{}, head, progress)
+	cp, err := replay(ctx, store, m, eventstore.Checkpoint{}, last, progress)
 	if err != nil {
 		return RebuildStats{}, fmt.Errorf("rebuild: %w", err)
 	}
@@ -124,7 +124,7 @@ func (d Difference) String() string { return fmt.Sprintf("%s %s: %s", d.Table, d
 type VerifyReport struct {
 	Events      int                   // events replayed
 	Checkpoint  eventstore.Checkpoint // where the live projection and the replay were compared
-	Head        eventstore.Checkpoint // the end of the readable stream when the comparison was made
+	Head        eventstore.Checkpoint // the last committed event when the comparison was made
 	Differences []Difference          // empty when the projections are right
 	Elapsed     time.Duration
 }
@@ -211,7 +211,7 @@ func compare(ctx context.Context, pool *pgxpool.Pool, scratch string, cp eventst
 		return VerifyReport{}, false, err
 	}
 	report = VerifyReport{Checkpoint: cp}
-	if report.Head, err = store.Head(ctx); err != nil {
+	if report.Head, err = store.Last(ctx); err != nil {
 		return VerifyReport{}, false, err
 	}
 	for _, t := range tables {

@@ -366,9 +366,11 @@ func (c *cli) export(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	// The end is fixed when export starts, so a busy ledger cannot keep it
-	// running forever; run it again with --after to continue.
-	head, err := store.Head(ctx)
+	// The end is the last event committed when export starts, so a busy
+	// ledger cannot keep it running forever; run it again with --after to
+	// continue. Reaching it may take a moment: ReadAll waits for older
+	// transactions still running on the server.
+	head, err := store.Last(ctx)
 	if err != nil {
 		return err
 	}
@@ -384,7 +386,12 @@ func (c *cli) export(ctx context.Context, args []string) error {
 			return err
 		}
 		if len(events) == 0 {
-			break
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
 		}
 		for _, e := range events {
 			if head.Less(e.Checkpoint()) {
