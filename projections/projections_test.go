@@ -226,6 +226,49 @@ func countEvents(t testing.TB, pool *pgxpool.Pool) int {
 	return n
 }
 
+// A crash inside a batch: the projector's connection is killed while its
+// batch transaction is open, again and again. The batch rolls back with its
+// checkpoint; a new projector redoes it, and the tables equal a replay.
+func TestProjectorSurvivesConnectionKillsInsideBatches(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	svc := newService(t, pool, time.Hour)
+	ctx := context.Background()
+	_, err := workload.Run(ctx, svc, workload.Options{Shows: 4, SeatsPerShow: 60, Holds: 600, Clients: 4, Seed: 5})
+	require.NoError(t, err)
+
+	var killed int
+	for round := 0; round < 200 && killed < 10; round++ {
+		pctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		p := projections.NewProjector(pool, projections.ProjectorConfig{BatchSize: 200, PollInterval: 5 * time.Millisecond}, nil)
+		go func() { done <- p.Run(pctx) }()
+		// Kill any connection of this database that sits inside a
+		// transaction which already wrote (the projector mid-batch).
+		var n int
+		for range 50 {
+			err := pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+				WHERE datname = current_database() AND pid <> pg_backend_pid()
+				  AND backend_xid IS NOT NULL`).Scan(&n)
+			require.NoError(t, err)
+			if n > 0 {
+				killed += n
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+		<-done // a killed projector returns an error, a cancelled one nil: both are fine here
+	}
+	require.Positive(t, killed, "the test did kill a projector inside a batch")
+
+	startProjector(t, pool)
+	waitCaughtUp(t, pool)
+	report := requireVerified(t, pool)
+	assert.Equal(t, countEvents(t, pool), report.Events)
+	t.Logf("killed %d projector connections inside a batch", killed)
+}
+
 func TestVerifyFindsDifferencesAndRebuildRepairs(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewDB(t)
