@@ -1,0 +1,39 @@
+package migrations_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bookingledger/ledger/internal/pgtest"
+	"github.com/bookingledger/ledger/migrations"
+)
+
+func TestUpIsIdempotentAndConcurrent(t *testing.T) {
+	t.Parallel()
+	url := pgtest.CreateDB(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, url)
+	require.NoError(t, err)
+	defer pool.Close()
+
+	// Two migrators at once (two bookingctl runs): the session lock orders them.
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { _, err := migrations.Up(ctx, pool); errs <- err }()
+	}
+	require.NoError(t, <-errs)
+	require.NoError(t, <-errs)
+
+	v, err := migrations.Up(ctx, pool)
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), v)
+	for _, table := range []string{"events", "consumer_offsets", "shows", "seats", "bookings", "users"} {
+		var exists bool
+		require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists))
+		assert.True(t, exists, table)
+	}
+}
