@@ -1,66 +1,177 @@
 // Package api is bookingd's HTTP side: a chi router serving the REST contract
-// of DESIGN.md, health and metrics. Handlers translate HTTP to calls on the
-// ledger (commands) and the projections (queries); problemFor is the one
-// place where errors become HTTP status codes (RFC 9457 problem+json).
+// of DESIGN.md, with health and metrics endpoints.
+//
+// Handlers turn requests into commands on the ledger (package ledger) and
+// queries on the projections (through package readpath, which picks a
+// replica or the primary, and package cache). problemFor is the one place
+// where errors become HTTP status codes; every error answer is RFC 9457
+// problem+json, including the router's 404/405 and recovered panics.
 package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/bookingledger/ledger/projections"
+	"github.com/bookingledger/ledger/cache"
+	"github.com/bookingledger/ledger/ledger"
+	"github.com/bookingledger/ledger/migrations"
+	"github.com/bookingledger/ledger/ratelimit"
+	"github.com/bookingledger/ledger/readpath"
+	"github.com/bookingledger/ledger/users"
 )
 
-// Pinger reports whether a dependency is reachable (readiness).
-type Pinger interface {
-	Ping(ctx context.Context) error
+// Config holds the API's settings. DefaultConfig gives DESIGN.md's defaults;
+// JWTSecret has none.
+type Config struct {
+	JWTSecret      []byte
+	TokenTTL       time.Duration
+	MaxBodyBytes   int64
+	IdempotencyTTL time.Duration
+	// ReadYourWritesWait bounds how long a read waits for the projector to
+	// reach the caller's own last write.
+	ReadYourWritesWait time.Duration
+	RateLimits         RateLimits
+	// TrustProxyHeaders makes the client IP of anonymous rate limits come
+	// from X-Forwarded-For / X-Real-IP (set it only behind a proxy that
+	// overwrites them).
+	TrustProxyHeaders bool
 }
 
-// Deps are what the API needs.
+// RateLimits are requests per minute per user (per IP when anonymous).
+type RateLimits struct {
+	Auth, Bookings, Reads int
+}
+
+// DefaultConfig returns the defaults of DESIGN.md, without a JWT secret.
+func DefaultConfig() Config {
+	return Config{
+		TokenTTL:           24 * time.Hour,
+		MaxBodyBytes:       1 << 20,
+		IdempotencyTTL:     24 * time.Hour,
+		ReadYourWritesWait: 3 * time.Second,
+		RateLimits:         RateLimits{Auth: 5, Bookings: 10, Reads: 100},
+	}
+}
+
+// Validate reports every invalid setting.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.JWTSecret) < 32 {
+		errs = append(errs, errors.New("JWT secret must be at least 32 bytes"))
+	}
+	if c.TokenTTL <= 0 || c.IdempotencyTTL <= 0 || c.ReadYourWritesWait < 0 {
+		errs = append(errs, errors.New("token TTL and idempotency TTL must be positive"))
+	}
+	if c.MaxBodyBytes <= 0 {
+		errs = append(errs, errors.New("max body bytes must be positive"))
+	}
+	if c.RateLimits.Auth <= 0 || c.RateLimits.Bookings <= 0 || c.RateLimits.Reads <= 0 {
+		errs = append(errs, errors.New("rate limits must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Deps are the API's collaborators.
 type Deps struct {
-	Reader *projections.Reader
-	DB     Pinger
-	Logger *slog.Logger
+	Config   Config
+	Ledger   *ledger.Service
+	Users    *users.Store
+	Primary  *pgxpool.Pool
+	Reads    *readpath.Router
+	Tokens   *readpath.Tokens
+	Cache    *cache.Cache
+	Limiter  *ratelimit.Limiter
+	Logger   *slog.Logger
+	Registry *prometheus.Registry // metrics are registered here and served at /metrics
+	Now      func() time.Time
 }
 
 type server struct {
-	reader *projections.Reader
-	db     Pinger
-	logger *slog.Logger
+	Deps
+	cfg     Config
+	metrics *metrics
 }
 
-// New returns the HTTP handler.
-func New(d Deps) http.Handler {
-	s := &server{reader: d.Reader, db: d.DB, logger: d.Logger}
-	if s.logger == nil {
-		s.logger = slog.New(slog.DiscardHandler)
+// New returns the HTTP handler. It fails when the configuration is invalid.
+func New(d Deps) (http.Handler, error) {
+	if err := d.Config.Validate(); err != nil {
+		return nil, err
 	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	if d.Tokens == nil {
+		d.Tokens = readpath.NewTokens(nil, "", 10*time.Minute)
+	}
+	if d.Cache == nil {
+		d.Cache = cache.New(nil, cache.Config{})
+	}
+	if d.Limiter == nil {
+		d.Limiter = ratelimit.New(nil, ratelimit.Config{})
+	}
+	s := &server{Deps: d, cfg: d.Config, metrics: newMetrics(d.Registry)}
+	return s.routes(), nil
+}
+
+func (s *server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.recoverer)
+	r.Use(middleware.RequestID, s.logContext, s.instrument, s.recoverer, s.authenticate)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, Problem{Status: http.StatusNotFound, Title: "Not found", Detail: "no such route"})
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, Problem{Status: http.StatusMethodNotAllowed, Title: "Method not allowed"})
+		writeProblem(w, r, Problem{Status: http.StatusMethodNotAllowed, Title: "Method not allowed",
+			Detail: r.Method + " is not allowed on " + r.URL.Path})
 	})
 
-	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
 	r.Get("/readyz", s.ready)
-	r.Handle("/metrics", promhttp.Handler())
+	r.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+
 	r.Route("/api", func(r chi.Router) {
-		r.Get("/shows", s.listShows)
-		r.Get("/shows/{id}", s.getShow)
+		r.Group(func(r chi.Router) {
+			r.Use(s.limit("auth"))
+			r.Post("/auth/register", s.register)
+			r.Post("/auth/login", s.login)
+		})
+		r.Group(func(r chi.Router) {
+			r.Use(s.limit("reads"))
+			r.Get("/shows", s.listShows)
+			r.Get("/shows/{id}", s.getShow)
+		})
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireRole(users.RoleUser, users.RoleAdmin, users.RoleAuditor))
+			r.With(s.limit("reads")).Get("/bookings", s.listBookings)
+			r.With(s.limit("reads")).Get("/bookings/{id}", s.getBooking)
+			r.Group(func(r chi.Router) {
+				r.Use(s.limit("bookings"), s.idempotent)
+				r.Post("/bookings", s.hold)
+				r.Post("/bookings/{id}/confirm", s.confirm)
+				r.Post("/bookings/{id}/cancel", s.cancel)
+			})
+		})
+		r.With(s.requireRole(users.RoleAdmin), s.limit("bookings"), s.idempotent).Post("/shows", s.createShow)
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireRole(users.RoleAdmin, users.RoleAuditor), s.limit("reads"))
+			r.Get("/shows/{id}/events", s.showEvents)
+			r.Get("/events", s.globalEvents)
+		})
 	})
 	return r
 }
@@ -82,71 +193,15 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.db.Ping(ctx); err != nil {
+	if err := s.Primary.Ping(ctx); err != nil {
 		writeProblem(w, r, Problem{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "database unreachable"})
 		return
 	}
+	pending, err := migrations.Pending(ctx, s.Primary)
+	if err != nil || pending > 0 {
+		writeProblem(w, r, Problem{Status: http.StatusServiceUnavailable, Title: "Not ready",
+			Detail: "database schema is not migrated (run bookingctl migrate)"})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-}
-
-func (s *server) listShows(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	f := projections.ShowFilter{Type: q.Get("type"), Cursor: q.Get("cursor")}
-	var err error
-	if f.Type != "" && f.Type != "movie" && f.Type != "bus" && f.Type != "doctor" {
-		s.writeError(w, r, fmt.Errorf("%w: type must be movie, bus or doctor", errBadRequest))
-		return
-	}
-	for name, dst := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
-		if v := q.Get(name); v != "" {
-			if *dst, err = time.Parse(time.RFC3339, v); err != nil {
-				s.writeError(w, r, fmt.Errorf("%w: %s must be an RFC 3339 time", errBadRequest, name))
-				return
-			}
-		}
-	}
-	if v := q.Get("limit"); v != "" {
-		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > 100 {
-			s.writeError(w, r, fmt.Errorf("%w: limit must be 1 to 100", errBadRequest))
-			return
-		}
-	}
-	page, err := s.reader.ListShows(r.Context(), f)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, page)
-}
-
-func (s *server) getShow(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
-	if err != nil || id <= 0 {
-		s.writeError(w, r, fmt.Errorf("show %q: %w", chi.URLParam(r, "id"), projections.ErrNotFound))
-		return
-	}
-	show, err := s.reader.Show(r.Context(), id)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	// The projected stream version identifies the seat map exactly.
-	etag := fmt.Sprintf(`"show-%d-v%d"`, show.ID, show.Version)
-	w.Header().Set("ETag", etag)
-	if etagMatches(r.Header.Get("If-None-Match"), etag) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	writeJSON(w, http.StatusOK, show)
-}
-
-// etagMatches implements If-None-Match's weak comparison over a list of tags.
-func etagMatches(header, etag string) bool {
-	for _, t := range strings.Split(header, ",") {
-		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
-		if t == etag || t == "*" {
-			return true
-		}
-	}
-	return false
 }

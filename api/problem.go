@@ -3,14 +3,17 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/eventstore"
 	"github.com/bookingledger/ledger/ledger"
 	"github.com/bookingledger/ledger/projections"
+	"github.com/bookingledger/ledger/users"
 )
 
 // Problem is an RFC 9457 problem details object.
@@ -28,18 +31,32 @@ type Problem struct {
 // problemFor maps an error to its HTTP answer. It is the one place where
 // errors become status codes.
 func problemFor(err error) Problem {
-	var unavailable *domain.SeatsUnavailableError
+	var (
+		unavailable *domain.SeatsUnavailableError
+		tooLarge    *http.MaxBytesError
+	)
 	switch {
 	case errors.As(err, &unavailable):
 		return Problem{Status: http.StatusConflict, Title: "Seats unavailable", Detail: err.Error(), UnavailableSeats: unavailable.Seats}
+	case errors.As(err, &tooLarge):
+		return Problem{Status: http.StatusRequestEntityTooLarge, Title: "Request body too large",
+			Detail: fmt.Sprintf("the body may be at most %d bytes", tooLarge.Limit)}
+	case errors.Is(err, errUnauthenticated), errors.Is(err, users.ErrInvalidCredentials):
+		return Problem{Status: http.StatusUnauthorized, Title: "Unauthorized", Detail: err.Error()}
 	case errors.Is(err, projections.ErrNotFound), errors.Is(err, domain.ErrShowNotFound), errors.Is(err, domain.ErrBookingNotFound):
 		return Problem{Status: http.StatusNotFound, Title: "Not found", Detail: err.Error()}
-	case errors.Is(err, projections.ErrBadCursor), errors.Is(err, errBadRequest):
+	case errors.Is(err, errBadRequest), errors.Is(err, projections.ErrBadCursor), errors.Is(err, eventstore.ErrPositionNotFound):
 		return Problem{Status: http.StatusBadRequest, Title: "Bad request", Detail: err.Error()}
-	case errors.Is(err, domain.ErrInvalidCommand):
+	case errors.Is(err, domain.ErrInvalidCommand), errors.Is(err, users.ErrInvalid), errors.Is(err, errUnprocessable):
 		return Problem{Status: http.StatusUnprocessableEntity, Title: "Invalid request", Detail: err.Error()}
-	case errors.Is(err, domain.ErrBookingNotPending), errors.Is(err, domain.ErrHoldExpired),
-		errors.Is(err, domain.ErrShowStarted), errors.Is(err, domain.ErrShowExists):
+	case errors.Is(err, errForbidden):
+		return Problem{Status: http.StatusForbidden, Title: "Forbidden", Detail: err.Error()}
+	case errors.Is(err, users.ErrEmailTaken):
+		return Problem{Status: http.StatusConflict, Title: "Email already registered", Detail: err.Error()}
+	case errors.Is(err, domain.ErrHoldExpired):
+		return Problem{Status: http.StatusConflict, Title: "Hold expired", Detail: err.Error()}
+	case errors.Is(err, domain.ErrBookingNotPending), errors.Is(err, domain.ErrShowStarted),
+		errors.Is(err, domain.ErrShowExists), errors.Is(err, errConflict):
 		return Problem{Status: http.StatusConflict, Title: "Conflict", Detail: err.Error()}
 	case errors.Is(err, ledger.ErrTooManyConflicts):
 		return Problem{Status: http.StatusServiceUnavailable, Title: "Busy", Detail: err.Error()}
@@ -48,6 +65,12 @@ func problemFor(err error) Problem {
 	}
 }
 
+// Request-level error categories the handlers wrap.
+var (
+	errUnprocessable = errors.New("unprocessable request")
+	errConflict      = errors.New("conflict")
+)
+
 // errBadRequest marks malformed query parameters and bodies.
 var errBadRequest = errors.New("bad request")
 
@@ -55,8 +78,7 @@ var errBadRequest = errors.New("bad request")
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	p := problemFor(err)
 	if p.Status >= 500 {
-		s.logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
-			"request_id", middleware.GetReqID(r.Context()), "err", err)
+		s.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	if p.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
@@ -65,6 +87,9 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
+	if p.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="bookingledger"`)
+	}
 	if p.Type == "" {
 		p.Type = "about:blank"
 	}
@@ -81,4 +106,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if err := json.NewEncoder(w).Encode(v); err != nil {
 		slog.Debug("writing response", "err", err)
 	}
+}
+
+// writeRawJSON writes a body that is already JSON.
+func writeRawJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }

@@ -192,8 +192,18 @@ const selectColumns = `global_position, transaction_id::text::bigint AS txid, st
 
 // Load returns the events of stream after afterVersion, in version order.
 func (s *Store) Load(ctx context.Context, stream string, afterVersion int) ([]Event, error) {
+	return s.LoadRange(ctx, stream, afterVersion, 0)
+}
+
+// LoadRange returns at most limit events of stream after afterVersion, in
+// version order; limit 0 means all.
+func (s *Store) LoadRange(ctx context.Context, stream string, afterVersion, limit int) ([]Event, error) {
+	var lim any // NULL: no limit
+	if limit > 0 {
+		lim = limit
+	}
 	rows, err := s.db.Query(ctx, `SELECT `+selectColumns+` FROM events
-		WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version`, stream, afterVersion)
+		WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version LIMIT $3`, stream, afterVersion, lim)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", stream, err)
 	}

@@ -78,6 +78,8 @@ type Service struct {
 	cfg   Config
 	now   func() time.Time
 	cache *showCache
+
+	onConflict func()
 }
 
 // Option changes a Service at construction.
@@ -85,6 +87,10 @@ type Option func(*Service)
 
 // WithClock makes the service read time from now (tests).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// WithConflictHook calls f each time an append loses a version race and the
+// command is decided again (for metrics).
+func WithConflictHook(f func()) Option { return func(s *Service) { s.onConflict = f } }
 
 // New returns a service over the event store in db.
 func New(db DB, cfg Config, opts ...Option) (*Service, error) {
@@ -194,6 +200,25 @@ func (s *Service) ShowOfBooking(ctx context.Context, booking domain.BookingID) (
 	return domain.ParseStreamID(stream)
 }
 
+// Booking returns a booking of a show as the stream has it now, from the
+// cached state caught up with the stream (one small query).
+func (s *Service) Booking(ctx context.Context, show domain.ShowID, id domain.BookingID) (domain.Booking, error) {
+	e := s.cache.entry(show)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, err := s.catchUp(ctx, e, show); err != nil {
+		return domain.Booking{}, err
+	}
+	if !e.show.Scheduled() {
+		return domain.Booking{}, domain.ErrShowNotFound
+	}
+	b, ok := e.show.Booking(id)
+	if !ok {
+		return domain.Booking{}, &domain.BookingNotFoundError{BookingID: id}
+	}
+	return b, nil
+}
+
 // Show folds a show's whole stream into a fresh state for the caller
 // (history, ownership checks). It does not touch the cache.
 func (s *Service) Show(ctx context.Context, id domain.ShowID) (*domain.Show, error) {
@@ -246,6 +271,9 @@ func (s *Service) execute(ctx context.Context, id domain.ShowID, meta Metadata, 
 		}
 		stored, err := s.store.Append(ctx, id.StreamID(), e.show.Version(), data)
 		if errors.Is(err, eventstore.ErrVersionConflict) {
+			if s.onConflict != nil {
+				s.onConflict()
+			}
 			if _, err := s.catchUp(ctx, e, id); err != nil {
 				return Result{}, err
 			}

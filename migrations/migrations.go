@@ -47,3 +47,25 @@ func up(ctx context.Context, db *sql.DB) (int64, error) {
 	}
 	return v, nil
 }
+
+// Pending reports how many migrations the database behind pool lacks
+// (readiness: a process must not serve a schema older than its code).
+func Pending(ctx context.Context, pool *pgxpool.Pool) (int, error) {
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, files)
+	if err != nil {
+		return 0, fmt.Errorf("migrations: %w", err)
+	}
+	status, err := provider.Status(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("migration status: %w", err)
+	}
+	n := 0
+	for _, s := range status {
+		if s.State == goose.StatePending {
+			n++
+		}
+	}
+	return n, nil
+}

@@ -20,6 +20,10 @@ func TestUpIsIdempotentAndConcurrent(t *testing.T) {
 	require.NoError(t, err)
 	defer pool.Close()
 
+	pending, err := migrations.Pending(ctx, pool)
+	require.NoError(t, err)
+	assert.Equal(t, 5, pending)
+
 	// Two migrators at once (two bookingctl runs): the session lock orders them.
 	errs := make(chan error, 2)
 	for range 2 {
@@ -30,8 +34,11 @@ func TestUpIsIdempotentAndConcurrent(t *testing.T) {
 
 	v, err := migrations.Up(ctx, pool)
 	require.NoError(t, err)
-	assert.Equal(t, int64(3), v)
-	for _, table := range []string{"events", "consumer_offsets", "shows", "seats", "bookings", "users"} {
+	assert.Equal(t, int64(5), v)
+	pending, err = migrations.Pending(ctx, pool)
+	require.NoError(t, err)
+	assert.Zero(t, pending)
+	for _, table := range []string{"events", "consumer_offsets", "shows", "seats", "bookings", "users", "idempotency_keys"} {
 		var exists bool
 		require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists))
 		assert.True(t, exists, table)

@@ -1,42 +1,95 @@
 package main
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bookingledger/ledger/api"
 )
 
-// config is bookingd's configuration, read once from the environment.
+// config is bookingd's configuration, read once from the environment (names
+// as in DESIGN.md) and validated before anything starts.
 type config struct {
 	DatabaseURL  string
+	ReplicaURLs  []string
+	RedisURL     string
+	RedisPrefix  string
 	HTTPAddr     string
 	HoldTTL      time.Duration
+	CacheTTL     time.Duration
 	Roles        []string // api, projector
 	PollInterval time.Duration
+	Dev          bool // BOOKINGD_ENV=dev: a random JWT secret when none is set
+	API          api.Config
 }
 
 var knownRoles = []string{"api", "projector"}
 
-// loadConfig reads the environment (names as in DESIGN.md) and applies
-// defaults; flagRoles, when set, overrides BOOKINGD_ROLES.
+// loadConfig reads the environment and applies defaults; flagRoles, when
+// set, overrides BOOKINGD_ROLES. It reports every problem at once.
 func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 	c := config{
 		DatabaseURL:  getenv("DATABASE_URL"),
+		RedisURL:     getenv("REDIS_URL"),
+		RedisPrefix:  or(getenv("REDIS_PREFIX"), "bookingledger:"),
 		HTTPAddr:     or(getenv("HTTP_ADDR"), ":8080"),
 		HoldTTL:      10 * time.Minute,
+		CacheTTL:     30 * time.Second,
 		Roles:        knownRoles,
 		PollInterval: 100 * time.Millisecond,
+		Dev:          getenv("BOOKINGD_ENV") == "dev",
+		API:          api.DefaultConfig(),
 	}
 	var errs []error
-	if v := getenv("HOLD_TTL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("HOLD_TTL: %w", err))
+	duration := func(name string, dst *time.Duration) {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				errs = append(errs, fmt.Errorf("%s=%q: want a positive duration like 10m or 500ms", name, v))
+				return
+			}
+			*dst = d
 		}
-		c.HoldTTL = d
 	}
+	integer := func(name string, dst *int) {
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				errs = append(errs, fmt.Errorf("%s=%q: want a positive integer", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	duration("HOLD_TTL", &c.HoldTTL)
+	duration("CACHE_TTL", &c.CacheTTL)
+	duration("PROJECTOR_POLL_INTERVAL", &c.PollInterval)
+	duration("JWT_TTL", &c.API.TokenTTL)
+	duration("IDEMPOTENCY_TTL", &c.API.IdempotencyTTL)
+	integer("RATE_LIMIT_AUTH_PER_MIN", &c.API.RateLimits.Auth)
+	integer("RATE_LIMIT_BOOKINGS_PER_MIN", &c.API.RateLimits.Bookings)
+	integer("RATE_LIMIT_READS_PER_MIN", &c.API.RateLimits.Reads)
+	maxBody := int(c.API.MaxBodyBytes)
+	integer("MAX_BODY_BYTES", &maxBody)
+	c.API.MaxBodyBytes = int64(maxBody)
+	c.API.TrustProxyHeaders = getenv("TRUST_PROXY_HEADERS") == "true"
+	for _, u := range strings.Split(getenv("DATABASE_REPLICA_URLS"), ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			c.ReplicaURLs = append(c.ReplicaURLs, u)
+		}
+	}
+
+	c.API.JWTSecret = []byte(getenv("JWT_SECRET"))
+	if len(c.API.JWTSecret) == 0 && c.Dev {
+		c.API.JWTSecret = make([]byte, 32)
+		_, _ = rand.Read(c.API.JWTSecret) // tokens die with the process: fine in dev only
+	}
+
 	roles := or(flagRoles, getenv("BOOKINGD_ROLES"))
 	if roles != "" {
 		c.Roles = nil
@@ -52,10 +105,7 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 func (c config) validate() error {
 	var errs []error
 	if c.DatabaseURL == "" {
-		errs = append(errs, errors.New("DATABASE_URL is required (e.g. postgres://root@127.0.0.1:5432/booking?sslmode=disable)"))
-	}
-	if c.HoldTTL <= 0 {
-		errs = append(errs, errors.New("HOLD_TTL must be positive"))
+		errs = append(errs, errors.New("DATABASE_URL is required (e.g. postgres://booking:booking@127.0.0.1:5432/booking)"))
 	}
 	if len(c.Roles) == 0 {
 		errs = append(errs, errors.New("at least one role is required (api, projector)"))
@@ -63,6 +113,13 @@ func (c config) validate() error {
 	for _, r := range c.Roles {
 		if !slices.Contains(knownRoles, r) {
 			errs = append(errs, fmt.Errorf("unknown role %q (known: %s)", r, strings.Join(knownRoles, ", ")))
+		}
+	}
+	if c.has("api") {
+		if len(c.API.JWTSecret) == 0 {
+			errs = append(errs, errors.New("JWT_SECRET is required (at least 32 bytes, e.g. `openssl rand -hex 32`); only BOOKINGD_ENV=dev runs without one"))
+		} else if err := c.API.Validate(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -18,10 +18,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/bookingledger/ledger/api"
+	"github.com/bookingledger/ledger/cache"
+	"github.com/bookingledger/ledger/internal/logctx"
+	"github.com/bookingledger/ledger/ledger"
 	"github.com/bookingledger/ledger/projections"
+	"github.com/bookingledger/ledger/ratelimit"
+	"github.com/bookingledger/ledger/readpath"
+	"github.com/bookingledger/ledger/users"
 )
 
 func main() {
@@ -47,28 +57,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, nil))
-
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
-	defer pool.Close()
-	if err := pool.Ping(ctx); err != nil {
-		return fmt.Errorf("database: %w", err)
+	logger := slog.New(logctx.Handler{Handler: slog.NewJSONHandler(stderr, nil)})
+	if cfg.Dev && getenv("JWT_SECRET") == "" {
+		logger.Warn("BOOKINGD_ENV=dev without JWT_SECRET: using a random secret; tokens end with this process")
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	d, err := connect(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	if cfg.has("projector") {
-		wg.Go(func() { superviseProjector(ctx, pool, cfg, logger) })
+		wg.Go(func() { superviseProjector(ctx, d.primary, cfg, logger) })
+		wg.Go(func() { sampleLag(ctx, d.primary, d.registry, logger) })
 	}
 	if cfg.has("api") {
-		wg.Go(func() { errs <- serve(ctx, cfg, pool, logger, ready) })
+		handler, err := newAPI(ctx, &wg, cfg, d, logger)
+		if err != nil {
+			return err
+		}
+		wg.Go(func() { errs <- serve(ctx, cfg, handler, logger, ready) })
 	}
-	logger.Info("bookingd started", "roles", cfg.Roles, "http_addr", cfg.HTTPAddr)
+	logger.Info("bookingd started", "roles", cfg.Roles, "http_addr", cfg.HTTPAddr,
+		"replicas", len(cfg.ReplicaURLs), "redis", cfg.RedisURL != "")
 
 	select {
 	case <-ctx.Done():
@@ -78,6 +94,100 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	wg.Wait()
 	logger.Info("bookingd stopped")
 	return err
+}
+
+// deps are the connections every role shares.
+type deps struct {
+	primary  *pgxpool.Pool
+	replicas []*pgxpool.Pool
+	redis    *redis.Client
+	registry *prometheus.Registry
+}
+
+func (d *deps) close() {
+	for _, p := range d.replicas {
+		p.Close()
+	}
+	if d.redis != nil {
+		_ = d.redis.Close()
+	}
+	d.primary.Close()
+}
+
+func connect(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
+	d := &deps{registry: prometheus.NewRegistry()}
+	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if d.primary, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	if err := d.primary.Ping(ctx); err != nil {
+		d.primary.Close()
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	for _, u := range cfg.ReplicaURLs {
+		p, err := pgxpool.New(ctx, u) // connects lazily; a replica that is down is skipped
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("DATABASE_REPLICA_URLS: %w", err)
+		}
+		d.replicas = append(d.replicas, p)
+	}
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		// Fail fast while Redis is down: the limiter and cache fall back.
+		opts.MaxRetries, opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 1, time.Second, time.Second, time.Second
+		d.redis = redis.NewClient(opts)
+		if err := d.redis.Ping(ctx).Err(); err != nil {
+			logger.Warn("redis unreachable at start; rate limits are per process and the cache is off until it answers", "err", err)
+		}
+	}
+	return d, nil
+}
+
+func newAPI(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, logger *slog.Logger) (http.Handler, error) {
+	conflicts := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "bookingledger_version_conflict_retries_total",
+		Help: "Commands decided again because another writer appended to the show first.",
+	})
+	d.registry.MustRegister(conflicts)
+	lcfg := ledger.DefaultConfig()
+	lcfg.HoldTTL = cfg.HoldTTL
+	svc, err := ledger.New(d.primary, lcfg, ledger.WithConflictHook(conflicts.Inc))
+	if err != nil {
+		return nil, err
+	}
+	var rdb redis.UniversalClient
+	if d.redis != nil {
+		rdb = d.redis
+	}
+	reads := readpath.New(d.primary, d.replicas, logger)
+	showCache := cache.New(rdb, cache.Config{Prefix: cfg.RedisPrefix, TTL: cfg.CacheTTL, Logger: logger, Registerer: d.registry})
+	wg.Go(func() { reads.Watch(ctx, 2*time.Second) })
+	wg.Go(func() {
+		showCache.Listen(ctx, func(ctx context.Context) (*pgx.Conn, error) {
+			return pgx.ConnectConfig(ctx, d.primary.Config().ConnConfig)
+		}, nil)
+	})
+	return api.New(api.Deps{
+		Config:   cfg.API,
+		Ledger:   svc,
+		Users:    users.NewStore(d.primary),
+		Primary:  d.primary,
+		Reads:    reads,
+		Tokens:   readpath.NewTokens(rdb, cfg.RedisPrefix, 2*time.Minute),
+		Cache:    showCache,
+		Limiter:  ratelimit.New(rdb, ratelimit.Config{Prefix: cfg.RedisPrefix, Logger: logger, Registerer: d.registry}),
+		Logger:   logger,
+		Registry: d.registry,
+	})
 }
 
 // superviseProjector runs the projector and restarts it after a failure,
@@ -100,13 +210,36 @@ func superviseProjector(ctx context.Context, pool *pgxpool.Pool, cfg config, log
 	}
 }
 
-func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, logger *slog.Logger, ready chan<- string) error {
+// sampleLag exports the projector's lag every few seconds.
+func sampleLag(ctx context.Context, pool *pgxpool.Pool, reg prometheus.Registerer, logger *slog.Logger) {
+	events := prometheus.NewGauge(prometheus.GaugeOpts{Name: "bookingledger_projector_lag_events", Help: "Committed events the projector has not applied."})
+	seconds := prometheus.NewGauge(prometheus.GaugeOpts{Name: "bookingledger_projector_lag_seconds", Help: "Age of the oldest event the projector has not applied."})
+	reg.MustRegister(events, seconds)
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		n, behind, err := projections.Lag(ctx, pool)
+		if err != nil && ctx.Err() == nil {
+			logger.Warn("measuring projector lag", "err", err)
+		}
+		events.Set(float64(n))
+		seconds.Set(behind.Seconds())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func serve(ctx context.Context, cfg config, handler http.Handler, logger *slog.Logger, ready chan<- string) error {
 	srv := &http.Server{
-		Handler:           api.New(api.Deps{Reader: projections.NewReader(pool), DB: pool, Logger: logger}),
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -118,9 +251,12 @@ func serve(ctx context.Context, cfg config, pool *pgxpool.Pool, logger *slog.Log
 	}
 	go func() {
 		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		// Finish in-flight requests, then close.
+		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(shutdown)
+		if err := srv.Shutdown(shutdown); err != nil {
+			logger.Warn("shutdown", "err", err)
+		}
 	}()
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err

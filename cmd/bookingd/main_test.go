@@ -26,10 +26,13 @@ func TestConfigErrors(t *testing.T) {
 		roles string
 		want  string
 	}{
-		"no database":  {map[string]string{}, "", "DATABASE_URL is required"},
-		"bad ttl":      {map[string]string{"DATABASE_URL": "x", "HOLD_TTL": "soon"}, "", "HOLD_TTL"},
-		"zero ttl":     {map[string]string{"DATABASE_URL": "x", "HOLD_TTL": "0s"}, "", "HOLD_TTL must be positive"},
-		"unknown role": {map[string]string{"DATABASE_URL": "x"}, "api,cron", `unknown role "cron"`},
+		"no database":   {map[string]string{}, "", "DATABASE_URL is required"},
+		"bad ttl":       {map[string]string{"DATABASE_URL": "x", "HOLD_TTL": "soon"}, "", "HOLD_TTL"},
+		"zero ttl":      {map[string]string{"DATABASE_URL": "x", "HOLD_TTL": "0s"}, "", "HOLD_TTL"},
+		"unknown role":  {map[string]string{"DATABASE_URL": "x"}, "api,cron", `unknown role "cron"`},
+		"no jwt secret": {map[string]string{"DATABASE_URL": "x"}, "", "JWT_SECRET is required"},
+		"short secret":  {map[string]string{"DATABASE_URL": "x", "JWT_SECRET": "short"}, "", "at least 32 bytes"},
+		"bad limit":     {map[string]string{"DATABASE_URL": "x", "RATE_LIMIT_READS_PER_MIN": "-3"}, "", "RATE_LIMIT_READS_PER_MIN"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -39,7 +42,7 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 	cfg, err := loadConfig(env(map[string]string{"DATABASE_URL": "x", "BOOKINGD_ROLES": "projector"}), "")
-	require.NoError(t, err)
+	require.NoError(t, err, "the projector alone needs no JWT secret")
 	assert.Equal(t, []string{"projector"}, cfg.Roles)
 	assert.Equal(t, ":8080", cfg.HTTPAddr)
 	assert.Equal(t, 10*time.Minute, cfg.HoldTTL)
@@ -75,9 +78,11 @@ func TestServesProjectedShows(t *testing.T) {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, nil, env(map[string]string{"DATABASE_URL": url, "HTTP_ADDR": "127.0.0.1:0"}), io.Discard, ready)
+		done <- run(ctx, nil, env(map[string]string{"DATABASE_URL": url, "HTTP_ADDR": "127.0.0.1:0", "BOOKINGD_ENV": "dev", "RATE_LIMIT_READS_PER_MIN": "100000"}), io.Discard, ready)
 	}()
+	start := time.Now()
 	base := "http://" + <-ready
+	t.Logf("ready after %s", time.Since(start))
 
 	resp, _ := get(t, base+"/healthz")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
@@ -92,6 +97,7 @@ func TestServesProjectedShows(t *testing.T) {
 		}
 	}
 	require.Equal(t, http.StatusOK, resp.StatusCode, "the projector projected the show")
+	t.Logf("projected after %s", time.Since(start))
 	var show struct {
 		Name  string `json:"name"`
 		Seats []struct {
@@ -130,13 +136,15 @@ func TestServesProjectedShows(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, string(body), "go_goroutines")
 
+	t.Logf("checks done after %s", time.Since(start))
 	cancel()
 	require.NoError(t, <-done)
+	t.Logf("stopped after %s", time.Since(start))
 }
 
 func TestRefusesToStartWithoutDatabase(t *testing.T) {
 	t.Parallel()
-	err := run(context.Background(), nil, env(map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none?connect_timeout=2"}), io.Discard, nil)
+	err := run(context.Background(), nil, env(map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none?connect_timeout=2", "BOOKINGD_ENV": "dev"}), io.Discard, nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "database")
 }

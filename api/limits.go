@@ -1,0 +1,60 @@
+package api
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// limit applies the rate limit of a class ("auth", "bookings", "reads"):
+// per user when the caller is authenticated, per client IP otherwise.
+func (s *server) limit(class string) func(http.Handler) http.Handler {
+	perMinute := map[string]int{
+		"auth":     s.cfg.RateLimits.Auth,
+		"bookings": s.cfg.RateLimits.Bookings,
+		"reads":    s.cfg.RateLimits.Reads,
+	}[class]
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			key := "ip:" + s.clientIP(r)
+			if p, ok := principalFrom(r.Context()); ok {
+				key = "user:" + p.UserID.String()
+			}
+			d := s.Limiter.Allow(r.Context(), class, key, perMinute)
+			w.Header().Set("RateLimit-Limit", strconv.Itoa(perMinute))
+			w.Header().Set("RateLimit-Remaining", strconv.Itoa(max(d.Remaining, 0)))
+			if !d.Allowed {
+				secs := int(math.Ceil(d.RetryAfter.Seconds()))
+				w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+				writeProblem(w, r, Problem{Status: http.StatusTooManyRequests, Title: "Too many requests",
+					Detail: fmt.Sprintf("at most %d %s requests a minute; retry in %d s", perMinute, class, max(secs, 1))})
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// clientIP is the peer address, or the first X-Forwarded-For hop when the
+// deployment says a trusted proxy sets it.
+func (s *server) clientIP(r *http.Request) string {
+	if s.cfg.TrustProxyHeaders {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			first, _, _ := strings.Cut(xff, ",")
+			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
+				return ip.String()
+			}
+		}
+		if ip := net.ParseIP(strings.TrimSpace(r.Header.Get("X-Real-IP"))); ip != nil {
+			return ip.String()
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

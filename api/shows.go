@@ -1,0 +1,314 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/eventstore"
+	"github.com/bookingledger/ledger/ledger"
+	"github.com/bookingledger/ledger/projections"
+)
+
+// showFilter parses the show list's query parameters.
+func showFilter(r *http.Request) (projections.ShowFilter, error) {
+	q := r.URL.Query()
+	f := projections.ShowFilter{Type: q.Get("type"), Cursor: q.Get("cursor")}
+	if f.Type != "" && !domain.ShowType(f.Type).Valid() {
+		return f, fmt.Errorf("%w: type must be movie, bus or doctor", errBadRequest)
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &f.From}, {"to", &f.To}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return f, fmt.Errorf("%w: %s must be an RFC 3339 time like 2026-12-01T18:00:00Z", errBadRequest, p.name)
+			}
+			*p.dst = t
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return f, fmt.Errorf("%w: limit must be 1 to 100", errBadRequest)
+		}
+		f.Limit = n
+	}
+	if f.Cursor != "" {
+		if _, _, err := projections.DecodeShowCursor(f.Cursor); err != nil {
+			return f, fmt.Errorf("%w: cursor: %v", errBadRequest, err)
+		}
+	}
+	return f, nil
+}
+
+func (s *server) listShows(w http.ResponseWriter, r *http.Request) {
+	f, err := showFilter(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	key := strings.Join([]string{f.Type, f.From.UTC().Format(time.RFC3339), f.To.UTC().Format(time.RFC3339),
+		strconv.Itoa(f.Limit), f.Cursor}, "|")
+	body, err := s.Cache.List(r.Context(), key, func() ([]byte, error) {
+		page, err := projections.NewReader(s.Reads.Any()).ListShows(r.Context(), f)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(page)
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeRawJSON(w, http.StatusOK, body)
+}
+
+// showEntry is a show's cached representation: its projected version (the
+// ETag) and its JSON.
+type showEntry struct {
+	version int
+	body    []byte
+}
+
+func (s *server) loadShow(ctx context.Context, id int64) (showEntry, error) {
+	// A caller who just wrote reads a projection that has its write, so the
+	// seat map never shows its own seats as free; others may use the cache.
+	if p, ok := principalFrom(ctx); ok {
+		if tok := s.Tokens.Get(ctx, p.UserID.String()); tok != (eventstore.Checkpoint{}) {
+			db, _, err := s.Reads.AtLeast(ctx, tok, s.cfg.ReadYourWritesWait)
+			if err != nil {
+				return showEntry{}, err
+			}
+			show, err := projections.NewReader(db).Show(ctx, id)
+			if err != nil {
+				return showEntry{}, err
+			}
+			body, err := json.Marshal(show)
+			return showEntry{version: show.Version, body: body}, err
+		}
+	}
+	raw, err := s.Cache.Show(ctx, id, func() ([]byte, error) {
+		show, err := projections.NewReader(s.Reads.Any()).Show(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		body, err := json.Marshal(show)
+		if err != nil {
+			return nil, err
+		}
+		return append([]byte(strconv.Itoa(show.Version)+"\n"), body...), nil
+	})
+	if err != nil {
+		return showEntry{}, err
+	}
+	v, body, _ := bytes.Cut(raw, []byte("\n"))
+	version, err := strconv.Atoi(string(v))
+	if err != nil {
+		return showEntry{}, fmt.Errorf("cached show %d: %w", id, err)
+	}
+	return showEntry{version: version, body: body}, nil
+}
+
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("show %q: %w", chi.URLParam(r, "id"), projections.ErrNotFound)
+	}
+	return id, nil
+}
+
+func (s *server) getShow(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	show, err := s.loadShow(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// The projected stream version identifies the seat map exactly.
+	etag := fmt.Sprintf(`"show-%d-v%d"`, id, show.version)
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Cache-Control", "no-cache")
+	if etagMatches(r.Header.Get("If-None-Match"), etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	writeRawJSON(w, http.StatusOK, show.body)
+}
+
+// etagMatches implements If-None-Match's weak comparison over a list of tags.
+func etagMatches(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == etag || t == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+type createShowRequest struct {
+	Name        string          `json:"name"`
+	ShowType    domain.ShowType `json:"show_type"`
+	StartTime   time.Time       `json:"start_time"`
+	TotalSeats  *int            `json:"total_seats"`
+	SeatNumbers []string        `json:"seat_numbers"`
+}
+
+func (s *server) createShow(w http.ResponseWriter, r *http.Request) {
+	var in createShowRequest
+	if err := s.decode(w, r, &in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	seats := in.SeatNumbers
+	switch {
+	case in.TotalSeats != nil && in.SeatNumbers != nil:
+		s.writeError(w, r, fmt.Errorf("%w: give total_seats or seat_numbers, not both", errUnprocessable))
+		return
+	case in.TotalSeats == nil && in.SeatNumbers == nil:
+		s.writeError(w, r, fmt.Errorf("%w: total_seats or seat_numbers is required", errUnprocessable))
+		return
+	case in.TotalSeats != nil:
+		generated, err := domain.GenerateSeatLabels(in.ShowType, *in.TotalSeats)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		seats = generated
+	}
+	if !in.StartTime.IsZero() && !in.StartTime.After(s.Now()) {
+		s.writeError(w, r, fmt.Errorf("%w: start_time must be in the future", errUnprocessable))
+		return
+	}
+	p, _ := principalFrom(r.Context())
+	res, err := s.Ledger.ScheduleShow(r.Context(), ledger.ScheduleInput{
+		Name: in.Name, ShowType: in.ShowType, StartTime: in.StartTime, SeatNumbers: seats,
+	}, s.meta(r, p))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.Tokens.Set(r.Context(), p.UserID.String(), res.Events[len(res.Events)-1].Checkpoint())
+	s.Logger.InfoContext(r.Context(), "show scheduled", "show_id", res.ShowID, "seats", len(seats))
+	detail := projections.ShowDetail{ShowSummary: projections.ShowSummary{
+		ID: int64(res.ShowID), Name: in.Name, ShowType: string(in.ShowType), StartTime: in.StartTime.UTC(),
+		TotalSeats: len(seats), AvailableSeats: len(seats), Version: res.Version,
+	}, Seats: make([]projections.Seat, len(seats))}
+	for i, n := range seats {
+		detail.Seats[i] = projections.Seat{SeatNumber: n, Status: string(domain.SeatStatusAvailable)}
+	}
+	w.Header().Set("Location", fmt.Sprintf("/api/shows/%d", res.ShowID))
+	w.Header().Set("ETag", fmt.Sprintf(`"show-%d-v%d"`, res.ShowID, res.Version))
+	writeJSON(w, http.StatusCreated, detail)
+}
+
+func (s *server) meta(r *http.Request, p principal) ledger.Metadata {
+	return ledger.Metadata{UserID: p.UserID.String(), RequestID: middleware.GetReqID(r.Context())}
+}
+
+// eventView is an event as auditors read it.
+type eventView struct {
+	GlobalPosition int64           `json:"global_position"`
+	StreamID       string          `json:"stream_id"`
+	StreamVersion  int             `json:"stream_version"`
+	EventID        string          `json:"event_id"`
+	EventType      string          `json:"event_type"`
+	Data           json.RawMessage `json:"data"`
+	Metadata       json.RawMessage `json:"metadata"`
+	RecordedAt     time.Time       `json:"recorded_at"`
+}
+
+func viewEvents(events []eventstore.Event) []eventView {
+	out := make([]eventView, len(events))
+	for i, e := range events {
+		out[i] = eventView{GlobalPosition: e.GlobalPosition, StreamID: e.StreamID, StreamVersion: e.StreamVersion,
+			EventID: e.ID.String(), EventType: e.Type, Data: e.Data, Metadata: e.Metadata, RecordedAt: e.RecordedAt.UTC()}
+	}
+	return out
+}
+
+// intParam parses an optional non-negative integer query parameter.
+func intParam(r *http.Request, name string, def, maxV int64) (int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > maxV {
+		return 0, fmt.Errorf("%w: %s must be an integer from 0 to %d", errBadRequest, name, maxV)
+	}
+	return n, nil
+}
+
+func (s *server) showEvents(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	after, err := intParam(r, "after_version", 0, 1<<31-1)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit, err := intParam(r, "limit", 1000, 10_000)
+	if err != nil || limit == 0 {
+		s.writeError(w, r, fmt.Errorf("%w: limit must be 1 to 10000", errBadRequest))
+		return
+	}
+	events, err := s.Ledger.Store().LoadRange(r.Context(), domain.ShowID(id).StreamID(), int(after), int(limit))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if len(events) == 0 && after == 0 {
+		s.writeError(w, r, fmt.Errorf("show %d: %w", id, domain.ErrShowNotFound))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"show_id": id, "events": viewEvents(events)})
+}
+
+func (s *server) globalEvents(w http.ResponseWriter, r *http.Request) {
+	after, err := intParam(r, "after", 0, 1<<62)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit, err := intParam(r, "limit", 100, 1000)
+	if err != nil || limit == 0 {
+		s.writeError(w, r, fmt.Errorf("%w: limit must be 1 to 1000", errBadRequest))
+		return
+	}
+	store := s.Ledger.Store()
+	cp, err := store.CheckpointAt(r.Context(), after)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	events, err := store.ReadAll(r.Context(), cp, int(limit))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	next := after
+	if len(events) > 0 {
+		next = events[len(events)-1].GlobalPosition
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": viewEvents(events), "next_after": next})
+}

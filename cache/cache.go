@@ -1,0 +1,214 @@
+// Package cache keeps rendered show reads (the show list and a show with
+// its seat map) in Redis, and drops them when the projector changes a show.
+//
+// Invalidation is driven by PostgreSQL: a trigger on the shows table sends
+// NOTIFY projection_changed with the show id, delivered only when the
+// projector's transaction commits. Listen receives it and bumps the show's
+// generation counter (and the list's), then deletes the cached entry. Fill
+// stores a value only if the generation it read before loading from the
+// database is still current, so a read that raced a commit can never put a
+// stale value back after its invalidation. A TTL bounds anything missed while
+// the listener reconnects.
+//
+// Redis is optional: a nil client, or Redis being down, turns the cache into
+// a pass-through that always loads from the database.
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+)
+
+// Channel is the NOTIFY channel the shows trigger uses.
+const Channel = "projection_changed"
+
+// Config tunes a Cache.
+type Config struct {
+	Prefix     string        // key prefix, e.g. "bookingledger:"
+	TTL        time.Duration // backstop expiry (default 30s)
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer // nil: metrics are not registered
+}
+
+// Cache is safe for concurrent use.
+type Cache struct {
+	rdb    redis.UniversalClient
+	cfg    Config
+	logger *slog.Logger
+	down   atomic.Bool
+
+	hits, misses, errors prometheus.Counter
+}
+
+// New returns a cache on rdb; rdb may be nil (no caching).
+func New(rdb redis.UniversalClient, cfg Config) *Cache {
+	if cfg.TTL <= 0 {
+		cfg.TTL = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Cache{
+		rdb: rdb, cfg: cfg, logger: cfg.Logger,
+		hits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "bookingledger_cache_hits_total", Help: "Show reads answered from Redis."}),
+		misses: prometheus.NewCounter(prometheus.CounterOpts{Name: "bookingledger_cache_misses_total", Help: "Show reads loaded from the database."}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "bookingledger_cache_errors_total", Help: "Redis errors; the read went to the database."}),
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(c.hits, c.misses, c.errors)
+	}
+	return c
+}
+
+func (c *Cache) showKey(id int64) string    { return c.cfg.Prefix + "show:" + strconv.FormatInt(id, 10) }
+func (c *Cache) showGenKey(id int64) string { return c.cfg.Prefix + "gen:show:" + strconv.FormatInt(id, 10) }
+func (c *Cache) listGenKey() string         { return c.cfg.Prefix + "gen:shows" }
+
+// fillScript sets KEYS[2] to ARGV[2] for ARGV[3] ms only if KEYS[1] (the
+// generation) still holds ARGV[1] ("" when it did not exist).
+var fillScript = redis.NewScript(`
+local gen = redis.call('GET', KEYS[1]) or ''
+if gen == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0`)
+
+// Show returns the cached value for a show, or loads and caches it.
+func (c *Cache) Show(ctx context.Context, id int64, load func() ([]byte, error)) ([]byte, error) {
+	return c.fill(ctx, c.showKey(id), c.showGenKey(id), "", load)
+}
+
+// List returns a cached page of the show list for the query q (the
+// normalized filter and cursor), or loads and caches it. Every change to any
+// show moves the list to a new generation, which orphans the old pages.
+func (c *Cache) List(ctx context.Context, q string, load func() ([]byte, error)) ([]byte, error) {
+	return c.fill(ctx, "", c.listGenKey(), q, load)
+}
+
+func (c *Cache) fill(ctx context.Context, key, genKey, listQuery string, load func() ([]byte, error)) ([]byte, error) {
+	if c.rdb == nil {
+		return load()
+	}
+	gen, err := c.rdb.Get(ctx, genKey).Result()
+	if errors.Is(err, redis.Nil) {
+		gen, err = "", nil
+	}
+	if err != nil {
+		c.fail(err)
+		return load()
+	}
+	if key == "" {
+		key = c.cfg.Prefix + "shows:" + gen + ":" + listQuery
+	}
+	if v, err := c.rdb.Get(ctx, key).Bytes(); err == nil {
+		c.ok()
+		c.hits.Inc()
+		return v, nil
+	} else if !errors.Is(err, redis.Nil) {
+		c.fail(err)
+		return load()
+	}
+	c.misses.Inc()
+	v, err := load()
+	if err != nil {
+		return nil, err
+	}
+	if err := fillScript.Run(ctx, c.rdb, []string{genKey, key}, gen, v, c.cfg.TTL.Milliseconds()).Err(); err != nil {
+		c.fail(err)
+	}
+	return v, nil
+}
+
+// Invalidate forgets what is cached for a show and every list page.
+func (c *Cache) Invalidate(ctx context.Context, id int64) error {
+	if c.rdb == nil {
+		return nil
+	}
+	_, err := c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Incr(ctx, c.showGenKey(id))
+		p.Expire(ctx, c.showGenKey(id), 24*time.Hour)
+		p.Del(ctx, c.showKey(id))
+		p.Incr(ctx, c.listGenKey())
+		return nil
+	})
+	if err != nil {
+		c.fail(err)
+		return fmt.Errorf("invalidate show %d: %w", id, err)
+	}
+	return nil
+}
+
+func (c *Cache) fail(err error) {
+	c.errors.Inc()
+	if !c.down.Swap(true) {
+		c.logger.Warn("show cache unavailable, reading from the database", "err", err)
+	}
+}
+
+func (c *Cache) ok() {
+	if c.down.Swap(false) {
+		c.logger.Info("show cache available again")
+	}
+}
+
+// Listen invalidates the cache on every committed projection change until
+// ctx ends, reconnecting with connect after failures. ready, when not nil,
+// is closed once the first LISTEN is in place.
+func (c *Cache) Listen(ctx context.Context, connect func(context.Context) (*pgx.Conn, error), ready chan<- struct{}) {
+	if c.rdb == nil {
+		if ready != nil {
+			close(ready)
+		}
+		return
+	}
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := c.listenOnce(ctx, connect, &ready)
+		if ctx.Err() != nil {
+			return
+		}
+		c.logger.Warn("cache invalidation listener stopped; reconnecting", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+func (c *Cache) listenOnce(ctx context.Context, connect func(context.Context) (*pgx.Conn, error), ready *chan<- struct{}) error {
+	conn, err := connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
+		return err
+	}
+	if *ready != nil {
+		close(*ready)
+		*ready = nil
+	}
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		id, err := strconv.ParseInt(n.Payload, 10, 64)
+		if err != nil {
+			continue
+		}
+		_ = c.Invalidate(ctx, id) // logged by fail; the TTL is the backstop
+	}
+}
