@@ -69,9 +69,11 @@ func New(rdb redis.UniversalClient, cfg Config) *Cache {
 	return c
 }
 
-func (c *Cache) showKey(id int64) string    { return c.cfg.Prefix + "show:" + strconv.FormatInt(id, 10) }
-func (c *Cache) showGenKey(id int64) string { return c.cfg.Prefix + "gen:show:" + strconv.FormatInt(id, 10) }
-func (c *Cache) listGenKey() string         { return c.cfg.Prefix + "gen:shows" }
+func (c *Cache) showKey(id int64) string { return c.cfg.Prefix + "show:" + strconv.FormatInt(id, 10) }
+func (c *Cache) showGenKey(id int64) string {
+	return c.cfg.Prefix + "gen:show:" + strconv.FormatInt(id, 10)
+}
+func (c *Cache) listGenKey() string { return c.cfg.Prefix + "gen:shows" }
 
 // fillScript sets KEYS[2] to ARGV[2] for ARGV[3] ms only if KEYS[1] (the
 // generation) still holds ARGV[1] ("" when it did not exist).
