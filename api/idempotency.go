@@ -114,10 +114,10 @@ func (s *server) replay(w http.ResponseWriter, r *http.Request, p principal, key
 		s.writeError(w, r, fmt.Errorf("%w: the first request with this %s just failed; retry", errConflict, IdempotencyHeader))
 	case err != nil:
 		s.writeError(w, r, err)
-	case !bytes.Equal(stored, hash):
-		s.writeError(w, r, fmt.Errorf("%w: this %s was used for a different request", errUnprocessable, IdempotencyHeader))
 	case status == nil:
 		s.writeError(w, r, fmt.Errorf("%w: a request with this %s is still being processed", errConflict, IdempotencyHeader))
+	case !bytes.Equal(stored, hash):
+		s.writeError(w, r, fmt.Errorf("%w: this %s was used for a different request", errUnprocessable, IdempotencyHeader))
 	default:
 		for k, v := range headers {
 			if v != "" {

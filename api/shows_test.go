@@ -1,0 +1,186 @@
+package api_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bookingledger/ledger/users"
+)
+
+// waitShow polls until the projector has projected show at version or later.
+func (e *env) waitShow(show int64, version int) map[string]any {
+	e.t.Helper()
+	var got map[string]any
+	eventually(e.t, fmt.Sprintf("show %d at v%d", show, version), func() bool {
+		r := e.do("GET", fmt.Sprintf("/api/shows/%d", show), "", nil)
+		if r.status != http.StatusOK {
+			return false
+		}
+		got = r.json(e.t)
+		return int(got["version"].(float64)) >= version
+	})
+	return got
+}
+
+func seatStatuses(show map[string]any) map[string]string {
+	out := map[string]string{}
+	for _, s := range show["seats"].([]any) {
+		m := s.(map[string]any)
+		out[m["seat_number"].(string)] = m["status"].(string)
+	}
+	return out
+}
+
+func TestCreateShow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	admin, _ := e.login(users.RoleAdmin)
+	start := time.Now().Add(72 * time.Hour).UTC().Truncate(time.Second)
+
+	tests := []struct {
+		name      string
+		body      map[string]any
+		first     string
+		last      string
+		seatCount int
+	}{
+		{"movie from a count", map[string]any{"show_type": "movie", "total_seats": 25}, "A1", "C5", 25},
+		{"bus from a count", map[string]any{"show_type": "bus", "total_seats": 40}, "1", "40", 40},
+		{"doctor from a count", map[string]any{"show_type": "doctor", "total_seats": 3}, "08:00", "08:30", 3},
+		{"explicit seats", map[string]any{"show_type": "movie", "seat_numbers": []string{"VIP1", "VIP2"}}, "VIP1", "VIP2", 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.body["name"] = tc.name
+			tc.body["start_time"] = start.Format(time.RFC3339)
+			r := e.do("POST", "/api/shows", admin, tc.body)
+			require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
+			got := r.json(t)
+			seats := got["seats"].([]any)
+			require.Len(t, seats, tc.seatCount)
+			assert.Equal(t, tc.first, seats[0].(map[string]any)["seat_number"])
+			assert.Equal(t, tc.last, seats[len(seats)-1].(map[string]any)["seat_number"])
+			assert.EqualValues(t, tc.seatCount, got["available_seats"])
+			assert.Equal(t, fmt.Sprintf("/api/shows/%d", int64(got["id"].(float64))), r.header.Get("Location"))
+
+			projected := e.waitShow(int64(got["id"].(float64)), 1)
+			assert.Equal(t, tc.name, projected["name"])
+			assert.Equal(t, start.Format(time.RFC3339), projected["start_time"])
+		})
+	}
+
+	refusals := []struct {
+		name string
+		body map[string]any
+		want int
+	}{
+		{"both seat forms", map[string]any{"name": "x", "show_type": "bus", "total_seats": 2, "seat_numbers": []string{"1"}}, 422},
+		{"no seats", map[string]any{"name": "x", "show_type": "bus"}, 422},
+		{"zero seats", map[string]any{"name": "x", "show_type": "bus", "total_seats": 0}, 422},
+		{"too many seats", map[string]any{"name": "x", "show_type": "bus", "total_seats": 100_001}, 422},
+		{"unknown type", map[string]any{"name": "x", "show_type": "opera", "total_seats": 2}, 422},
+		{"no name", map[string]any{"show_type": "bus", "total_seats": 2}, 422},
+		{"duplicate seats", map[string]any{"name": "x", "show_type": "bus", "seat_numbers": []string{"1", "1"}}, 422},
+		{"in the past", map[string]any{"name": "x", "show_type": "bus", "total_seats": 2, "start_time": "2001-01-01T00:00:00Z"}, 422},
+		{"no start", map[string]any{"name": "x", "show_type": "bus", "total_seats": 2, "start_time": nil}, 422},
+		{"bad start", map[string]any{"name": "x", "show_type": "bus", "total_seats": 2, "start_time": "tomorrow"}, 400},
+		{"unknown field", map[string]any{"name": "x", "show_type": "bus", "total_seats": 2, "price": 9}, 400},
+	}
+	for _, tc := range refusals {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, ok := tc.body["start_time"]; !ok {
+				tc.body["start_time"] = start.Format(time.RFC3339)
+			}
+			requireProblem(t, e.do("POST", "/api/shows", admin, tc.body), tc.want)
+		})
+	}
+}
+
+func TestListAndReadShows(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	admin, _ := e.login(users.RoleAdmin)
+	base := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)
+	var ids []int64
+	for i, typ := range []string{"movie", "bus", "doctor", "movie", "bus"} {
+		ids = append(ids, e.createShow(admin, map[string]any{
+			"name": fmt.Sprintf("%s %d", typ, i), "show_type": typ, "total_seats": 3,
+			"start_time": base.Add(time.Duration(i) * time.Hour).Format(time.RFC3339),
+		}))
+	}
+	for _, id := range ids {
+		e.waitShow(id, 1)
+	}
+
+	var seen []int64
+	cursor := ""
+	for range 10 {
+		r := e.do("GET", "/api/shows?limit=2&cursor="+url.QueryEscape(cursor), "", nil)
+		require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+		page := r.json(t)
+		for _, s := range page["shows"].([]any) {
+			seen = append(seen, int64(s.(map[string]any)["id"].(float64)))
+		}
+		next, _ := page["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	assert.Equal(t, ids, seen, "pages in start order, nothing repeated or skipped")
+
+	from := url.QueryEscape(base.Add(time.Hour).Format(time.RFC3339))
+	to := url.QueryEscape(base.Add(4 * time.Hour).Format(time.RFC3339))
+	r := e.do("GET", "/api/shows?type=bus&from="+from+"&to="+to, "", nil)
+	require.Equal(t, http.StatusOK, r.status)
+	shows := r.json(t)["shows"].([]any)
+	require.Len(t, shows, 1)
+	assert.EqualValues(t, ids[1], shows[0].(map[string]any)["id"])
+
+	for _, q := range []string{"type=opera", "limit=0", "limit=101", "limit=x", "from=yesterday", "cursor=%21%21"} {
+		requireProblem(t, e.do("GET", "/api/shows?"+q, "", nil), http.StatusBadRequest)
+	}
+
+	r = e.do("GET", fmt.Sprintf("/api/shows/%d", ids[0]), "", nil)
+	require.Equal(t, http.StatusOK, r.status)
+	etag := r.header.Get("ETag")
+	assert.Equal(t, fmt.Sprintf(`"show-%d-v1"`, ids[0]), etag)
+	assert.Equal(t, http.StatusNotModified, e.do("GET", fmt.Sprintf("/api/shows/%d", ids[0]), "", nil, "If-None-Match", etag).status)
+	assert.Equal(t, http.StatusNotModified, e.do("GET", fmt.Sprintf("/api/shows/%d", ids[0]), "", nil, "If-None-Match", `"x", W/`+etag).status)
+	assert.Equal(t, http.StatusOK, e.do("GET", fmt.Sprintf("/api/shows/%d", ids[0]), "", nil, "If-None-Match", `"show-1-v0"`).status)
+
+	requireProblem(t, e.do("GET", "/api/shows/999999", "", nil), http.StatusNotFound)
+	requireProblem(t, e.do("GET", "/api/shows/abc", "", nil), http.StatusNotFound)
+	requireProblem(t, e.do("GET", "/api/nothing", "", nil), http.StatusNotFound)
+	requireProblem(t, e.do("DELETE", "/api/shows", "", nil), http.StatusMethodNotAllowed)
+}
+
+// A booking changes the seat map: the cached show is invalidated by the
+// projector's commit, the ETag moves on, and readers see the seat locked.
+func TestCacheInvalidationAfterBooking(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	admin, _ := e.login(users.RoleAdmin)
+	user, _ := e.login(users.RoleUser)
+	show := e.createShow(admin, map[string]any{"seat_numbers": []string{"1", "2"}})
+	before := e.waitShow(show, 1)
+	assert.Equal(t, "available", seatStatuses(before)["1"])
+	r := e.do("GET", fmt.Sprintf("/api/shows/%d", show), "", nil) // now cached
+	etag := r.header.Get("ETag")
+
+	r = e.do("POST", "/api/bookings", user, map[string]any{"show_id": show, "seat_numbers": []string{"1"}})
+	require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
+
+	// Anonymous readers use the cache (TTL one minute): only invalidation
+	// makes the new state appear within the test's deadline.
+	after := e.waitShow(show, 2)
+	assert.Equal(t, "locked", seatStatuses(after)["1"])
+	assert.EqualValues(t, 1, after["available_seats"])
+	assert.Equal(t, http.StatusOK, e.do("GET", fmt.Sprintf("/api/shows/%d", show), "", nil, "If-None-Match", etag).status)
+}
