@@ -2,8 +2,8 @@ package api_test
 
 import (
 	"crypto/rand"
-	"fmt"
 	"crypto/rsa"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"

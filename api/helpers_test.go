@@ -59,7 +59,9 @@ type env struct {
 type envOption func(*api.Deps, *ledger.Config)
 
 func withRateLimits(auth, bookings, reads int) envOption {
-	return func(d *api.Deps, _ *ledger.Config) { d.Config.RateLimits = api.RateLimits{Auth: auth, Bookings: bookings, Reads: reads} }
+	return func(d *api.Deps, _ *ledger.Config) {
+		d.Config.RateLimits = api.RateLimits{Auth: auth, Bookings: bookings, Reads: reads}
+	}
 }
 
 func withRedis(rdb redis.UniversalClient) envOption {
