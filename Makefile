@@ -7,7 +7,8 @@ DATABASE_URL ?= postgres://booking:booking@127.0.0.1:5432/booking?sslmode=disabl
 # Tests create (and drop) their own databases through this connection.
 TEST_DATABASE_URL ?= $(patsubst %/booking?sslmode=disable,%/postgres?sslmode=disable,$(DATABASE_URL))
 HTTP_ADDR ?= :8080
-export DATABASE_URL TEST_DATABASE_URL HTTP_ADDR
+REDIS_URL ?= redis://127.0.0.1:6379/0
+export DATABASE_URL TEST_DATABASE_URL HTTP_ADDR REDIS_URL
 
 GO ?= go
 BIN := bin
@@ -27,10 +28,12 @@ build: ## build bookingd and bookingctl into bin/
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 .PHONY: run
+# run makes a JWT secret once for this checkout in .dev/ (not committed).
 run: services build ## start PostgreSQL and Redis if needed, migrate, seed demo data, run bookingd on :8080
 	$(BIN)/bookingctl migrate
 	$(BIN)/bookingctl seed-demo
-	$(BIN)/bookingd
+	@test -s .dev/jwt-secret || { mkdir -p .dev && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > .dev/jwt-secret; }
+	JWT_SECRET=$$(cat .dev/jwt-secret) $(BIN)/bookingd
 
 .PHONY: test
 test: ## vet, then every test with the race detector against real PostgreSQL

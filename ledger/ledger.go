@@ -252,7 +252,8 @@ func (s *Service) execute(ctx context.Context, id domain.ShowID, meta Metadata, 
 				return Result{}, err
 			}
 		}
-		cmd := command(s.now())
+		// Microseconds: what PostgreSQL keeps, so every view of a time agrees.
+		cmd := command(s.now().UTC().Truncate(time.Microsecond))
 		events, decideErr := domain.Decide(e.show, cmd)
 		if decideErr != nil {
 			// Refuse only on fresh state: if the stream moved, decide again.
