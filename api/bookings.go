@@ -117,20 +117,17 @@ func outcomeOf(err error) string {
 }
 
 // readDB returns where the caller's reads go: a database that has the
-// caller's own last write.
-func (s *server) readDB(ctx context.Context, p principal) (projections.Querier, error) {
+// caller's own last write. fresh is false when none had it in time.
+func (s *server) readDB(ctx context.Context, p principal) (db projections.Querier, fresh bool, err error) {
 	tok := s.Tokens.Get(ctx, p.UserID.String())
 	if tok == (eventstore.Checkpoint{}) {
-		return s.Reads.Any(), nil
+		return s.Reads.Any(), true, nil
 	}
-	db, fresh, err := s.Reads.AtLeast(ctx, tok, s.cfg.ReadYourWritesWait)
-	if err != nil {
-		return nil, err
+	db, fresh, err = s.Reads.AtLeast(ctx, tok, s.cfg.ReadYourWritesWait)
+	if err == nil && !fresh {
+		s.Logger.WarnContext(ctx, "projections lag behind the caller's last write")
 	}
-	if !fresh {
-		s.Logger.WarnContext(ctx, "projections lag behind the caller's last write; answering from the primary as it is")
-	}
-	return db, nil
+	return db, fresh, err
 }
 
 func (s *server) listBookings(w http.ResponseWriter, r *http.Request) {
@@ -140,7 +137,7 @@ func (s *server) listBookings(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("%w: limit must be 1 to 500", errBadRequest))
 		return
 	}
-	db, err := s.readDB(r.Context(), p)
+	db, _, err := s.readDB(r.Context(), p)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -174,20 +171,39 @@ func (s *server) getBooking(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	db, err := s.readDB(r.Context(), p)
+	db, fresh, err := s.readDB(r.Context(), p)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	var v bookingView
 	b, err := projections.NewReader(db).Booking(r.Context(), string(id))
-	if err == nil && p.Role == users.RoleUser && b.UserID != p.UserID.String() {
+	if err == nil {
+		v = viewProjected(b)
+	}
+	if !fresh {
+		// The projections are behind the caller's own writes: the event
+		// stream itself has the booking as it is now.
+		var (
+			show    domain.ShowID
+			current domain.Booking
+		)
+		if show, err = s.Ledger.ShowOfBooking(r.Context(), id); err == nil {
+			if current, err = s.Ledger.Booking(r.Context(), show, id); err == nil && v.Status != string(current.Status) {
+				created := v.CreatedAt
+				v = viewDomain(show, current)
+				v.CreatedAt = created
+			}
+		}
+	}
+	if err == nil && p.Role == users.RoleUser && v.UserID != p.UserID.String() {
 		err = &domain.BookingNotFoundError{BookingID: id} // no existence leak
 	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, viewProjected(b))
+	writeJSON(w, http.StatusOK, v)
 }
 
 // ownedBooking finds a booking on the event stream and checks that the

@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bookingledger/ledger/api"
+	"github.com/bookingledger/ledger/ledger"
 	"github.com/bookingledger/ledger/users"
 )
 
@@ -245,4 +247,27 @@ func TestReadYourWritesWhileProjectionsLag(t *testing.T) {
 	assert.Equal(t, "pending", r.json(t)["status"])
 	r = e.do("GET", fmt.Sprintf("/api/shows/%d", show), alice, nil)
 	assert.Equal(t, "locked", seatStatuses(r.json(t))["2"], "the seat map never shows the caller's own seat as free")
+}
+
+// When the projector is stalled beyond the read-your-writes wait, a client
+// still sees its own booking as it is: read from the event stream.
+func TestOwnBookingFromTheStreamWhenProjectionsStall(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(d *api.Deps, _ *ledger.Config) { d.Config.ReadYourWritesWait = 50 * time.Millisecond })
+	admin, _ := e.login(users.RoleAdmin)
+	alice, _ := e.login(users.RoleUser)
+	bob, _ := e.login(users.RoleUser)
+	show := e.createShow(admin, map[string]any{"total_seats": 4})
+	e.waitShow(show, 1)
+	e.stopProjector()
+
+	r := e.do("POST", "/api/bookings", alice, hold(show, "1"))
+	require.Equal(t, http.StatusCreated, r.status)
+	id := r.json(t)["id"].(string)
+	require.Equal(t, http.StatusOK, e.do("POST", "/api/bookings/"+id+"/confirm", alice, nil).status)
+
+	r = e.do("GET", "/api/bookings/"+id, alice, nil)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	assert.Equal(t, "confirmed", r.json(t)["status"])
+	requireProblem(t, e.do("GET", "/api/bookings/"+id, bob, nil), http.StatusNotFound)
 }

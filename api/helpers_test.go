@@ -81,6 +81,9 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	cfg := api.DefaultConfig()
 	cfg.JWTSecret = testSecret
 	cfg.RateLimits = api.RateLimits{Auth: 10_000, Bookings: 10_000, Reads: 10_000}
+	// A loaded test server can hold the projector back for seconds (the
+	// xmin fence is server-wide); the tests want the projection's answer.
+	cfg.ReadYourWritesWait = 30 * time.Second
 	e.deps = api.Deps{
 		Config:   cfg,
 		Users:    users.NewStore(pool).WithCost(bcrypt.MinCost),
