@@ -222,27 +222,6 @@ func (s *server) meta(r *http.Request, p principal) ledger.Metadata {
 	return ledger.Metadata{UserID: p.UserID.String(), RequestID: middleware.GetReqID(r.Context())}
 }
 
-// eventView is an event as auditors read it.
-type eventView struct {
-	GlobalPosition int64           `json:"global_position"`
-	StreamID       string          `json:"stream_id"`
-	StreamVersion  int             `json:"stream_version"`
-	EventID        string          `json:"event_id"`
-	EventType      string          `json:"event_type"`
-	Data           json.RawMessage `json:"data"`
-	Metadata       json.RawMessage `json:"metadata"`
-	RecordedAt     time.Time       `json:"recorded_at"`
-}
-
-func viewEvents(events []eventstore.Event) []eventView {
-	out := make([]eventView, len(events))
-	for i, e := range events {
-		out[i] = eventView{GlobalPosition: e.GlobalPosition, StreamID: e.StreamID, StreamVersion: e.StreamVersion,
-			EventID: e.ID.String(), EventType: e.Type, Data: e.Data, Metadata: e.Metadata, RecordedAt: e.RecordedAt.UTC()}
-	}
-	return out
-}
-
 // intParam parses an optional non-negative integer query parameter.
 func intParam(r *http.Request, name string, def, maxV int64) (int64, error) {
 	v := r.URL.Query().Get(name)
@@ -281,7 +260,7 @@ func (s *server) showEvents(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("show %d: %w", id, domain.ErrShowNotFound))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"show_id": id, "events": viewEvents(events)})
+	writeJSON(w, http.StatusOK, map[string]any{"show_id": id, "events": nonNil(events)})
 }
 
 func (s *server) globalEvents(w http.ResponseWriter, r *http.Request) {
@@ -310,5 +289,13 @@ func (s *server) globalEvents(w http.ResponseWriter, r *http.Request) {
 	if len(events) > 0 {
 		next = events[len(events)-1].GlobalPosition
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": viewEvents(events), "next_after": next})
+	writeJSON(w, http.StatusOK, map[string]any{"events": nonNil(events), "next_after": next})
+}
+
+// nonNil makes an empty list encode as [] rather than null.
+func nonNil(events []eventstore.Event) []eventstore.Event {
+	if events == nil {
+		return []eventstore.Event{}
+	}
+	return events
 }

@@ -61,17 +61,18 @@ type EventData struct {
 	Metadata json.RawMessage // JSON object (user, request id …); nil means {}
 }
 
-// Event is a stored event.
+// Event is a stored event. Its JSON form (the columns of the events table)
+// is what auditors and exports see.
 type Event struct {
-	GlobalPosition int64
-	TransactionID  uint64
-	StreamID       string
-	StreamVersion  int
-	ID             uuid.UUID
-	Type           string
-	Data           json.RawMessage
-	Metadata       json.RawMessage
-	RecordedAt     time.Time
+	GlobalPosition int64           `json:"global_position"`
+	TransactionID  uint64          `json:"transaction_id"`
+	StreamID       string          `json:"stream_id"`
+	StreamVersion  int             `json:"stream_version"`
+	ID             uuid.UUID       `json:"event_id"`
+	Type           string          `json:"event_type"`
+	Data           json.RawMessage `json:"data"`
+	Metadata       json.RawMessage `json:"metadata"`
+	RecordedAt     time.Time       `json:"recorded_at"`
 }
 
 // Checkpoint returns the position of the global stream just after e.
@@ -148,6 +149,7 @@ func (s *Store) Append(ctx context.Context, stream string, expectedVersion int, 
 			rows.Close()
 			return nil, fmt.Errorf("append %s: %w", stream, err)
 		}
+		ev.RecordedAt = ev.RecordedAt.UTC()
 		out = append(out, ev)
 	}
 	rows.Close()
@@ -267,6 +269,7 @@ func collect(rows pgx.Rows) ([]Event, error) {
 			&e.ID, &e.Type, &e.Data, &e.Metadata, &e.RecordedAt); err != nil {
 			return nil, err
 		}
+		e.RecordedAt = e.RecordedAt.UTC()
 		out = append(out, e)
 	}
 	return out, rows.Err()

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -330,19 +329,6 @@ func (c *cli) history(ctx context.Context, args []string) error {
 	return nil
 }
 
-// exportedEvent is one NDJSON line of export: the events table's columns.
-type exportedEvent struct {
-	GlobalPosition int64           `json:"global_position"`
-	TransactionID  string          `json:"transaction_id"`
-	StreamID       string          `json:"stream_id"`
-	StreamVersion  int             `json:"stream_version"`
-	EventID        string          `json:"event_id"`
-	EventType      string          `json:"event_type"`
-	Data           json.RawMessage `json:"data"`
-	Metadata       json.RawMessage `json:"metadata"`
-	RecordedAt     time.Time       `json:"recorded_at"`
-}
-
 func (c *cli) export(ctx context.Context, args []string) error {
 	var after, limit int64
 	if err := c.flags("export", args, func(fs *flag.FlagSet) {
@@ -397,11 +383,7 @@ func (c *cli) export(ctx context.Context, args []string) error {
 			if head.Less(e.Checkpoint()) {
 				return nil
 			}
-			if err := enc.Encode(exportedEvent{
-				GlobalPosition: e.GlobalPosition, TransactionID: strconv.FormatUint(e.TransactionID, 10),
-				StreamID: e.StreamID, StreamVersion: e.StreamVersion, EventID: e.ID.String(), EventType: e.Type,
-				Data: e.Data, Metadata: e.Metadata, RecordedAt: e.RecordedAt.UTC(),
-			}); err != nil {
+			if err := enc.Encode(e); err != nil {
 				return err
 			}
 			n++

@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/eventstore"
 	"github.com/bookingledger/ledger/internal/pgtest"
 	"github.com/bookingledger/ledger/ledger"
 )
@@ -151,11 +153,11 @@ func TestExport(t *testing.T) {
 	pool, url := pgtest.NewDB(t)
 	busyLedger(t, pool)
 
-	lines := func(out string) []exportedEvent {
-		var got []exportedEvent
+	lines := func(out string) []eventstore.Event {
+		var got []eventstore.Event
 		sc := bufio.NewScanner(strings.NewReader(out))
 		for sc.Scan() {
-			var e exportedEvent
+			var e eventstore.Event
 			require.NoError(t, json.Unmarshal(sc.Bytes(), &e))
 			got = append(got, e)
 		}
@@ -167,10 +169,10 @@ func TestExport(t *testing.T) {
 	require.Len(t, all, 4)
 	for i, e := range all {
 		assert.Equal(t, i+1, e.StreamVersion)
-		assert.NotEmpty(t, e.EventID)
-		assert.NotEmpty(t, e.TransactionID)
+		assert.NotEqual(t, uuid.Nil, e.ID)
+		assert.NotZero(t, e.TransactionID)
 	}
-	assert.Equal(t, "ShowScheduled", all[0].EventType)
+	assert.Equal(t, "ShowScheduled", all[0].Type)
 	assert.Contains(t, string(all[1].Data), `"seat_numbers"`)
 
 	r = ctl(t, url, "export", "--after", "0", "--limit", "2")
