@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +20,11 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 func decodeJSON(body io.Reader, v any) error {
-	dec := json.NewDecoder(body)
+	br := bufio.NewReader(body)
+	if first, err := peekNonSpace(br); err == nil && first != '{' {
+		return fmt.Errorf("%w: the body must be a JSON object", errBadRequest)
+	}
+	dec := json.NewDecoder(br)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var tooLarge *http.MaxBytesError
@@ -39,4 +44,20 @@ func decodeJSON(body io.Reader, v any) error {
 		return fmt.Errorf("%w: the body must hold a single JSON object", errBadRequest)
 	}
 	return nil
+}
+
+// peekNonSpace returns the first byte after JSON whitespace without
+// consuming anything the decoder needs.
+func peekNonSpace(br *bufio.Reader) (byte, error) {
+	for {
+		b, err := br.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		switch b {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return b, br.UnreadByte()
+	}
 }

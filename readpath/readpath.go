@@ -94,7 +94,12 @@ func (r *Router) AtLeast(ctx context.Context, cp eventstore.Checkpoint, wait tim
 		}
 		reached, err := reachedCheckpoint(ctx, rep.pool, cp)
 		if err != nil {
-			r.markDown(rep, err)
+			if ctx.Err() != nil {
+				return nil, false, ctx.Err()
+			}
+			if connectionError(err) {
+				r.markDown(rep, err)
+			}
 			continue
 		}
 		if reached {
@@ -142,6 +147,9 @@ func (r *Router) Watch(ctx context.Context, interval time.Duration) {
 			pctx, cancel := context.WithTimeout(ctx, interval)
 			err := rep.pool.Ping(pctx)
 			cancel()
+			if ctx.Err() != nil {
+				return // shutting down: the ping says nothing about the replica
+			}
 			if err != nil {
 				r.markDown(rep, err)
 			} else if rep.down.Swap(false) {
@@ -174,8 +182,12 @@ func (r *Router) markDown(rep *replica, err error) {
 }
 
 // connectionError reports errors that mean the server is unreachable, as
-// opposed to errors of the query itself.
+// opposed to errors of the query itself or the caller's context ending
+// (which also satisfies net.Error, and says nothing about the replica).
 func connectionError(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
 	var connErr *pgconn.ConnectError
 	var netErr net.Error
 	return errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err)

@@ -56,11 +56,26 @@ func (t *Tokens) Set(ctx context.Context, user string, cp eventstore.Checkpoint)
 	}
 	t.mu.Unlock()
 	if t.rdb != nil {
-		// Later writes of one user finish later in practice; a rare
-		// reordering only makes one read wait for less than it could.
-		_ = t.rdb.Set(ctx, t.key(user), encode(cp), t.ttl).Err()
+		// A Redis failure leaves the local token: this instance's reads
+		// still see the write.
+		_ = keepLater.Run(ctx, t.rdb, []string{t.key(user)}, encode(cp), t.ttl.Milliseconds()).Err()
 	}
 }
+
+// keepLater stores the token ARGV[1] ("xid.position") unless the one stored
+// is later, and renews the TTL (ARGV[2] ms) either way.
+var keepLater = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local cx, cp = string.match(cur, '^(%d+)%.(%d+)$')
+  local nx, np = string.match(ARGV[1], '^(%d+)%.(%d+)$')
+  if cx and (tonumber(cx) > tonumber(nx) or (tonumber(cx) == tonumber(nx) and tonumber(cp) >= tonumber(np))) then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`)
 
 // Get returns the checkpoint a read for user must see (zero: none).
 func (t *Tokens) Get(ctx context.Context, user string) eventstore.Checkpoint {
