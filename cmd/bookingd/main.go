@@ -249,7 +249,9 @@ func serve(ctx context.Context, cfg config, handler http.Handler, logger *slog.L
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		<-ctx.Done()
 		// Finish in-flight requests, then close.
 		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
@@ -261,5 +263,8 @@ func serve(ctx context.Context, cfg config, handler http.Handler, logger *slog.L
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	// Serve returns as soon as Shutdown starts; the connections to the
+	// database must outlive the requests still running.
+	<-stopped
 	return nil
 }

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -147,4 +150,84 @@ func TestRefusesToStartWithoutDatabase(t *testing.T) {
 	err := run(context.Background(), nil, env(map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none?connect_timeout=2", "BOOKINGD_ENV": "dev"}), io.Discard, nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "database")
+}
+
+// SIGTERM (here: the context ending) lets a request in flight finish. The
+// request is a read waiting for the projector to catch up with the caller's
+// own hold — and this process runs no projector.
+func TestShutdownFinishesInFlightRequests(t *testing.T) {
+	t.Parallel()
+	_, url := pgtest.NewDB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--roles", "api"}, env(map[string]string{"DATABASE_URL": url, "HTTP_ADDR": "127.0.0.1:0",
+			"JWT_SECRET": "0123456789abcdef0123456789abcdef", "HOLD_TTL": "1m"}), io.Discard, ready)
+	}()
+	base := "http://" + <-ready
+
+	post := func(path, token, body string) *http.Response {
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, base+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		return resp
+	}
+	decode := func(resp *http.Response) map[string]any {
+		defer resp.Body.Close()
+		var m map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
+		return m
+	}
+	require.Equal(t, http.StatusCreated, post("/api/auth/register", "", `{"email":"a@example.com","password":"long enough"}`).StatusCode)
+	token := decode(post("/api/auth/login", "", `{"email":"a@example.com","password":"long enough"}`))["token"].(string)
+
+	svc, err := ledger.New(mustPool(t, url), ledger.DefaultConfig())
+	require.NoError(t, err)
+	res, err := svc.ScheduleShow(context.Background(), ledger.ScheduleInput{Name: "Late bus", ShowType: domain.ShowBus,
+		StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1"}}, ledger.Metadata{})
+	require.NoError(t, err)
+	resp := post("/api/bookings", token, fmt.Sprintf(`{"show_id":%d,"seat_numbers":["1"]}`, res.ShowID))
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	id := decode(resp)["id"].(string)
+
+	type result struct {
+		status int
+		body   map[string]any
+		err    error
+	}
+	got := make(chan result, 1)
+	sent := make(chan struct{})
+	go func() {
+		trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { close(sent) }}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace),
+			http.MethodGet, base+"/api/bookings/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		got <- result{status: resp.StatusCode, body: decode(resp)}
+	}()
+	<-sent // the request is on its connection: Shutdown must wait for it
+	cancel()
+	r := <-got
+	require.NoError(t, r.err, "the in-flight request was answered, not cut off")
+	assert.Equal(t, http.StatusOK, r.status)
+	assert.Equal(t, "pending", r.body["status"], "answered from the event stream when the projector never came")
+	require.NoError(t, <-done)
+}
+
+func mustPool(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
 }
