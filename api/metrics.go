@@ -13,6 +13,7 @@ import (
 )
 
 type metrics struct {
+	inFlight prometheus.Gauge
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	bookings *prometheus.CounterVec
@@ -20,6 +21,9 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bookingledger_http_requests_in_flight", Help: "HTTP requests being served.",
+		}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bookingledger_http_requests_total", Help: "HTTP requests by route pattern, method and status.",
 		}, []string{"route", "method", "status"}),
@@ -31,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "bookingledger_booking_outcomes_total", Help: "Outcomes of booking commands (held, confirmed, cancelled, refused reasons).",
 		}, []string{"command", "outcome"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.bookings)
+	reg.MustRegister(m.inFlight, m.requests, m.latency, m.bookings)
 	return m
 }
 
@@ -50,6 +54,8 @@ func (s *server) logContext(next http.Handler) http.Handler {
 func (s *server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		s.metrics.inFlight.Inc()
+		defer s.metrics.inFlight.Dec()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
 		route := "unmatched"

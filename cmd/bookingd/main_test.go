@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptrace"
 	"strings"
 	"testing"
 	"time"
@@ -202,11 +201,8 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 		err    error
 	}
 	got := make(chan result, 1)
-	sent := make(chan struct{})
 	go func() {
-		trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { close(sent) }}
-		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace),
-			http.MethodGet, base+"/api/bookings/"+id, nil)
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, base+"/api/bookings/"+id, nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -215,10 +211,16 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 		}
 		got <- result{status: resp.StatusCode, body: decode(resp)}
 	}()
-	<-sent // the request is on its connection: Shutdown must wait for it
+	// Wait until the server is serving it (the /metrics scrape is the other one).
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		resp, body := get(t, base+"/metrics")
+		if resp.StatusCode == http.StatusOK && strings.Contains(string(body), "bookingledger_http_requests_in_flight 2") {
+			break
+		}
+	}
 	cancel()
 	r := <-got
-	require.NoError(t, r.err, "the in-flight request was answered, not cut off")
+	require.NoError(t, r.err, "the in-flight request was answered, not cut off: %v", r.err)
 	assert.Equal(t, http.StatusOK, r.status)
 	assert.Equal(t, "pending", r.body["status"], "answered from the event stream when the projector never came")
 	require.NoError(t, <-done)
