@@ -327,3 +327,47 @@ func (c Checkpoint) Less(d Checkpoint) bool {
 	}
 	return c.Position < d.Position
 }
+
+// ErrIncomplete: ReadRange could not reach its end without waiting, and was
+// told not to wait.
+var ErrIncomplete = errors.New("the stream could not be read to the end without waiting")
+
+// ReadRange reads the global stream after from up to and including until,
+// handing fn one batch at a time, and returns the checkpoint reached. When
+// the next events are not readable yet (an older transaction is still
+// running on the server) it polls every poll, or fails with ErrIncomplete
+// when poll is 0 (inside a snapshot, waiting would never end).
+func (s *Store) ReadRange(ctx context.Context, from, until Checkpoint, batch int, poll time.Duration, fn func([]Event) error) (Checkpoint, error) {
+	cp := from
+	for cp.Less(until) {
+		events, err := s.ReadAll(ctx, cp, batch)
+		if err != nil {
+			return cp, err
+		}
+		if len(events) == 0 {
+			if poll <= 0 {
+				return cp, fmt.Errorf("read to position %d: %w", until.Position, ErrIncomplete)
+			}
+			select {
+			case <-ctx.Done():
+				return cp, ctx.Err()
+			case <-time.After(poll):
+			}
+			continue
+		}
+		n := len(events)
+		for n > 0 && until.Less(events[n-1].Checkpoint()) {
+			n--
+		}
+		if n > 0 {
+			if err := fn(events[:n]); err != nil {
+				return cp, err
+			}
+			cp = events[n-1].Checkpoint()
+		}
+		if n < len(events) {
+			return cp, nil
+		}
+	}
+	return cp, nil
+}

@@ -66,10 +66,8 @@ type Metadata struct {
 }
 
 // DB is what the service needs of the database: the event store's queries
-// plus show id allocation.
-type DB interface {
-	eventstore.Conn
-}
+// (show ids come from a sequence through the same connection).
+type DB = eventstore.Conn
 
 // Service handles commands. It is safe for concurrent use.
 type Service struct {
@@ -149,9 +147,11 @@ func (s *Service) ScheduleShow(ctx context.Context, in ScheduleInput, meta Metad
 // Hold places a hold on seats of a show for a user. The returned booking is
 // pending until its ExpiresAt.
 func (s *Service) Hold(ctx context.Context, show domain.ShowID, user domain.UserID, seats []string, meta Metadata) (domain.Booking, Result, error) {
-	if _, err := uuid.Parse(string(user)); err != nil {
+	parsed, err := uuid.Parse(string(user))
+	if err != nil {
 		return domain.Booking{}, Result{}, &domain.InvalidCommandError{Field: "user_id", Reason: "must be a UUID"}
 	}
+	user = domain.UserID(parsed.String()) // canonical: what the projections' uuid columns accept
 	id := domain.BookingID(uuid.Must(uuid.NewV7()).String())
 	res, err := s.execute(ctx, show, meta, func(now time.Time) domain.Command {
 		return domain.LockSeats{BookingID: id, UserID: user, SeatNumbers: seats, HoldTTL: s.cfg.HoldTTL, Now: now}

@@ -105,6 +105,10 @@ func TestBookingLifecycle(t *testing.T) {
 	require.ErrorIs(t, err, domain.ErrShowNotFound)
 	_, _, err = svc.Hold(ctx, show, "not-a-uuid", []string{"S1"}, ledger.Metadata{})
 	require.ErrorIs(t, err, domain.ErrInvalidCommand)
+	// Other spellings of a UUID are stored canonically, as the projections need.
+	urn, _, err := svc.Hold(ctx, show, "urn:uuid:0190C6E4-0000-7000-8000-000000000007", []string{"S9"}, ledger.Metadata{})
+	require.NoError(t, err)
+	assert.Equal(t, domain.UserID("0190c6e4-0000-7000-8000-000000000007"), urn.UserID)
 	_, err = svc.Show(ctx, 999)
 	require.ErrorIs(t, err, domain.ErrShowNotFound)
 }

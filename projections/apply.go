@@ -19,7 +19,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -53,7 +52,7 @@ func Apply(ctx context.Context, db Execer, e eventstore.Event) error {
 	var tag pgconn.CommandTag
 	switch ev := ev.(type) {
 	case domain.ShowScheduled:
-		tag, err = db.Exec(ctx, `
+		_, err = db.Exec(ctx, `
 			WITH s AS (
 				INSERT INTO shows (id, name, show_type, start_time, total_seats, available_seats, version, created_at, updated_at)
 				VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $7)
@@ -129,6 +128,3 @@ func release(status, column string) string {
 		UPDATE bookings SET status = '` + status + `', ` + column + ` = $3, updated_at = $3
 		WHERE id = $5 AND show_id = (SELECT id FROM g)`)
 }
-
-// recordedAt is how the tables store event times: Postgres keeps microseconds.
-func recordedAt(t time.Time) time.Time { return t.Truncate(time.Microsecond).UTC() }

@@ -29,10 +29,12 @@ type showRow struct {
 	createdAt, updatedAt  time.Time
 	seats                 []seatRow
 	seatIndex             map[string]int
+	orphan                bool // loaded seats whose show row is missing
 }
 
 type seatRow struct {
 	number      string
+	position    int
 	status      string
 	bookingID   string
 	lockedUntil *time.Time
@@ -86,7 +88,7 @@ func (m *Model) Apply(e eventstore.Event) error {
 		}
 		s.seats = make([]seatRow, len(ev.SeatNumbers))
 		for i, n := range ev.SeatNumbers {
-			s.seats[i] = seatRow{number: n, status: string(domain.SeatStatusAvailable)}
+			s.seats[i] = seatRow{number: n, position: i + 1, status: string(domain.SeatStatusAvailable)}
 			s.seatIndex[n] = i
 		}
 		m.shows[s.id] = s
@@ -131,7 +133,7 @@ func (m *Model) release(s *showRow, id string, n int, to domain.BookingStatus, a
 	for _, n := range b.seats {
 		seat := &s.seats[s.seatIndex[n]]
 		if seat.bookingID == id {
-			*seat = seatRow{number: n, status: string(domain.SeatStatusAvailable)}
+			*seat = seatRow{number: n, position: seat.position, status: string(domain.SeatStatusAvailable)}
 		}
 	}
 }
@@ -143,12 +145,12 @@ func (m *Model) Write(ctx context.Context, tx pgx.Tx) error {
 	var seats [][]any
 	for _, s := range m.shows {
 		shows = append(shows, []any{s.id, s.name, s.showType, s.start, s.total, s.available, s.ver, s.createdAt, s.updatedAt})
-		for i, seat := range s.seats {
+		for _, seat := range s.seats {
 			var booking any
 			if seat.bookingID != "" {
 				booking = seat.bookingID
 			}
-			seats = append(seats, []any{s.id, seat.number, i + 1, seat.status, booking, seat.lockedUntil})
+			seats = append(seats, []any{s.id, seat.number, seat.position, seat.status, booking, seat.lockedUntil})
 		}
 	}
 	bookings := make([][]any, 0, len(m.bookings))
@@ -170,4 +172,71 @@ func (m *Model) Write(ctx context.Context, tx pgx.Tx) error {
 		}
 	}
 	return nil
+}
+
+// recordedAt is how the tables store times: PostgreSQL keeps microseconds.
+func recordedAt(t time.Time) time.Time { return t.Truncate(time.Microsecond).UTC() }
+
+// loadModel reads the live tables into a Model, to compare with a replay.
+func loadModel(ctx context.Context, tx pgx.Tx) (*Model, error) {
+	m := NewModel()
+	rows, err := tx.Query(ctx, `SELECT id, name, show_type, start_time, total_seats, available_seats, version, created_at, updated_at FROM shows`)
+	if err != nil {
+		return nil, fmt.Errorf("read shows: %w", err)
+	}
+	for rows.Next() {
+		s := &showRow{seatIndex: map[string]int{}}
+		if err := rows.Scan(&s.id, &s.name, &s.showType, &s.start, &s.total, &s.available, &s.ver, &s.createdAt, &s.updatedAt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read shows: %w", err)
+		}
+		m.shows[s.id] = s
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read shows: %w", err)
+	}
+
+	rows, err = tx.Query(ctx, `SELECT show_id, seat_number, position, status, coalesce(booking_id::text, ''), locked_until FROM seats ORDER BY show_id, position`)
+	if err != nil {
+		return nil, fmt.Errorf("read seats: %w", err)
+	}
+	for rows.Next() {
+		var (
+			show int64
+			seat seatRow
+		)
+		if err := rows.Scan(&show, &seat.number, &seat.position, &seat.status, &seat.bookingID, &seat.lockedUntil); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read seats: %w", err)
+		}
+		s := m.shows[show]
+		if s == nil { // a seat without its show: keep it under a placeholder so diff reports it
+			s = &showRow{id: show, seatIndex: map[string]int{}, orphan: true}
+			m.shows[show] = s
+		}
+		s.seatIndex[seat.number] = len(s.seats)
+		s.seats = append(s.seats, seat)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read seats: %w", err)
+	}
+
+	rows, err = tx.Query(ctx, `SELECT id::text, show_id, user_id::text, seat_numbers, status, created_at, expires_at,
+		confirmed_at, expired_at, cancelled_at, updated_at FROM bookings`)
+	if err != nil {
+		return nil, fmt.Errorf("read bookings: %w", err)
+	}
+	for rows.Next() {
+		b := &bookingRow{}
+		if err := rows.Scan(&b.id, &b.showID, &b.userID, &b.seats, &b.status, &b.createdAt, &b.expiresAt,
+			&b.confirmedAt, &b.expiredAt, &b.cancelledAt, &b.updatedAt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read bookings: %w", err)
+		}
+		m.bookings[b.id] = b
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read bookings: %w", err)
+	}
+	return m, nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -231,12 +232,16 @@ func countEvents(t testing.TB, pool *pgxpool.Pool) int {
 // checkpoint; a new projector redoes it, and the tables equal a replay.
 func TestProjectorSurvivesConnectionKillsInsideBatches(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.NewDB(t)
+	pool, url := pgtest.NewDB(t)
 	svc := newService(t, pool, time.Hour)
 	ctx := context.Background()
 	_, err := workload.Run(ctx, svc, workload.Options{Shows: 4, SeatsPerShow: 60, Holds: 600, Clients: 4, Seed: 5})
 	require.NoError(t, err)
 
+	// The killer has its own connection: the pool's could be among those killed.
+	killer, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer killer.Close(ctx)
 	var killed int
 	for round := 0; round < 200 && killed < 10; round++ {
 		pctx, cancel := context.WithCancel(ctx)
@@ -247,7 +252,7 @@ func TestProjectorSurvivesConnectionKillsInsideBatches(t *testing.T) {
 		// transaction which already wrote (the projector mid-batch).
 		var n int
 		for range 50 {
-			err := pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			err := killer.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 				WHERE datname = current_database() AND pid <> pg_backend_pid()
 				  AND backend_xid IS NOT NULL`).Scan(&n)
 			require.NoError(t, err)
@@ -330,4 +335,31 @@ func TestVerifyAfterTenThousandBookings(t *testing.T) {
 	t.Logf("holds %d refused %d confirmed %d cancelled %d expired %d; %d events verified in %s",
 		stats.Holds.Load(), stats.Refused.Load(), stats.Confirmed.Load(), stats.Cancelled.Load(), stats.Expired.Load(),
 		report.Events, report.Elapsed)
+}
+
+// Verify compares a consistent snapshot while writers and the projector
+// work: it neither gives up nor reports differences that are only lag.
+func TestVerifyWhileBusy(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	svc := newService(t, pool, 10*time.Millisecond)
+	startProjector(t, pool)
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() {
+		_, err := workload.Run(ctx, svc, workload.Options{Shows: 4, SeatsPerShow: 50, Holds: 1500, Clients: 4, Seed: 77})
+		done <- err
+	}()
+	verified := 0
+	for running := true; running; {
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+			running = false
+		default:
+		}
+		requireVerified(t, pool)
+		verified++
+	}
+	assert.Greater(t, verified, 1, "verify ran while the workload did")
 }

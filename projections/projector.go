@@ -42,8 +42,11 @@ func NewProjector(pool *pgxpool.Pool, cfg ProjectorConfig, logger *slog.Logger) 
 // checkpoint row is locked while a batch is applied, so each event is applied
 // by exactly one of them.
 //
-// An event that fails to project stops Run with its error; the batch it was
-// in is rolled back, so a restarted projector retries it and never skips it.
+// An event that fails to project stops Run with its error. Its batch then
+// commits up to the event before it (watermill-sql commits the acked prefix)
+// or, when the failure aborted the transaction, rolls back whole: either way
+// the tables and the checkpoint agree, and a restarted projector retries the
+// event and never skips it.
 func (p *Projector) Run(ctx context.Context) error {
 	sub, err := eventstore.NewSubscriber(wsql.BeginnerFromPgx(p.pool), eventstore.SubscriberConfig{
 		ConsumerGroup: ConsumerGroup,
@@ -70,7 +73,7 @@ func (p *Projector) Run(ctx context.Context) error {
 				return errors.New("projector: subscription ended")
 			}
 			if err := p.handle(msg); err != nil {
-				// Not acked: Close ends the batch, and its transaction rolls back.
+				// Not acked: Close ends the batch (see above).
 				return fmt.Errorf("projector: event %s: %w", msg.UUID, err)
 			}
 			msg.Ack()

@@ -245,7 +245,7 @@ func (c *cli) verify(ctx context.Context, args []string) error {
 			fmt.Fprintln(c.stdout, d)
 		}
 		return fmt.Errorf("verify: %d differences between the projections and a replay of %d events (at most %d shown per table and kind)",
-			len(report.Differences), report.Events, 20)
+			len(report.Differences), report.Events, projections.MaxDifferences)
 	}
 	fmt.Fprintf(c.stdout, "ok: projections equal a replay of %d events (projector at position %d) in %s\n",
 		report.Events, report.Checkpoint.Position, report.Elapsed.Round(time.Millisecond))

@@ -73,7 +73,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	if cfg.has("projector") {
-		wg.Go(func() { superviseProjector(ctx, d.primary, cfg, logger) })
+		ppool, err := projectorPool(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer ppool.Close()
+		wg.Go(func() { superviseProjector(ctx, ppool, cfg, logger) })
 		wg.Go(func() { sampleLag(ctx, d.primary, d.registry, logger) })
 	}
 	if cfg.has("api") {
@@ -150,6 +155,20 @@ func connect(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error
 		}
 	}
 	return d, nil
+}
+
+// projectorPool is the projector's own small pool. Its lock_timeout bounds
+// how long the projector waits for its consumer group's checkpoint row (held
+// by another projector or by bookingctl replay), so it can always stop.
+func projectorPool(ctx context.Context, cfg config) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	pcfg.MaxConns = 4
+	pcfg.ConnConfig.RuntimeParams["lock_timeout"] = "5s"
+	pcfg.ConnConfig.RuntimeParams["application_name"] = "bookingd-projector"
+	return pgxpool.NewWithConfig(ctx, pcfg)
 }
 
 func newAPI(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, logger *slog.Logger) (http.Handler, error) {
