@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 
 	"github.com/go-chi/chi/v5/middleware"
@@ -103,9 +102,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	if err := json.NewEncoder(w).Encode(v); err != nil {
-		slog.Debug("writing response", "err", err)
-	}
+	_ = json.NewEncoder(w).Encode(v) // a client gone mid-answer is not our error
 }
 
 // writeRawJSON writes a body that is already JSON.

@@ -264,15 +264,22 @@ func collect(rows pgx.Rows) ([]Event, error) {
 	defer rows.Close()
 	var out []Event
 	for rows.Next() {
-		var e Event
-		if err := rows.Scan(&e.GlobalPosition, &e.TransactionID, &e.StreamID, &e.StreamVersion,
-			&e.ID, &e.Type, &e.Data, &e.Metadata, &e.RecordedAt); err != nil {
+		e, err := scanEvent(rows)
+		if err != nil {
 			return nil, err
 		}
-		e.RecordedAt = e.RecordedAt.UTC()
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// scanEvent reads one row of selectColumns.
+func scanEvent(row interface{ Scan(...any) error }) (Event, error) {
+	var e Event
+	err := row.Scan(&e.GlobalPosition, &e.TransactionID, &e.StreamID, &e.StreamVersion,
+		&e.ID, &e.Type, &e.Data, &e.Metadata, &e.RecordedAt)
+	e.RecordedAt = e.RecordedAt.UTC()
+	return e, err
 }
 
 // ConsumerCheckpoint returns where a consumer group of the global stream

@@ -81,9 +81,8 @@ func (s WatermillSchema) SelectQuery(params wsql.SelectQueryParams) (wsql.Query,
 
 // UnmarshalMessage turns an events row into a watermill message.
 func (WatermillSchema) UnmarshalMessage(params wsql.UnmarshalMessageParams) (wsql.Row, error) {
-	var e Event
-	if err := params.Row.Scan(&e.GlobalPosition, &e.TransactionID, &e.StreamID, &e.StreamVersion,
-		&e.ID, &e.Type, &e.Data, &e.Metadata, &e.RecordedAt); err != nil {
+	e, err := scanEvent(params.Row)
+	if err != nil {
 		return wsql.Row{}, fmt.Errorf("scan event row: %w", err)
 	}
 	msg := ToMessage(e)

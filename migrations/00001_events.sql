@@ -33,8 +33,8 @@ CREATE TABLE consumer_offsets (
     last_processed_transaction_id xid8         NOT NULL
 );
 
--- Show ids. With N shards, shard k allocates k, k+N, k+2N … so a show's shard
--- is implied by its id (see bookingctl migrate --shard).
+-- Show ids. With N shards, shard k will allocate k, k+N, k+2N … (by
+-- altering this sequence) so that a show's shard is implied by its id.
 CREATE SEQUENCE show_ids AS bigint START WITH 1 INCREMENT BY 1;
 
 -- +goose Down

@@ -12,6 +12,7 @@ import (
 	"net/mail"
 	"strings"
 	"sync"
+	"unicode/utf8"
 	"time"
 
 	"github.com/google/uuid"
@@ -89,6 +90,9 @@ func (s *Store) WithCost(cost int) *Store { return &Store{db: s.db, cost: cost} 
 
 // NormalizeEmail validates an address and returns it trimmed and lower-cased.
 func NormalizeEmail(email string) (string, error) {
+	if !utf8.ValidString(email) {
+		return "", &InvalidError{Field: "email", Reason: "must be UTF-8 text"}
+	}
 	email = strings.ToLower(strings.TrimSpace(email))
 	addr, err := mail.ParseAddress(email)
 	if err != nil || addr.Address != email || len(email) > 254 || !strings.Contains(email[strings.LastIndexByte(email, '@'):], ".") {

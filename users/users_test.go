@@ -54,6 +54,7 @@ func TestCreateValidates(t *testing.T) {
 		{"no at", "alice.example.com", "password1", users.RoleUser, "email"},
 		{"display name", "Alice <alice@example.com>", "password1", users.RoleUser, "email"},
 		{"no domain dot", "alice@localhost", "password1", users.RoleUser, "email"},
+		{"not UTF-8", "x\xffy@example.com", "password1", users.RoleUser, "email"},
 		{"short password", "a@example.com", "short", users.RoleUser, "password"},
 		{"long password", "a@example.com", string(make([]byte, 73)), users.RoleUser, "password"},
 		{"role", "a@example.com", "password1", "root", "role"},

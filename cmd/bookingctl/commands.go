@@ -131,12 +131,14 @@ func (c *cli) seedDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var existing int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE event_type = $1`, domain.TypeShowScheduled).Scan(&existing); err != nil {
-		return err
+	// Seed when no show is still ahead, so a demo a week later has shows again.
+	var upcoming int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE event_type = $1
+		AND (data ->> 'start_time')::timestamptz > now()`, domain.TypeShowScheduled).Scan(&upcoming); err != nil {
+		return fmt.Errorf("seed-demo: %w", err)
 	}
-	if existing > 0 {
-		fmt.Fprintf(c.stdout, "the ledger already has %d shows; seed-demo adds nothing\n", existing)
+	if upcoming > 0 {
+		fmt.Fprintf(c.stdout, "the ledger already has %d upcoming shows; seed-demo adds nothing\n", upcoming)
 		return nil
 	}
 	svc, err := ledger.New(pool, ledger.DefaultConfig())
@@ -268,7 +270,7 @@ func (c *cli) history(ctx context.Context, args []string) error {
 		return err
 	}
 	if show <= 0 {
-		return usagef("history: --show ID is required")
+		return usagef("history: --show must be a show id (a positive integer)")
 	}
 	var until time.Time
 	if asOf != "" {
@@ -361,34 +363,27 @@ func (c *cli) export(ctx context.Context, args []string) error {
 		return err
 	}
 	enc := json.NewEncoder(c.stdout)
+	progress, done := c.progress("exported")
+	defer done()
 	var n int64
-	for cp.Less(head) && (limit == 0 || n < limit) {
-		batch := int64(1000)
-		if limit > 0 {
-			batch = min(batch, limit-n)
-		}
-		events, err := store.ReadAll(ctx, cp, int(batch))
-		if err != nil {
-			return err
-		}
-		if len(events) == 0 {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(10 * time.Millisecond):
-			}
-			continue
-		}
+	errEnough := errors.New("limit reached")
+	_, err = store.ReadRange(ctx, cp, head, 1000, 10*time.Millisecond, func(events []eventstore.Event) error {
 		for _, e := range events {
-			if head.Less(e.Checkpoint()) {
-				return nil
+			if limit > 0 && n >= limit {
+				return errEnough
 			}
 			if err := enc.Encode(e); err != nil {
 				return err
 			}
 			n++
-			cp = e.Checkpoint()
 		}
+		if progress != nil {
+			progress(int(n))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return err
 	}
 	return nil
 }

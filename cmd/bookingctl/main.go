@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func main() {
@@ -86,6 +88,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return exitOK
 	}
 	fmt.Fprintln(stderr, "bookingctl:", err)
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+		fmt.Fprintln(stderr, "bookingctl: the database has no ledger schema yet; run: bookingctl migrate")
+	}
 	if ue := (*usageError)(nil); errors.As(err, &ue) {
 		return exitUsage
 	}

@@ -52,7 +52,7 @@ func TestMigrateSeedVerifyOnEmptyDatabase(t *testing.T) {
 	assert.Contains(t, r.stdout, "doctor")
 	r = ctl(t, url, "seed-demo")
 	require.Equal(t, exitOK, r.code, r.stderr)
-	assert.Contains(t, r.stdout, "adds nothing")
+	assert.Contains(t, r.stdout, "adds nothing", "upcoming demo shows exist")
 	r = ctl(t, url, "verify")
 	require.Equal(t, exitOK, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "ok:")
@@ -95,6 +95,11 @@ func TestUsageErrors(t *testing.T) {
 	assert.Contains(t, r.stderr, "DATABASE_URL")
 	r = ctl(t, "", "migrate", "extra")
 	assert.Equal(t, exitUsage, r.code)
+
+	empty := pgtest.CreateDB(t)
+	r = ctl(t, empty, "verify")
+	assert.Equal(t, exitFail, r.code)
+	assert.Contains(t, r.stderr, "run: bookingctl migrate")
 }
 
 // busyLedger schedules a show and places holds on it, through the ledger.

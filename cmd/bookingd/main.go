@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer d.close()
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 2)
+	errs := make(chan error, 1)
 	if cfg.has("projector") {
 		ppool, err := projectorPool(ctx, cfg)
 		if err != nil {
