@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"context"
 	stdsql "database/sql"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // Topic is the watermill topic name of the global stream.
@@ -190,4 +192,48 @@ func FromMessage(msg *message.Message) (Event, error) {
 		return Event{}, fmt.Errorf("message %s is not an event: %w", msg.UUID, err)
 	}
 	return e, nil
+}
+
+// Consume hands the messages of topic to handle one at a time, acking each
+// one handle accepts, until ctx ends (nil) or handle fails (its error, the
+// message unacked). The subscription is closed between messages, never while
+// handle may still use the message's transaction: watermill-sql would commit
+// or roll it back under the handler's feet.
+func Consume(ctx context.Context, sub message.Subscriber, topic string, handle func(*message.Message) error) error {
+	msgs, err := sub.Subscribe(context.WithoutCancel(ctx), topic)
+	if err != nil {
+		_ = sub.Close()
+		return fmt.Errorf("subscribe to %s: %w", topic, err)
+	}
+	defer func() { _ = sub.Close() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case msg, ok := <-msgs:
+			if !ok {
+				return fmt.Errorf("subscription to %s ended", topic)
+			}
+			if err := handle(msg); err != nil {
+				return fmt.Errorf("message %s: %w", msg.UUID, err)
+			}
+			msg.Ack()
+		}
+	}
+}
+
+// PgxTx returns the pgx transaction watermill-sql's subscriber runs msg's
+// batch in (see NewSubscriber).
+func PgxTx(msg *message.Message) (pgx.Tx, error) {
+	tx, ok := wsql.TxFromContext(msg.Context())
+	if !ok {
+		return nil, errors.New("message without its subscriber transaction")
+	}
+	switch t := tx.(type) {
+	case *wsql.PgxTx:
+		return t.Tx, nil
+	case wsql.PgxTx:
+		return t.Tx, nil
+	}
+	return nil, fmt.Errorf("subscriber transaction is %T, not pgx", tx)
 }

@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bookingledger/ledger/eventstore"
@@ -56,50 +54,23 @@ func (p *Projector) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("projector: %w", err)
 	}
-	// The subscription outlives ctx on purpose: it is stopped with Close
-	// between two messages, never while a handler holds its transaction.
-	msgs, err := sub.Subscribe(context.WithoutCancel(ctx), eventstore.Topic)
+	err = eventstore.Consume(ctx, sub, eventstore.Topic, p.handle)
 	if err != nil {
-		_ = sub.Close()
 		return fmt.Errorf("projector: %w", err)
 	}
-	defer func() { _ = sub.Close() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case msg, ok := <-msgs:
-			if !ok {
-				return errors.New("projector: subscription ended")
-			}
-			if err := p.handle(msg); err != nil {
-				// Not acked: Close ends the batch (see above).
-				return fmt.Errorf("projector: event %s: %w", msg.UUID, err)
-			}
-			msg.Ack()
-		}
-	}
+	return nil
 }
 
 func (p *Projector) handle(msg *message.Message) error {
-	tx, ok := wsql.TxFromContext(msg.Context())
-	if !ok {
-		return errors.New("projector: message without its subscriber transaction")
-	}
-	var pgxTx pgx.Tx
-	switch t := tx.(type) {
-	case *wsql.PgxTx:
-		pgxTx = t.Tx
-	case wsql.PgxTx:
-		pgxTx = t.Tx
-	default:
-		return fmt.Errorf("projector: subscriber transaction is %T, not pgx", tx)
+	tx, err := eventstore.PgxTx(msg)
+	if err != nil {
+		return err
 	}
 	e, err := eventstore.FromMessage(msg)
 	if err != nil {
 		return err
 	}
-	return Apply(msg.Context(), pgxTx, e)
+	return Apply(msg.Context(), tx, e)
 }
 
 // Lag reports how far the projector is behind the stream: how many committed

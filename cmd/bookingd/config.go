@@ -21,14 +21,16 @@ type config struct {
 	RedisPrefix  string
 	HTTPAddr     string
 	HoldTTL      time.Duration
+	ConfirmDelay time.Duration // 0: no simulated payment, clients confirm themselves
+	ExpiryEvery  time.Duration
 	CacheTTL     time.Duration
-	Roles        []string // api, projector
+	Roles        []string // api, projector, worker
 	PollInterval time.Duration
 	Dev          bool // BOOKINGD_ENV=dev: a random JWT secret when none is set
 	API          api.Config
 }
 
-var knownRoles = []string{"api", "projector"}
+var knownRoles = []string{"api", "projector", "worker"}
 
 // loadConfig reads the environment and applies defaults; flagRoles, when
 // set, overrides BOOKINGD_ROLES. It reports every problem at once.
@@ -39,6 +41,8 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 		RedisPrefix:  or(getenv("REDIS_PREFIX"), "bookingledger:"),
 		HTTPAddr:     or(getenv("HTTP_ADDR"), ":8080"),
 		HoldTTL:      10 * time.Minute,
+		ConfirmDelay: time.Second,
+		ExpiryEvery:  30 * time.Second,
 		CacheTTL:     30 * time.Second,
 		Roles:        knownRoles,
 		PollInterval: 100 * time.Millisecond,
@@ -67,6 +71,12 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 		}
 	}
 	duration("HOLD_TTL", &c.HoldTTL)
+	duration("EXPIRY_INTERVAL", &c.ExpiryEvery)
+	if v := getenv("CONFIRM_DELAY"); v == "0" {
+		c.ConfirmDelay = 0
+	} else {
+		duration("CONFIRM_DELAY", &c.ConfirmDelay)
+	}
 	duration("CACHE_TTL", &c.CacheTTL)
 	duration("PROJECTOR_POLL_INTERVAL", &c.PollInterval)
 	duration("JWT_TTL", &c.API.TokenTTL)
@@ -108,7 +118,7 @@ func (c config) validate() error {
 		errs = append(errs, errors.New("DATABASE_URL is required (e.g. postgres://booking:booking@127.0.0.1:5432/booking)"))
 	}
 	if len(c.Roles) == 0 {
-		errs = append(errs, errors.New("at least one role is required (api, projector)"))
+		errs = append(errs, errors.New("at least one role is required (api, projector, worker)"))
 	}
 	for _, r := range c.Roles {
 		if !slices.Contains(knownRoles, r) {

@@ -1,6 +1,7 @@
-// Command bookingd runs the booking ledger: the HTTP API and the projector
-// that keeps the read tables up to date. BOOKINGD_ROLES (or --roles) selects
-// which of them this process runs, so each can be scaled on its own.
+// Command bookingd runs the booking ledger: the HTTP API, the projector that
+// keeps the read tables up to date, and the workers (simulated payments and
+// hold expiry). BOOKINGD_ROLES (or --roles) selects which of them this
+// process runs, so each can be scaled on its own.
 package main
 
 import (
@@ -32,6 +33,7 @@ import (
 	"github.com/bookingledger/ledger/ratelimit"
 	"github.com/bookingledger/ledger/readpath"
 	"github.com/bookingledger/ledger/users"
+	"github.com/bookingledger/ledger/workers"
 )
 
 func main() {
@@ -49,7 +51,7 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) error {
 	fs := flag.NewFlagSet("bookingd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	roles := fs.String("roles", "", "comma-separated roles to run: api, projector (default: all; env BOOKINGD_ROLES)")
+	roles := fs.String("roles", "", "comma-separated roles to run: api, projector, worker (default: all; env BOOKINGD_ROLES)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,8 +80,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return err
 		}
 		defer ppool.Close()
-		wg.Go(func() { superviseProjector(ctx, ppool, cfg, logger) })
+		p := projections.NewProjector(ppool, projections.ProjectorConfig{PollInterval: cfg.PollInterval}, logger)
+		wg.Go(func() { supervise(ctx, "projector", p.Run, logger) })
 		wg.Go(func() { sampleLag(ctx, d.primary, d.registry, logger) })
+	}
+	if cfg.has("worker") {
+		if err := startWorkers(ctx, &wg, cfg, d, logger); err != nil {
+			return err
+		}
 	}
 	if cfg.has("api") {
 		handler, err := newAPI(ctx, &wg, cfg, d, logger)
@@ -103,10 +111,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 // deps are the connections every role shares.
 type deps struct {
-	primary  *pgxpool.Pool
-	replicas []*pgxpool.Pool
-	redis    *redis.Client
-	registry *prometheus.Registry
+	primary   *pgxpool.Pool
+	replicas  []*pgxpool.Pool
+	redis     *redis.Client
+	registry  *prometheus.Registry
+	conflicts prometheus.Counter // version-conflict retries of every ledger in the process
 }
 
 func (d *deps) close() {
@@ -120,8 +129,11 @@ func (d *deps) close() {
 }
 
 func connect(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
-	d := &deps{registry: prometheus.NewRegistry()}
-	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d := &deps{registry: prometheus.NewRegistry(), conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "bookingledger_version_conflict_retries_total",
+		Help: "Commands decided again because another writer appended to the show first.",
+	})}
+	d.registry.MustRegister(d.conflicts, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
@@ -172,14 +184,7 @@ func projectorPool(ctx context.Context, cfg config) (*pgxpool.Pool, error) {
 }
 
 func newAPI(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, logger *slog.Logger) (http.Handler, error) {
-	conflicts := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "bookingledger_version_conflict_retries_total",
-		Help: "Commands decided again because another writer appended to the show first.",
-	})
-	d.registry.MustRegister(conflicts)
-	lcfg := ledger.DefaultConfig()
-	lcfg.HoldTTL = cfg.HoldTTL
-	svc, err := ledger.New(d.primary, lcfg, ledger.WithConflictHook(conflicts.Inc))
+	svc, err := newLedger(cfg, d)
 	if err != nil {
 		return nil, err
 	}
@@ -209,17 +214,42 @@ func newAPI(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, logger
 	})
 }
 
-// superviseProjector runs the projector and restarts it after a failure,
-// backing off up to 30s, until ctx ends.
-func superviseProjector(ctx context.Context, pool *pgxpool.Pool, cfg config, logger *slog.Logger) {
-	p := projections.NewProjector(pool, projections.ProjectorConfig{PollInterval: cfg.PollInterval}, logger)
+// newLedger is the command side every role shares the configuration of.
+func newLedger(cfg config, d *deps) (*ledger.Service, error) {
+	lcfg := ledger.DefaultConfig()
+	lcfg.HoldTTL = cfg.HoldTTL
+	return ledger.New(d.primary, lcfg, ledger.WithConflictHook(d.conflicts.Inc))
+}
+
+// startWorkers runs the simulated payments (unless CONFIRM_DELAY is 0) and
+// the expiry sweep, each restarted after a failure.
+func startWorkers(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, logger *slog.Logger) error {
+	svc, err := newLedger(cfg, d)
+	if err != nil {
+		return err
+	}
+	if cfg.ConfirmDelay > 0 {
+		pay, err := workers.NewPayments(d.primary, svc, workers.PaymentsConfig{Delay: cfg.ConfirmDelay, Logger: logger, Registerer: d.registry})
+		if err != nil {
+			return err
+		}
+		wg.Go(func() { supervise(ctx, "payments", pay.Run, logger) })
+	}
+	expiry := workers.NewExpiry(d.primary, svc, workers.ExpiryConfig{Interval: cfg.ExpiryEvery, Logger: logger, Registerer: d.registry})
+	wg.Go(func() { supervise(ctx, "expiry", expiry.Run, logger) })
+	return nil
+}
+
+// supervise runs a background role and restarts it after a failure, backing
+// off up to 30s, until ctx ends.
+func supervise(ctx context.Context, name string, run func(context.Context) error, logger *slog.Logger) {
 	backoff := time.Second
 	for {
-		err := p.Run(ctx)
+		err := run(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		logger.Error("projector stopped; restarting", "err", err, "backoff", backoff)
+		logger.Error(name+" stopped; restarting", "err", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
 			return

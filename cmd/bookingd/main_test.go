@@ -233,3 +233,109 @@ func mustPool(t *testing.T, url string) *pgxpool.Pool {
 	t.Cleanup(pool.Close)
 	return pool
 }
+
+// startBookingd runs bookingd with env on a free port until the test ends.
+func startBookingd(t *testing.T, vars map[string]string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	vars["HTTP_ADDR"] = "127.0.0.1:0"
+	vars["JWT_SECRET"] = "0123456789abcdef0123456789abcdef"
+	vars["RATE_LIMIT_READS_PER_MIN"] = "100000"
+	go func() { done <- run(ctx, nil, env(vars), io.Discard, ready) }()
+	t.Cleanup(func() { cancel(); assert.NoError(t, <-done) })
+	return "http://" + <-ready
+}
+
+// client registers a user on a running bookingd and books through HTTP.
+type client struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+func newClient(t *testing.T, base, email string) *client {
+	c := &client{t: t, base: base}
+	require.Equal(t, http.StatusCreated, c.call("POST", "/api/auth/register", fmt.Sprintf(`{"email":%q,"password":"long enough"}`, email), nil))
+	var login map[string]any
+	require.Equal(t, http.StatusOK, c.call("POST", "/api/auth/login", fmt.Sprintf(`{"email":%q,"password":"long enough"}`, email), &login))
+	c.token = login["token"].(string)
+	return c
+}
+
+func (c *client) call(method, path, body string, out any) int {
+	c.t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, c.base+path, strings.NewReader(body))
+	require.NoError(c.t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(c.t, err)
+	defer resp.Body.Close()
+	if out != nil {
+		require.NoError(c.t, json.NewDecoder(resp.Body).Decode(out))
+	}
+	return resp.StatusCode
+}
+
+func scheduleBus(t *testing.T, url string, seats ...string) domain.ShowID {
+	t.Helper()
+	svc, err := ledger.New(mustPool(t, url), ledger.DefaultConfig())
+	require.NoError(t, err)
+	res, err := svc.ScheduleShow(context.Background(), ledger.ScheduleInput{Name: "Bus", ShowType: domain.ShowBus,
+		StartTime: time.Now().Add(time.Hour), SeatNumbers: seats}, ledger.Metadata{})
+	require.NoError(t, err)
+	return res.ShowID
+}
+
+// The lifecycle runs by itself: with CONFIRM_DELAY a hold is paid.
+func TestHoldIsConfirmedAfterTheDelay(t *testing.T) {
+	t.Parallel()
+	_, url := pgtest.NewDB(t)
+	base := startBookingd(t, map[string]string{"DATABASE_URL": url, "CONFIRM_DELAY": "200ms"})
+	show := scheduleBus(t, url, "1", "2")
+	c := newClient(t, base, "payer@example.com")
+	var b map[string]any
+	require.Equal(t, http.StatusCreated, c.call("POST", "/api/bookings", fmt.Sprintf(`{"show_id":%d,"seat_numbers":["1"]}`, show), &b))
+	eventuallyStatus(t, c, b["id"].(string), "confirmed")
+}
+
+// Without payments, a hold left alone expires and its seats are free again.
+func TestHoldExpiresWithoutPayment(t *testing.T) {
+	t.Parallel()
+	_, url := pgtest.NewDB(t)
+	base := startBookingd(t, map[string]string{"DATABASE_URL": url, "CONFIRM_DELAY": "0", "HOLD_TTL": "1s", "EXPIRY_INTERVAL": "200ms"})
+	show := scheduleBus(t, url, "1", "2")
+	c := newClient(t, base, "idle@example.com")
+	var b map[string]any
+	require.Equal(t, http.StatusCreated, c.call("POST", "/api/bookings", fmt.Sprintf(`{"show_id":%d,"seat_numbers":["1","2"]}`, show), &b))
+	eventuallyStatus(t, c, b["id"].(string), "expired")
+	var seatMap struct {
+		AvailableSeats int `json:"available_seats"`
+		Seats          []struct {
+			Status string `json:"status"`
+		} `json:"seats"`
+	}
+	require.Equal(t, http.StatusOK, c.call("GET", fmt.Sprintf("/api/shows/%d", show), "", &seatMap))
+	assert.Equal(t, 2, seatMap.AvailableSeats)
+	for _, s := range seatMap.Seats {
+		assert.Equal(t, "available", s.Status)
+	}
+	other := newClient(t, base, "next@example.com")
+	assert.Equal(t, http.StatusCreated, other.call("POST", "/api/bookings", fmt.Sprintf(`{"show_id":%d,"seat_numbers":["1","2"]}`, show), nil))
+}
+
+func eventuallyStatus(t *testing.T, c *client, id, want string) {
+	t.Helper()
+	var got map[string]any
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		got = nil
+		if c.call("GET", "/api/bookings/"+id, "", &got) == http.StatusOK && got["status"] == want {
+			return
+		}
+	}
+	t.Fatalf("booking %s did not become %s within 30s; last seen %v", id, want, got)
+}
