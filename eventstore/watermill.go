@@ -121,6 +121,9 @@ type SubscriberConfig struct {
 	ConsumerGroup string
 	BatchSize     int           // events per transaction; default 100
 	PollInterval  time.Duration // wait when caught up; default 100ms
+	// Schema reads the events table; default WatermillSchema (ForwardSchema
+	// makes forwarder envelopes).
+	Schema wsql.SchemaAdapter
 }
 
 // NewSubscriber returns a watermill subscriber of Topic for one consumer
@@ -139,6 +142,10 @@ func NewSubscriber(db wsql.Beginner, cfg SubscriberConfig, logger watermill.Logg
 	if poll <= 0 {
 		poll = 100 * time.Millisecond
 	}
+	schema := cfg.Schema
+	if schema == nil {
+		schema = WatermillSchema{BatchSize: cfg.BatchSize}
+	}
 	// No ack deadline: when it fires, watermill-sql ends the batch
 	// transaction while the handler may still be using it. Consumers bound
 	// their own work instead (see projections.Projector).
@@ -149,9 +156,42 @@ func NewSubscriber(db wsql.Beginner, cfg SubscriberConfig, logger watermill.Logg
 		PollInterval:   poll,
 		ResendInterval: poll,
 		RetryInterval:  time.Second,
-		SchemaAdapter:  WatermillSchema{BatchSize: cfg.BatchSize},
+		SchemaAdapter:  schema,
 		OffsetsAdapter: OffsetsAdapter(),
 	}, logger)
+}
+
+// ForwardSchema reads the events table as envelopes of watermill's
+// forwarder component (components/forwarder), addressed to Destination: a
+// forwarder subscribed with it republishes the stream, message for message,
+// on another Pub/Sub (NATS JetStream, Kafka …).
+type ForwardSchema struct {
+	WatermillSchema
+	Destination string
+}
+
+// forwarderEnvelope is the JSON the forwarder unwraps.
+type forwarderEnvelope struct {
+	DestinationTopic string            `json:"destination_topic"`
+	UUID             string            `json:"uuid"`
+	Payload          []byte            `json:"payload"`
+	Metadata         map[string]string `json:"metadata"`
+}
+
+// UnmarshalMessage wraps the event's message in an envelope.
+func (s ForwardSchema) UnmarshalMessage(params wsql.UnmarshalMessageParams) (wsql.Row, error) {
+	row, err := s.WatermillSchema.UnmarshalMessage(params)
+	if err != nil {
+		return row, err
+	}
+	env, err := json.Marshal(forwarderEnvelope{DestinationTopic: s.Destination, UUID: row.Msg.UUID,
+		Payload: row.Msg.Payload, Metadata: row.Msg.Metadata})
+	if err != nil {
+		return row, err
+	}
+	row.Msg = message.NewMessage(row.Msg.UUID, env)
+	row.Payload = env
+	return row, nil
 }
 
 // ToMessage converts a stored event into a watermill message.

@@ -23,6 +23,8 @@ type config struct {
 	HoldTTL      time.Duration
 	ConfirmDelay time.Duration // 0: no simulated payment, clients confirm themselves
 	ExpiryEvery  time.Duration
+	NATSURL      string // forward the stream to NATS JetStream when set
+	NATSTopic    string
 	CacheTTL     time.Duration
 	Roles        []string // api, projector, worker
 	PollInterval time.Duration
@@ -38,6 +40,8 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 	c := config{
 		DatabaseURL:  getenv("DATABASE_URL"),
 		RedisURL:     getenv("REDIS_URL"),
+		NATSURL:      getenv("NATS_URL"),
+		NATSTopic:    or(getenv("NATS_TOPIC"), "bookingledger_events"),
 		RedisPrefix:  or(getenv("REDIS_PREFIX"), "bookingledger:"),
 		HTTPAddr:     or(getenv("HTTP_ADDR"), ":8080"),
 		HoldTTL:      10 * time.Minute,

@@ -221,8 +221,9 @@ func newLedger(cfg config, d *deps) (*ledger.Service, error) {
 	return ledger.New(d.primary, lcfg, ledger.WithConflictHook(d.conflicts.Inc))
 }
 
-// startWorkers runs the simulated payments (unless CONFIRM_DELAY is 0) and
-// the expiry sweep, each restarted after a failure.
+// startWorkers runs the simulated payments (unless CONFIRM_DELAY is 0), the
+// expiry sweep and, when NATS_URL is set, the forwarding of the stream to
+// NATS JetStream, each restarted after a failure.
 func startWorkers(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, logger *slog.Logger) error {
 	svc, err := newLedger(cfg, d)
 	if err != nil {
@@ -237,6 +238,12 @@ func startWorkers(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, 
 	}
 	expiry := workers.NewExpiry(d.primary, svc, workers.ExpiryConfig{Interval: cfg.ExpiryEvery, Logger: logger, Registerer: d.registry})
 	wg.Go(func() { supervise(ctx, "expiry", expiry.Run, logger) })
+	if cfg.NATSURL != "" {
+		ncfg := workers.NATSConfig{URL: cfg.NATSURL, Topic: cfg.NATSTopic, Logger: logger}
+		wg.Go(func() {
+			supervise(ctx, "nats forwarder", func(ctx context.Context) error { return workers.ForwardToNATS(ctx, d.primary, ncfg) }, logger)
+		})
+	}
 	return nil
 }
 
