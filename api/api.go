@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -131,13 +133,23 @@ func New(d Deps) (http.Handler, error) {
 
 func (s *server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.logContext, s.instrument, s.recoverer, s.authenticate)
+	r.Use(middleware.RequestID, s.logContext, s.instrument, s.recoverer, middleware.GetHead, s.authenticate)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, Problem{Status: http.StatusNotFound, Title: "Not found", Detail: "no such route"})
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, Problem{Status: http.StatusMethodNotAllowed, Title: "Method not allowed",
-			Detail: r.Method + " is not allowed on " + r.URL.Path})
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		var allowed []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if r.Match(chi.NewRouteContext(), m, req.URL.Path) {
+				allowed = append(allowed, m)
+				if m == http.MethodGet {
+					allowed = append(allowed, http.MethodHead) // middleware.GetHead
+				}
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeProblem(w, req, Problem{Status: http.StatusMethodNotAllowed, Title: "Method not allowed",
+			Detail: req.Method + " is not allowed on " + req.URL.Path})
 	})
 
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -163,7 +175,8 @@ func (s *server) routes() http.Handler {
 			r.With(s.limit("reads")).Get("/bookings/{id}", s.getBooking)
 			r.Group(func(r chi.Router) {
 				r.Use(s.limit("bookings"), s.idempotent)
-				r.Post("/bookings", s.hold)
+				// Auditors read; they do not book.
+				r.With(s.requireRole(users.RoleUser, users.RoleAdmin)).Post("/bookings", s.hold)
 				r.Post("/bookings/{id}/confirm", s.confirm)
 				r.Post("/bookings/{id}/cancel", s.cancel)
 			})
@@ -185,7 +198,7 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.writeError(w, r, fmt.Errorf("panic: %v", v))
+				s.writeError(w, r, fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
 			}
 		}()
 		next.ServeHTTP(w, r)

@@ -154,6 +154,7 @@ func TestRoles(t *testing.T) {
 		{"user cannot read the global stream", "GET", "/api/events", user, nil, http.StatusForbidden},
 		{"user cannot read a show's stream", "GET", showPath + "/events", user, nil, http.StatusForbidden},
 		{"auditor reads the global stream", "GET", "/api/events", auditor, nil, http.StatusOK},
+		{"auditor does not book", "POST", "/api/bookings", auditor, map[string]any{"show_id": show, "seat_numbers": []string{"1"}}, http.StatusForbidden},
 		{"admin reads a show's stream", "GET", showPath + "/events", admin, nil, http.StatusOK},
 	}
 	for _, tc := range tests {

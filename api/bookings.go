@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -67,7 +66,7 @@ func (s *server) hold(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.ShowID <= 0 {
-		s.writeError(w, r, fmt.Errorf("%w: show_id must be a positive integer", errUnprocessable))
+		s.writeError(w, r, unprocessable("show_id must be a positive integer"))
 		return
 	}
 	p, _ := principalFrom(r.Context())
@@ -134,7 +133,7 @@ func (s *server) listBookings(w http.ResponseWriter, r *http.Request) {
 	p, _ := principalFrom(r.Context())
 	limit, err := intParam(r, "limit", 100, 500)
 	if err != nil || limit == 0 {
-		s.writeError(w, r, fmt.Errorf("%w: limit must be 1 to 500", errBadRequest))
+		s.writeError(w, r, badRequest("limit must be 1 to 500"))
 		return
 	}
 	db, _, err := s.readDB(r.Context(), p)
@@ -196,8 +195,9 @@ func (s *server) getBooking(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if err == nil && p.Role == users.RoleUser && v.UserID != p.UserID.String() {
-		err = &domain.BookingNotFoundError{BookingID: id} // no existence leak
+	// Not found and not yours read the same: no existence leak.
+	if errors.Is(err, projections.ErrNotFound) || (err == nil && p.Role == users.RoleUser && v.UserID != p.UserID.String()) {
+		err = &domain.BookingNotFoundError{BookingID: id}
 	}
 	if err != nil {
 		s.writeError(w, r, err)
@@ -229,25 +229,25 @@ func (s *server) ownedBooking(ctx context.Context, p principal, id domain.Bookin
 	if p.Role == users.RoleUser {
 		return 0, &domain.BookingNotFoundError{BookingID: id}
 	}
-	return 0, fmt.Errorf("%w: only the booking's owner may do this", errForbidden)
+	return 0, forbidden("only the booking's owner may do this")
 }
 
 // errForbidden: authenticated, but not allowed.
 var errForbidden = errors.New("forbidden")
 
 func (s *server) confirm(w http.ResponseWriter, r *http.Request) {
-	s.transition(w, r, "confirm", nil, s.Ledger.Confirm)
+	s.transition(w, r, "confirm", "confirmed", nil, s.Ledger.Confirm)
 }
 
 func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
-	s.transition(w, r, "cancel", []users.Role{users.RoleAdmin}, s.Ledger.Cancel)
+	s.transition(w, r, "cancel", "cancelled", []users.Role{users.RoleAdmin}, s.Ledger.Cancel)
 }
 
 type transitionFunc func(context.Context, domain.ShowID, domain.BookingID, ledger.Metadata) (ledger.Result, error)
 
 // transition runs confirm or cancel on a booking the caller may act on, and
 // answers with the booking as it is afterwards.
-func (s *server) transition(w http.ResponseWriter, r *http.Request, name string, also []users.Role, run transitionFunc) {
+func (s *server) transition(w http.ResponseWriter, r *http.Request, name, done string, also []users.Role, run transitionFunc) {
 	p, _ := principalFrom(r.Context())
 	id, err := bookingID(r)
 	if err != nil {
@@ -265,14 +265,14 @@ func (s *server) transition(w http.ResponseWriter, r *http.Request, name string,
 		s.writeError(w, r, err)
 		return
 	}
-	s.outcome(name, name+"ed")
+	s.outcome(name, done)
 	s.remember(r.Context(), p, res)
 	b, err := s.Ledger.Booking(r.Context(), show, id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.Logger.InfoContext(r.Context(), "booking "+name+"ed", "booking_id", id, "show_id", show)
+	s.Logger.InfoContext(r.Context(), "booking "+done, "booking_id", id, "show_id", show)
 	v := viewDomain(show, b)
 	if b.Status == domain.StatusCancelled {
 		at := res.Events[len(res.Events)-1].RecordedAt.UTC()

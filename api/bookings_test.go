@@ -52,7 +52,9 @@ func TestBookingLifecycle(t *testing.T) {
 	assert.Len(t, r.json(t)["bookings"], 1)
 
 	// Others: users get 404 (no existence leak); admins and auditors read it.
-	requireProblem(t, e.do("GET", "/api/bookings/"+id, bob, nil), http.StatusNotFound)
+	theirs := requireProblem(t, e.do("GET", "/api/bookings/"+id, bob, nil), http.StatusNotFound)
+	nobodys := requireProblem(t, e.do("GET", "/api/bookings/"+strings.Replace(id, id[len(id)-4:], "0000", 1), bob, nil), http.StatusNotFound)
+	assert.Equal(t, strings.Replace(theirs["detail"].(string), id[len(id)-4:], "0000", 1), nobodys["detail"], "someone else's booking reads like a missing one")
 	assert.Equal(t, http.StatusOK, e.do("GET", "/api/bookings/"+id, admin, nil).status)
 	assert.Equal(t, http.StatusOK, e.do("GET", "/api/bookings/"+id, auditor, nil).status)
 	requireProblem(t, e.do("GET", "/api/bookings/not-a-uuid", alice, nil), http.StatusNotFound)
@@ -213,11 +215,15 @@ func TestIdempotencyKey(t *testing.T) {
 	_, err := e.pool.Exec(context.Background(), `INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, 'k-3', '\x00')`, aliceID)
 	require.NoError(t, err)
 	requireProblem(t, e.do("POST", "/api/bookings", alice, hold(show, "3"), "Idempotency-Key", "k-3"), http.StatusConflict)
+	// …unless that first request died: after its lease the key is free again.
+	_, err = e.pool.Exec(context.Background(), `UPDATE idempotency_keys SET created_at = now() - interval '3 minutes' WHERE key = 'k-3'`)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusCreated, e.do("POST", "/api/bookings", alice, hold(show, "3"), "Idempotency-Key", "k-3").status)
 	requireProblem(t, e.do("POST", "/api/bookings", alice, hold(show, "3"), "Idempotency-Key", strings.Repeat("k", 256)), http.StatusBadRequest)
 
 	var locked int
 	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT count(*) FROM events WHERE event_type = 'SeatLocked'`).Scan(&locked))
-	assert.Equal(t, 2, locked, "retries booked nothing more")
+	assert.Equal(t, 3, locked, "retries booked nothing more")
 }
 
 // Read-your-writes while the projector lags: the client's next reads wait

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -30,7 +31,7 @@ func (s *server) idempotent(next http.Handler) http.Handler {
 			return
 		}
 		if len(key) > 255 || !printableASCII(key) {
-			s.writeError(w, r, fmt.Errorf("%w: %s must be 1 to 255 printable ASCII characters", errBadRequest, IdempotencyHeader))
+			s.writeError(w, r, badRequest("%s must be 1 to 255 printable ASCII characters", IdempotencyHeader))
 			return
 		}
 		p, _ := principalFrom(r.Context())
@@ -54,9 +55,9 @@ func (s *server) idempotent(next http.Handler) http.Handler {
 		}
 
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-		completed := false
+		answered := false
 		defer func() {
-			if !completed { // a panic or a server error: free the key for a retry
+			if !answered { // a panic or a server error: free the key for a retry
 				_, _ = s.Primary.Exec(context.WithoutCancel(ctx), `DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2`, p.UserID, key)
 			}
 		}()
@@ -64,6 +65,10 @@ func (s *server) idempotent(next http.Handler) http.Handler {
 		if rec.status >= 500 {
 			return
 		}
+		// From here the request has had its effect: never free the key, or a
+		// retry would do it again. If storing the answer fails, the key stays
+		// "running" until its lease ends.
+		answered = true
 		headers, _ := json.Marshal(map[string]string{
 			"Content-Type": rec.Header().Get("Content-Type"),
 			"Location":     rec.Header().Get("Location"),
@@ -73,19 +78,25 @@ func (s *server) idempotent(next http.Handler) http.Handler {
 			SET status_code = $3, headers = $4, body = $5 WHERE user_id = $1 AND key = $2`,
 			p.UserID, key, rec.status, headers, rec.body.Bytes()); err != nil {
 			s.Logger.ErrorContext(ctx, "storing idempotent response", "err", err)
-			return
 		}
-		completed = true
 	})
 }
+
+// idempotencyLease is how long a key whose first request never finished
+// (its process died) blocks retries: longer than any request can run.
+const idempotencyLease = 2 * time.Minute
 
 // claimKey inserts the key as running; false means it existed (and was
 // younger than the TTL).
 func (s *server) claimKey(ctx context.Context, p principal, key string, hash []byte) (bool, error) {
 	var claimed bool
 	err := pgx.BeginFunc(ctx, s.Primary, func(tx pgx.Tx) error {
+		// An answer past its TTL is forgotten; so is a first request that
+		// never finished within the lease (its process died mid-request).
 		if _, err := tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2
-			AND created_at < now() - make_interval(secs => $3)`, p.UserID, key, s.cfg.IdempotencyTTL.Seconds()); err != nil {
+			AND (created_at < now() - make_interval(secs => $3)
+			  OR (status_code IS NULL AND created_at < now() - make_interval(secs => $4)))`,
+			p.UserID, key, s.cfg.IdempotencyTTL.Seconds(), idempotencyLease.Seconds()); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3)
@@ -111,13 +122,13 @@ func (s *server) replay(w http.ResponseWriter, r *http.Request, p principal, key
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		// The first request failed and freed the key just now.
-		s.writeError(w, r, fmt.Errorf("%w: the first request with this %s just failed; retry", errConflict, IdempotencyHeader))
+		s.writeError(w, r, conflict("the first request with this %s just failed; retry", IdempotencyHeader))
 	case err != nil:
 		s.writeError(w, r, err)
 	case status == nil:
-		s.writeError(w, r, fmt.Errorf("%w: a request with this %s is still being processed", errConflict, IdempotencyHeader))
+		s.writeError(w, r, conflict("a request with this %s is still being processed", IdempotencyHeader))
 	case !bytes.Equal(stored, hash):
-		s.writeError(w, r, fmt.Errorf("%w: this %s was used for a different request", errUnprocessable, IdempotencyHeader))
+		s.writeError(w, r, unprocessable("this %s was used for a different request", IdempotencyHeader))
 	default:
 		for k, v := range headers {
 			if v != "" {

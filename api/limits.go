@@ -19,8 +19,10 @@ func (s *server) limit(class string) func(http.Handler) http.Handler {
 	}[class]
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// Auth calls are always limited per client IP: a token must not
+			// buy another budget for guessing passwords or making accounts.
 			key := "ip:" + s.clientIP(r)
-			if p, ok := principalFrom(r.Context()); ok {
+			if p, ok := principalFrom(r.Context()); ok && class != "auth" {
 				key = "user:" + p.UserID.String()
 			}
 			d := s.Limiter.Allow(r.Context(), class, key, perMinute)
@@ -38,17 +40,13 @@ func (s *server) limit(class string) func(http.Handler) http.Handler {
 	}
 }
 
-// clientIP is the peer address, or the first X-Forwarded-For hop when the
-// deployment says a trusted proxy sets it.
+// clientIP is the peer address or, when the deployment says one trusted
+// proxy stands in front, the address that proxy appended last to
+// X-Forwarded-For (the entries before it are whatever the client sent).
 func (s *server) clientIP(r *http.Request) string {
 	if s.cfg.TrustProxyHeaders {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
-				return ip.String()
-			}
-		}
-		if ip := net.ParseIP(strings.TrimSpace(r.Header.Get("X-Real-IP"))); ip != nil {
+		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		if ip := net.ParseIP(strings.TrimSpace(hops[len(hops)-1])); ip != nil {
 			return ip.String()
 		}
 	}

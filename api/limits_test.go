@@ -6,12 +6,16 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bookingledger/ledger/api"
 	"github.com/bookingledger/ledger/internal/redistest"
+	"github.com/bookingledger/ledger/ledger"
 	"github.com/bookingledger/ledger/users"
 )
 
@@ -123,4 +127,33 @@ func TestPanicsBecomeProblems(t *testing.T) {
 	p := requireProblem(t, r, http.StatusInternalServerError)
 	assert.NotContains(t, string(r.body), "nil pointer", "no internals in the answer")
 	assert.NotEmpty(t, p["request_id"])
+}
+
+// The auth budget belongs to the client IP, whatever token the client sends,
+// and behind a trusted proxy the IP is the one the proxy appended last.
+func TestAuthLimitIsPerIP(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withRateLimits(3, 100, 100), func(d *api.Deps, _ *ledger.Config) { d.Config.TrustProxyHeaders = true })
+	login := map[string]string{"email": "x@example.com", "password": "whatever1"}
+	tokenA := sign(t, jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"sub": "0190c6e4-0000-7000-8000-000000000001",
+		"role": "user", "iss": "bookingledger", "exp": time.Now().Add(time.Hour).Unix()})
+	for range 3 {
+		assert.Equal(t, http.StatusUnauthorized, e.do("POST", "/api/auth/login", tokenA, login, "X-Forwarded-For", "1.1.1.1, 10.0.0.7").status)
+	}
+	// A spoofed first hop or a token does not buy a new budget; another
+	// client (another last hop) has its own.
+	requireProblem(t, e.do("POST", "/api/auth/login", "", login, "X-Forwarded-For", "9.9.9.9, 10.0.0.7"), http.StatusTooManyRequests)
+	assert.Equal(t, http.StatusUnauthorized, e.do("POST", "/api/auth/login", "", login, "X-Forwarded-For", "10.0.0.8").status)
+}
+
+func TestMethodsAndHead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := e.do("DELETE", "/api/shows", "", nil)
+	requireProblem(t, r, http.StatusMethodNotAllowed)
+	assert.Equal(t, "GET, HEAD, POST", r.header.Get("Allow"))
+	assert.Equal(t, http.StatusOK, e.do("HEAD", "/api/shows", "", nil).status)
+	r = e.do("POST", "/api/auth/register", "", `{"email": 5, "password": "x"}`)
+	p := requireProblem(t, r, http.StatusBadRequest)
+	assert.Equal(t, "email must be a string", p["detail"], "no Go type names in the answer")
 }

@@ -64,11 +64,30 @@ func problemFor(err error) Problem {
 	}
 }
 
-// Request-level error categories the handlers wrap.
+// Request-level error categories.
 var (
 	errUnprocessable = errors.New("unprocessable request")
 	errConflict      = errors.New("conflict")
 )
+
+// requestError is a refusal of the request itself: its detail is written to
+// the client as it is, and it matches its category with errors.Is.
+type requestError struct {
+	kind   error
+	detail string
+}
+
+func (e *requestError) Error() string { return e.detail }
+func (e *requestError) Unwrap() error { return e.kind }
+
+func refuse(kind error, format string, args ...any) error {
+	return &requestError{kind: kind, detail: fmt.Sprintf(format, args...)}
+}
+
+func badRequest(format string, args ...any) error    { return refuse(errBadRequest, format, args...) }
+func unprocessable(format string, args ...any) error { return refuse(errUnprocessable, format, args...) }
+func conflict(format string, args ...any) error      { return refuse(errConflict, format, args...) }
+func forbidden(format string, args ...any) error     { return refuse(errForbidden, format, args...) }
 
 // errBadRequest marks malformed query parameters and bodies.
 var errBadRequest = errors.New("bad request")

@@ -24,7 +24,7 @@ func showFilter(r *http.Request) (projections.ShowFilter, error) {
 	q := r.URL.Query()
 	f := projections.ShowFilter{Type: q.Get("type"), Cursor: q.Get("cursor")}
 	if f.Type != "" && !domain.ShowType(f.Type).Valid() {
-		return f, fmt.Errorf("%w: type must be movie, bus or doctor", errBadRequest)
+		return f, badRequest("type must be movie, bus or doctor")
 	}
 	for _, p := range []struct {
 		name string
@@ -33,7 +33,7 @@ func showFilter(r *http.Request) (projections.ShowFilter, error) {
 		if v := q.Get(p.name); v != "" {
 			t, err := time.Parse(time.RFC3339, v)
 			if err != nil {
-				return f, fmt.Errorf("%w: %s must be an RFC 3339 time like 2026-12-01T18:00:00Z", errBadRequest, p.name)
+				return f, badRequest("%s must be an RFC 3339 time like 2026-12-01T18:00:00Z", p.name)
 			}
 			*p.dst = t
 		}
@@ -41,13 +41,13 @@ func showFilter(r *http.Request) (projections.ShowFilter, error) {
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
-			return f, fmt.Errorf("%w: limit must be 1 to 100", errBadRequest)
+			return f, badRequest("limit must be 1 to 100")
 		}
 		f.Limit = n
 	}
 	if f.Cursor != "" {
 		if _, _, err := projections.DecodeShowCursor(f.Cursor); err != nil {
-			return f, fmt.Errorf("%w: cursor: %v", errBadRequest, err)
+			return f, badRequest("cursor: %v", err)
 		}
 	}
 	return f, nil
@@ -179,10 +179,10 @@ func (s *server) createShow(w http.ResponseWriter, r *http.Request) {
 	seats := in.SeatNumbers
 	switch {
 	case in.TotalSeats != nil && in.SeatNumbers != nil:
-		s.writeError(w, r, fmt.Errorf("%w: give total_seats or seat_numbers, not both", errUnprocessable))
+		s.writeError(w, r, unprocessable("give total_seats or seat_numbers, not both"))
 		return
 	case in.TotalSeats == nil && in.SeatNumbers == nil:
-		s.writeError(w, r, fmt.Errorf("%w: total_seats or seat_numbers is required", errUnprocessable))
+		s.writeError(w, r, unprocessable("total_seats or seat_numbers is required"))
 		return
 	case in.TotalSeats != nil:
 		generated, err := domain.GenerateSeatLabels(in.ShowType, *in.TotalSeats)
@@ -193,7 +193,7 @@ func (s *server) createShow(w http.ResponseWriter, r *http.Request) {
 		seats = generated
 	}
 	if !in.StartTime.IsZero() && !in.StartTime.After(s.Now()) {
-		s.writeError(w, r, fmt.Errorf("%w: start_time must be in the future", errUnprocessable))
+		s.writeError(w, r, unprocessable("start_time must be in the future"))
 		return
 	}
 	p, _ := principalFrom(r.Context())
@@ -230,7 +230,7 @@ func intParam(r *http.Request, name string, def, maxV int64) (int64, error) {
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 || n > maxV {
-		return 0, fmt.Errorf("%w: %s must be an integer from 0 to %d", errBadRequest, name, maxV)
+		return 0, badRequest("%s must be an integer from 0 to %d", name, maxV)
 	}
 	return n, nil
 }
@@ -248,7 +248,7 @@ func (s *server) showEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	limit, err := intParam(r, "limit", 1000, 10_000)
 	if err != nil || limit == 0 {
-		s.writeError(w, r, fmt.Errorf("%w: limit must be 1 to 10000", errBadRequest))
+		s.writeError(w, r, badRequest("limit must be 1 to 10000"))
 		return
 	}
 	events, err := s.Ledger.Store().LoadRange(r.Context(), domain.ShowID(id).StreamID(), int(after), int(limit))
@@ -271,7 +271,7 @@ func (s *server) globalEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	limit, err := intParam(r, "limit", 100, 1000)
 	if err != nil || limit == 0 {
-		s.writeError(w, r, fmt.Errorf("%w: limit must be 1 to 1000", errBadRequest))
+		s.writeError(w, r, badRequest("limit must be 1 to 1000"))
 		return
 	}
 	store := s.Ledger.Store()

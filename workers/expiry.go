@@ -26,6 +26,7 @@ type Expiry struct {
 	pool     *pgxpool.Pool
 	ledger   *ledger.Service
 	interval time.Duration
+	keysTTL  time.Duration
 	batch    int
 	now      func() time.Time
 	logger   *slog.Logger
@@ -38,6 +39,9 @@ type Expiry struct {
 // ExpiryConfig configures Expiry.
 type ExpiryConfig struct {
 	Interval   time.Duration // EXPIRY_INTERVAL, default 30s
+	// IdempotencyTTL, when set, also purges Idempotency-Key answers older
+	// than it at each sweep.
+	IdempotencyTTL time.Duration
 	Batch      int           // holds per query, default 500
 	Now        func() time.Time
 	Logger     *slog.Logger
@@ -58,7 +62,7 @@ func NewExpiry(pool *pgxpool.Pool, svc *ledger.Service, cfg ExpiryConfig) *Expir
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	x := &Expiry{pool: pool, ledger: svc, interval: cfg.Interval, batch: cfg.Batch, now: cfg.Now, logger: cfg.Logger,
+	x := &Expiry{pool: pool, ledger: svc, interval: cfg.Interval, keysTTL: cfg.IdempotencyTTL, batch: cfg.Batch, now: cfg.Now, logger: cfg.Logger,
 		sweeps:   prometheus.NewCounter(prometheus.CounterOpts{Name: "bookingledger_expiry_sweeps_total", Help: "Expiry sweeps run by this process."}),
 		expired:  prometheus.NewCounter(prometheus.CounterOpts{Name: "bookingledger_expired_holds_total", Help: "Holds this process expired."}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bookingledger_expiry_sweep_seconds", Help: "Duration of expiry sweeps.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)}),
@@ -113,6 +117,12 @@ func (x *Expiry) Sweep(ctx context.Context) (int, error) {
 	start := time.Now()
 	x.sweeps.Inc()
 	defer func() { x.duration.Observe(time.Since(start).Seconds()) }()
+	if x.keysTTL > 0 {
+		if _, err := conn.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)`,
+			x.keysTTL.Seconds()); err != nil {
+			return 0, fmt.Errorf("purge idempotency keys: %w", err)
+		}
+	}
 
 	expired := 0
 	var after struct {

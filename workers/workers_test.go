@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -170,7 +171,10 @@ func TestExpiryReleasesSeats(t *testing.T) {
 	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	svc := newLedger(t, pool, time.Second, ledger.WithClock(now))
 	run(t, projector(pool))
-	sweeper := workers.NewExpiry(pool, svc, workers.ExpiryConfig{Now: now})
+	sweeper := workers.NewExpiry(pool, svc, workers.ExpiryConfig{Now: now, IdempotencyTTL: 24 * time.Hour})
+	_, err := pool.Exec(context.Background(), `INSERT INTO idempotency_keys (user_id, key, request_hash, created_at)
+		VALUES ($1, 'old', '\x00', now() - interval '25 hours'), ($1, 'new', '\x00', now())`, string(user(9)))
+	require.NoError(t, err)
 
 	show := schedule(t, svc, 3)
 	b, _, err := svc.Hold(context.Background(), show, user(1), []string{"1", "2"}, ledger.Metadata{})
@@ -183,6 +187,12 @@ func TestExpiryReleasesSeats(t *testing.T) {
 	n, err := sweeper.Sweep(context.Background())
 	require.NoError(t, err)
 	assert.Zero(t, n, "not due yet")
+	var keys []string
+	rows, err := pool.Query(context.Background(), `SELECT key FROM idempotency_keys`)
+	require.NoError(t, err)
+	keys, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	assert.Equal(t, []string{"new"}, keys, "answers past their TTL are purged")
 
 	offset.Store(int64(2 * time.Second))
 	n, err = sweeper.Sweep(context.Background())

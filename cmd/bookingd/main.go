@@ -71,16 +71,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer d.close()
-
-	var wg sync.WaitGroup
-	errs := make(chan error, 1)
 	if cfg.has("projector") {
-		ppool, err := projectorPool(ctx, cfg)
-		if err != nil {
+		if d.projector, err = projectorPool(ctx, cfg); err != nil {
 			return err
 		}
-		defer ppool.Close()
-		p := projections.NewProjector(ppool, projections.ProjectorConfig{PollInterval: cfg.PollInterval}, logger)
+	}
+
+	var wg sync.WaitGroup
+	// On every way out: stop the roles, then wait for them, before the
+	// pools (closed by the defers above) go away.
+	defer func() { cancel(); wg.Wait() }()
+	errs := make(chan error, 1)
+	if cfg.has("projector") {
+		p := projections.NewProjector(d.projector, projections.ProjectorConfig{PollInterval: cfg.PollInterval}, logger)
 		wg.Go(func() { supervise(ctx, "projector", p.Run, logger) })
 		wg.Go(func() { sampleLag(ctx, d.primary, d.registry, logger) })
 	}
@@ -112,6 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 // deps are the connections every role shares.
 type deps struct {
 	primary   *pgxpool.Pool
+	projector *pgxpool.Pool // the projector's own, with a lock_timeout; nil without the role
 	replicas  []*pgxpool.Pool
 	redis     *redis.Client
 	registry  *prometheus.Registry
@@ -119,6 +123,9 @@ type deps struct {
 }
 
 func (d *deps) close() {
+	if d.projector != nil {
+		d.projector.Close()
+	}
 	for _, p := range d.replicas {
 		p.Close()
 	}
@@ -236,7 +243,8 @@ func startWorkers(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, 
 		}
 		wg.Go(func() { supervise(ctx, "payments", pay.Run, logger) })
 	}
-	expiry := workers.NewExpiry(d.primary, svc, workers.ExpiryConfig{Interval: cfg.ExpiryEvery, Logger: logger, Registerer: d.registry})
+	expiry := workers.NewExpiry(d.primary, svc, workers.ExpiryConfig{Interval: cfg.ExpiryEvery,
+		IdempotencyTTL: cfg.API.IdempotencyTTL, Logger: logger, Registerer: d.registry})
 	wg.Go(func() { supervise(ctx, "expiry", expiry.Run, logger) })
 	if cfg.NATSURL != "" {
 		ncfg := workers.NATSConfig{URL: cfg.NATSURL, Topic: cfg.NATSTopic, Logger: logger}
