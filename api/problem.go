@@ -84,10 +84,12 @@ func refuse(kind error, format string, args ...any) error {
 	return &requestError{kind: kind, detail: fmt.Sprintf(format, args...)}
 }
 
-func badRequest(format string, args ...any) error    { return refuse(errBadRequest, format, args...) }
-func unprocessable(format string, args ...any) error { return refuse(errUnprocessable, format, args...) }
-func conflict(format string, args ...any) error      { return refuse(errConflict, format, args...) }
-func forbidden(format string, args ...any) error     { return refuse(errForbidden, format, args...) }
+func badRequest(format string, args ...any) error { return refuse(errBadRequest, format, args...) }
+func unprocessable(format string, args ...any) error {
+	return refuse(errUnprocessable, format, args...)
+}
+func conflict(format string, args ...any) error  { return refuse(errConflict, format, args...) }
+func forbidden(format string, args ...any) error { return refuse(errForbidden, format, args...) }
 
 // errBadRequest marks malformed query parameters and bodies.
 var errBadRequest = errors.New("bad request")

@@ -38,14 +38,14 @@ type Expiry struct {
 
 // ExpiryConfig configures Expiry.
 type ExpiryConfig struct {
-	Interval   time.Duration // EXPIRY_INTERVAL, default 30s
+	Interval time.Duration // EXPIRY_INTERVAL, default 30s
 	// IdempotencyTTL, when set, also purges Idempotency-Key answers older
 	// than it at each sweep.
 	IdempotencyTTL time.Duration
-	Batch      int           // holds per query, default 500
-	Now        func() time.Time
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	Batch          int // holds per query, default 500
+	Now            func() time.Time
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer
 }
 
 // NewExpiry returns the expiry sweeper.
