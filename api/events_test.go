@@ -90,3 +90,30 @@ func TestReadyNeedsMigrations(t *testing.T) {
 	assert.Contains(t, p["detail"], "migrate")
 	assert.Equal(t, http.StatusOK, other.do("GET", "/healthz", "", nil).status)
 }
+
+// A long poll answers as soon as an event arrives.
+func TestGlobalStreamLongPoll(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	admin, _ := e.login(users.RoleAdmin)
+	auditor, _ := e.login(users.RoleAuditor)
+	e.createShow(admin, map[string]any{"total_seats": 2})
+	var first response
+	eventually(t, "the first event", func() bool {
+		first = e.do("GET", "/api/events?after=0", auditor, nil)
+		return len(eventTypes(t, first)) == 1
+	})
+	last := int64(first.json(t)["next_after"].(float64))
+
+	got := make(chan response, 1)
+	go func() { got <- e.do("GET", fmt.Sprintf("/api/events?after=%d&wait=20s", last), auditor, nil) }()
+	e.createShow(admin, map[string]any{"total_seats": 3})
+	r := <-got
+	assert.Equal(t, []string{"ShowScheduled"}, eventTypes(t, r), "the waiting request got the new event")
+	for _, q := range []string{"wait=1h", "wait=-1s", "wait=soon"} {
+		requireProblem(t, e.do("GET", "/api/events?after=0&"+q, auditor, nil), http.StatusBadRequest)
+	}
+	// An empty wait answers at once with nothing new.
+	r = e.do("GET", fmt.Sprintf("/api/events?after=%d", int64(r.json(t)["next_after"].(float64))), auditor, nil)
+	assert.Empty(t, eventTypes(t, r))
+}

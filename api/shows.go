@@ -263,6 +263,13 @@ func (s *server) showEvents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"show_id": id, "events": nonNil(events)})
 }
 
+// Long-poll bounds of GET /api/events: the longest wait stays below the
+// server's write timeout.
+const (
+	maxLongPoll      = 25 * time.Second
+	longPollInterval = 100 * time.Millisecond
+)
+
 func (s *server) globalEvents(w http.ResponseWriter, r *http.Request) {
 	after, err := intParam(r, "after", 0, 1<<62)
 	if err != nil {
@@ -274,16 +281,36 @@ func (s *server) globalEvents(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badRequest("limit must be 1 to 1000"))
 		return
 	}
+	wait := time.Duration(0)
+	if v := r.URL.Query().Get("wait"); v != "" {
+		if wait, err = time.ParseDuration(v); err != nil || wait < 0 || wait > maxLongPoll {
+			s.writeError(w, r, badRequest("wait must be a duration from 0s to %s, like 20s", maxLongPoll))
+			return
+		}
+	}
 	store := s.Ledger.Store()
 	cp, err := store.CheckpointAt(r.Context(), after)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	events, err := store.ReadAll(r.Context(), cp, int(limit))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	// Long poll: with wait, an empty answer is held back until events come
+	// or the wait ends, so consumers need not busy-poll.
+	deadline := time.Now().Add(wait)
+	var events []eventstore.Event
+	for {
+		if events, err = store.ReadAll(r.Context(), cp, int(limit)); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if len(events) > 0 || !time.Now().Before(deadline) {
+			break
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(longPollInterval):
+		}
 	}
 	next := after
 	if len(events) > 0 {

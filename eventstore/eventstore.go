@@ -378,3 +378,34 @@ func (s *Store) ReadRange(ctx context.Context, from, until Checkpoint, batch int
 	}
 	return cp, nil
 }
+
+// Lag reports how far a consumer group is behind the stream: how many
+// committed events it has not consumed, and the age of the oldest of them
+// (0 when none).
+func (s *Store) Lag(ctx context.Context, group string) (events int64, behind time.Duration, err error) {
+	cp, err := s.ConsumerCheckpoint(ctx, group)
+	if err != nil {
+		return 0, 0, err
+	}
+	var seconds float64
+	err = s.db.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at)), 0)::float8
+		FROM events WHERE (transaction_id, global_position) > ($1::text::xid8, $2)`,
+		fmt.Sprint(cp.TransactionID), cp.Position).Scan(&events, &seconds)
+	if err != nil {
+		return 0, 0, fmt.Errorf("lag of %s: %w", group, err)
+	}
+	return events, time.Duration(seconds * float64(time.Second)), nil
+}
+
+// ConsumerGroups lists the consumer groups that have a checkpoint.
+func (s *Store) ConsumerGroups(ctx context.Context) ([]string, error) {
+	rows, err := s.db.Query(ctx, `SELECT consumer_group FROM consumer_offsets ORDER BY consumer_group`)
+	if err != nil {
+		return nil, fmt.Errorf("consumer groups: %w", err)
+	}
+	groups, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("consumer groups: %w", err)
+	}
+	return groups, nil
+}

@@ -368,3 +368,33 @@ func TestWatermillSubscriberResumes(t *testing.T) {
 	err = pub.Publish(eventstore.Topic, eventstore.ToMessage(rest[0]))
 	require.ErrorIs(t, err, eventstore.ErrPublishNotSupported)
 }
+
+func TestConsumerLag(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	store := eventstore.New(pool)
+	ctx := context.Background()
+	for v := range 5 {
+		_, err := store.Append(ctx, "show-1", v, []eventstore.EventData{newEvent(t, "E", v)})
+		require.NoError(t, err)
+	}
+	n, behind, err := store.Lag(ctx, "jobs")
+	require.NoError(t, err)
+	assert.Equal(t, int64(5), n, "a group that never consumed is behind by everything")
+	assert.GreaterOrEqual(t, behind, time.Duration(0))
+
+	events, err := store.Load(ctx, "show-1", 3)
+	require.NoError(t, err)
+	require.NoError(t, store.SetConsumerCheckpoint(ctx, "jobs", events[0].Checkpoint()))
+	n, _, err = store.Lag(ctx, "jobs")
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
+	require.NoError(t, store.SetConsumerCheckpoint(ctx, "jobs", events[1].Checkpoint()))
+	n, behind, err = store.Lag(ctx, "jobs")
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.Zero(t, behind)
+	groups, err := store.ConsumerGroups(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"jobs"}, groups)
+}

@@ -72,20 +72,3 @@ func (p *Projector) handle(msg *message.Message) error {
 	}
 	return Apply(msg.Context(), tx, e)
 }
-
-// Lag reports how far the projector is behind the stream: how many committed
-// events it has not applied and the age of the oldest of them (0 when none).
-func Lag(ctx context.Context, db Querier) (events int64, behind time.Duration, err error) {
-	cp, err := eventstore.New(db).ConsumerCheckpoint(ctx, ConsumerGroup)
-	if err != nil {
-		return 0, 0, err
-	}
-	var seconds float64
-	err = db.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at)), 0)::float8
-		FROM events WHERE (transaction_id, global_position) > ($1::text::xid8, $2)`,
-		fmt.Sprint(cp.TransactionID), cp.Position).Scan(&events, &seconds)
-	if err != nil {
-		return 0, 0, fmt.Errorf("projector lag: %w", err)
-	}
-	return events, time.Duration(seconds * float64(time.Second)), nil
-}

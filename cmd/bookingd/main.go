@@ -27,6 +27,7 @@ import (
 
 	"github.com/bookingledger/ledger/api"
 	"github.com/bookingledger/ledger/cache"
+	"github.com/bookingledger/ledger/eventstore"
 	"github.com/bookingledger/ledger/internal/logctx"
 	"github.com/bookingledger/ledger/ledger"
 	"github.com/bookingledger/ledger/projections"
@@ -274,20 +275,31 @@ func supervise(ctx context.Context, name string, run func(context.Context) error
 	}
 }
 
-// sampleLag exports the projector's lag every few seconds.
+// sampleLag exports every consumer group's lag (the projector, payments,
+// the NATS forwarder, analytics jobs …) every few seconds.
 func sampleLag(ctx context.Context, pool *pgxpool.Pool, reg prometheus.Registerer, logger *slog.Logger) {
-	events := prometheus.NewGauge(prometheus.GaugeOpts{Name: "bookingledger_projector_lag_events", Help: "Committed events the projector has not applied."})
-	seconds := prometheus.NewGauge(prometheus.GaugeOpts{Name: "bookingledger_projector_lag_seconds", Help: "Age of the oldest event the projector has not applied."})
+	events := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "bookingledger_consumer_lag_events",
+		Help: "Committed events a consumer group has not consumed."}, []string{"group"})
+	seconds := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "bookingledger_consumer_lag_seconds",
+		Help: "Age of the oldest event a consumer group has not consumed."}, []string{"group"})
 	reg.MustRegister(events, seconds)
+	store := eventstore.New(pool)
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
-		n, behind, err := projections.Lag(ctx, pool)
-		if err != nil && ctx.Err() == nil {
-			logger.Warn("measuring projector lag", "err", err)
+		groups, err := store.ConsumerGroups(ctx)
+		for _, g := range groups {
+			n, behind, lerr := store.Lag(ctx, g)
+			if lerr != nil {
+				err = lerr
+				continue
+			}
+			events.WithLabelValues(g).Set(float64(n))
+			seconds.WithLabelValues(g).Set(behind.Seconds())
 		}
-		events.Set(float64(n))
-		seconds.Set(behind.Seconds())
+		if err != nil && ctx.Err() == nil {
+			logger.Warn("measuring consumer lag", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
