@@ -36,8 +36,8 @@ run: services build ## start PostgreSQL and Redis if needed, migrate, seed demo 
 	JWT_SECRET=$$(cat .dev/jwt-secret) $(BIN)/bookingd
 
 .PHONY: test
-test: ## vet, then every test with the race detector against real PostgreSQL
-	@scripts/services.sh postgres
+test: ## vet, then every test with the race detector against real PostgreSQL, Redis and NATS
+	@scripts/services.sh postgres redis nats
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -race -timeout 15m ./...

@@ -4,11 +4,11 @@
 # (as root, or through sudo), starts them when stopped, and leaves services
 # that already answer alone.
 #
-#   scripts/services.sh            # PostgreSQL and Redis
-#   scripts/services.sh postgres   # PostgreSQL only (what the tests need)
+#   scripts/services.sh                      # PostgreSQL and Redis (make run)
+#   scripts/services.sh postgres redis nats  # also NATS JetStream (make test)
 set -euo pipefail
 
-want=${1:-all}
+want=${*:-postgres redis}
 DATABASE_URL=${DATABASE_URL:-postgres://booking:booking@127.0.0.1:5432/booking?sslmode=disable}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 
@@ -109,6 +109,28 @@ ensure_redis() {
   say "Redis did not start on $host:$port"; exit 1
 }
 
-ensure_postgres
-[ "$want" = postgres ] || ensure_redis
+ensure_nats() {
+  local rest=${NATS_URL:-nats://127.0.0.1:4222}
+  rest=${rest#*://}
+  local host=${rest%%:*} port=${rest##*:}
+  port=${port%%/*}
+  port_open "$host" "$port" && return
+  command -v nats-server >/dev/null || apt_install nats-server
+  port_open "$host" "$port" && return
+  say "starting NATS with JetStream"
+  mkdir -p /tmp/bookingledger-nats
+  setsid nats-server -a "$host" -p "$port" -js -sd /tmp/bookingledger-nats \
+    -l /tmp/bookingledger-nats/nats.log </dev/null >/dev/null 2>&1 &
+  for _ in $(seq 1 20); do port_open "$host" "$port" && return; sleep 0.5; done
+  say "NATS did not start on $host:$port"; exit 1
+}
+
+for service in $want; do
+  case $service in
+    postgres) ensure_postgres ;;
+    redis) ensure_redis ;;
+    nats) ensure_nats ;;
+    *) say "unknown service $service (postgres, redis, nats)"; exit 2 ;;
+  esac
+done
 say "ready"
