@@ -22,7 +22,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -105,31 +104,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("analytics: %w", err)
 	}
-	if err := eventstore.Consume(ctx, sub, eventstore.Topic, c.handle); err != nil {
+	if err := eventstore.Consume(ctx, sub, eventstore.Topic, eventstore.TxHandler(apply)); err != nil {
 		return fmt.Errorf("analytics: %w", err)
 	}
 	return nil
 }
 
-func (c *Consumer) handle(msg *message.Message) error {
-	tx, err := eventstore.PgxTx(msg)
-	if err != nil {
-		return err
-	}
-	e, err := eventstore.FromMessage(msg)
-	if err != nil {
-		return err
-	}
-	return apply(msg.Context(), tx, e)
-}
-
 // apply folds one event into the tables.
 func apply(ctx context.Context, tx pgx.Tx, e eventstore.Event) error {
-	show, err := domain.ParseStreamID(e.StreamID)
-	if err != nil {
-		return err
-	}
-	ev, err := domain.UnmarshalEvent(e.Type, e.Data)
+	show, ev, err := domain.DecodeShowEvent(e.StreamID, e.Type, e.Data)
 	if err != nil {
 		return err
 	}
@@ -210,11 +193,7 @@ func Replay(ctx context.Context, store *eventstore.Store) ([]ShowStats, error) {
 	toConfirm := map[int64][]float64{}
 	_, err = store.ReadRange(ctx, eventstore.Checkpoint{}, last, 5000, 10*time.Millisecond, func(events []eventstore.Event) error {
 		for _, e := range events {
-			id, err := domain.ParseStreamID(e.StreamID)
-			if err != nil {
-				return err
-			}
-			ev, err := domain.UnmarshalEvent(e.Type, e.Data)
+			id, ev, err := domain.DecodeShowEvent(e.StreamID, e.Type, e.Data)
 			if err != nil {
 				return err
 			}

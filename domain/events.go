@@ -107,3 +107,17 @@ func UnmarshalEvent(eventType string, data []byte) (Event, error) {
 	}
 	return e, nil
 }
+
+// DecodeShowEvent decodes a stored event of a show's stream: the show it
+// belongs to and the event.
+func DecodeShowEvent(stream, eventType string, data []byte) (ShowID, Event, error) {
+	show, err := ParseStreamID(stream)
+	if err != nil {
+		return 0, nil, err
+	}
+	e, err := UnmarshalEvent(eventType, data)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s: %w", stream, err)
+	}
+	return show, e, nil
+}

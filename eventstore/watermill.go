@@ -277,3 +277,19 @@ func PgxTx(msg *message.Message) (pgx.Tx, error) {
 	}
 	return nil, fmt.Errorf("subscriber transaction is %T, not pgx", tx)
 }
+
+// TxHandler turns a function applying one event inside the subscriber's
+// transaction into a handler for Consume.
+func TxHandler(apply func(ctx context.Context, tx pgx.Tx, e Event) error) func(*message.Message) error {
+	return func(msg *message.Message) error {
+		tx, err := PgxTx(msg)
+		if err != nil {
+			return err
+		}
+		e, err := FromMessage(msg)
+		if err != nil {
+			return err
+		}
+		return apply(msg.Context(), tx, e)
+	}
+}

@@ -40,11 +40,7 @@ type Execer interface {
 // Apply projects one stored event into the shows, seats and bookings tables
 // through db. Applying an event already applied does nothing.
 func Apply(ctx context.Context, db Execer, e eventstore.Event) error {
-	show, err := domain.ParseStreamID(e.StreamID)
-	if err != nil {
-		return err
-	}
-	ev, err := domain.UnmarshalEvent(e.Type, e.Data)
+	show, ev, err := domain.DecodeShowEvent(e.StreamID, e.Type, e.Data)
 	if err != nil {
 		return err
 	}

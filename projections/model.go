@@ -59,11 +59,7 @@ func (m *Model) Events() int { return m.events }
 
 // Apply folds one event, which must be the next of its stream.
 func (m *Model) Apply(e eventstore.Event) error {
-	id, err := domain.ParseStreamID(e.StreamID)
-	if err != nil {
-		return err
-	}
-	ev, err := domain.UnmarshalEvent(e.Type, e.Data)
+	id, ev, err := domain.DecodeShowEvent(e.StreamID, e.Type, e.Data)
 	if err != nil {
 		return err
 	}

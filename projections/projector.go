@@ -8,7 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
-	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bookingledger/ledger/eventstore"
@@ -54,21 +54,11 @@ func (p *Projector) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("projector: %w", err)
 	}
-	err = eventstore.Consume(ctx, sub, eventstore.Topic, p.handle)
+	err = eventstore.Consume(ctx, sub, eventstore.Topic, eventstore.TxHandler(func(ctx context.Context, tx pgx.Tx, e eventstore.Event) error {
+		return Apply(ctx, tx, e)
+	}))
 	if err != nil {
 		return fmt.Errorf("projector: %w", err)
 	}
 	return nil
-}
-
-func (p *Projector) handle(msg *message.Message) error {
-	tx, err := eventstore.PgxTx(msg)
-	if err != nil {
-		return err
-	}
-	e, err := eventstore.FromMessage(msg)
-	if err != nil {
-		return err
-	}
-	return Apply(msg.Context(), tx, e)
 }

@@ -124,7 +124,7 @@ func (p *Payments) schedule(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		ev, err := domain.UnmarshalEvent(e.Type, e.Data)
+		show, ev, err := domain.DecodeShowEvent(e.StreamID, e.Type, e.Data)
 		if err != nil {
 			return err
 		}
@@ -132,10 +132,6 @@ func (p *Payments) schedule(ctx context.Context) error {
 		due := e.RecordedAt.Add(p.delay)
 		if !due.Before(hold.ExpiresAt) || !p.now().Before(hold.ExpiresAt) {
 			return nil // the hold ends before it could be paid (e.g. replaying old history)
-		}
-		show, err := domain.ParseStreamID(e.StreamID)
-		if err != nil {
-			return err
 		}
 		tx, err := eventstore.PgxTx(msg)
 		if err != nil {
