@@ -1,9 +1,9 @@
 package projections
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 )
@@ -12,28 +12,24 @@ import (
 // has otherwise, and the reverse, at most MaxDifferences per table and kind.
 func diff(want, got *Model) []Difference {
 	var out []Difference
-	out = append(out, diffTable("shows", rowsOfShows(want), rowsOfShows(got))...)
-	out = append(out, diffTable("seats", rowsOfSeats(want), rowsOfSeats(got))...)
-	out = append(out, diffTable("bookings", rowsOfBookings(want), rowsOfBookings(got))...)
+	out = append(out, diffTable("shows", showsOf(want), showsOf(got), sameShow, showJSON)...)
+	out = append(out, diffTable("seats", seatsOf(want), seatsOf(got), sameSeat, seatJSON)...)
+	out = append(out, diffTable("bookings", want.bookings, got.bookings, sameBooking, bookingJSON)...)
 	return out
 }
 
-// row is one table row as comparable values; times are normalized to UTC
-// microseconds (what the tables keep) so equal rows compare equal.
-type row map[string]any
-
-func diffTable(table string, want, got map[string]row) []Difference {
+func diffTable[K cmp.Ordered, R any](table string, want, got map[K]R, same func(a, b R) bool, asJSON func(R) map[string]any) []Difference {
 	var out []Difference
-	report := func(kind string, from, other map[string]row) {
-		n := 0
-		for _, key := range slices.Sorted(maps.Keys(from)) {
-			if o, ok := other[key]; ok && equalRows(from[key], o) {
-				continue
+	report := func(kind string, from, other map[K]R) {
+		var keys []K
+		for k, r := range from {
+			if o, ok := other[k]; !ok || !same(r, o) {
+				keys = append(keys, k)
 			}
-			if n++; n > MaxDifferences {
-				return
-			}
-			raw, _ := json.Marshal(from[key])
+		}
+		slices.Sort(keys)
+		for _, k := range keys[:min(len(keys), MaxDifferences)] {
+			raw, _ := json.Marshal(asJSON(from[k]))
 			out = append(out, Difference{Table: table, Kind: kind, Row: string(raw)})
 		}
 	}
@@ -42,16 +38,58 @@ func diffTable(table string, want, got map[string]row) []Difference {
 	return out
 }
 
-func equalRows(a, b row) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, va := range a {
-		if fmt.Sprint(va) != fmt.Sprint(b[k]) {
-			return false
+func showsOf(m *Model) map[int64]*showRow {
+	out := make(map[int64]*showRow, len(m.shows))
+	for id, s := range m.shows {
+		if !s.orphan {
+			out[id] = s
 		}
 	}
-	return true
+	return out
+}
+
+type seatKey = string // "show/seat"
+
+type seatOf struct {
+	show int64
+	seatRow
+}
+
+func seatsOf(m *Model) map[seatKey]seatOf {
+	out := map[seatKey]seatOf{}
+	for id, s := range m.shows {
+		for _, seat := range s.seats {
+			out[fmt.Sprintf("%d/%s", id, seat.number)] = seatOf{show: id, seatRow: seat}
+		}
+	}
+	return out
+}
+
+func sameTime(a, b time.Time) bool { return recordedAt(a).Equal(recordedAt(b)) }
+
+func sameTimePtr(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return sameTime(*a, *b)
+}
+
+func sameShow(a, b *showRow) bool {
+	return a.id == b.id && a.name == b.name && a.showType == b.showType && sameTime(a.start, b.start) &&
+		a.total == b.total && a.available == b.available && a.ver == b.ver &&
+		sameTime(a.createdAt, b.createdAt) && sameTime(a.updatedAt, b.updatedAt)
+}
+
+func sameSeat(a, b seatOf) bool {
+	return a.show == b.show && a.number == b.number && a.position == b.position && a.status == b.status &&
+		a.bookingID == b.bookingID && sameTimePtr(a.lockedUntil, b.lockedUntil)
+}
+
+func sameBooking(a, b *bookingRow) bool {
+	return a.id == b.id && a.userID == b.userID && a.showID == b.showID && slices.Equal(a.seats, b.seats) &&
+		a.status == b.status && sameTime(a.createdAt, b.createdAt) && sameTime(a.expiresAt, b.expiresAt) &&
+		sameTime(a.updatedAt, b.updatedAt) && sameTimePtr(a.confirmedAt, b.confirmedAt) &&
+		sameTimePtr(a.expiredAt, b.expiredAt) && sameTimePtr(a.cancelledAt, b.cancelledAt)
 }
 
 func ts(t time.Time) string { return recordedAt(t).Format(time.RFC3339Nano) }
@@ -63,36 +101,19 @@ func tsp(t *time.Time) any {
 	return ts(*t)
 }
 
-func rowsOfShows(m *Model) map[string]row {
-	out := map[string]row{}
-	for id, s := range m.shows {
-		if s.orphan {
-			continue
-		}
-		out[fmt.Sprint(id)] = row{"id": s.id, "name": s.name, "show_type": s.showType, "start_time": ts(s.start),
-			"total_seats": s.total, "available_seats": s.available, "version": s.ver,
-			"created_at": ts(s.createdAt), "updated_at": ts(s.updatedAt)}
-	}
-	return out
+func showJSON(s *showRow) map[string]any {
+	return map[string]any{"id": s.id, "name": s.name, "show_type": s.showType, "start_time": ts(s.start),
+		"total_seats": s.total, "available_seats": s.available, "version": s.ver,
+		"created_at": ts(s.createdAt), "updated_at": ts(s.updatedAt)}
 }
 
-func rowsOfSeats(m *Model) map[string]row {
-	out := map[string]row{}
-	for id, s := range m.shows {
-		for _, seat := range s.seats {
-			out[fmt.Sprintf("%d/%s", id, seat.number)] = row{"show_id": id, "seat_number": seat.number,
-				"position": seat.position, "status": seat.status, "booking_id": seat.bookingID, "locked_until": tsp(seat.lockedUntil)}
-		}
-	}
-	return out
+func seatJSON(s seatOf) map[string]any {
+	return map[string]any{"show_id": s.show, "seat_number": s.number, "position": s.position, "status": s.status,
+		"booking_id": s.bookingID, "locked_until": tsp(s.lockedUntil)}
 }
 
-func rowsOfBookings(m *Model) map[string]row {
-	out := map[string]row{}
-	for id, b := range m.bookings {
-		out[id] = row{"id": b.id, "show_id": b.showID, "user_id": b.userID, "seat_numbers": b.seats, "status": b.status,
-			"created_at": ts(b.createdAt), "expires_at": ts(b.expiresAt), "confirmed_at": tsp(b.confirmedAt),
-			"expired_at": tsp(b.expiredAt), "cancelled_at": tsp(b.cancelledAt), "updated_at": ts(b.updatedAt)}
-	}
-	return out
+func bookingJSON(b *bookingRow) map[string]any {
+	return map[string]any{"id": b.id, "show_id": b.showID, "user_id": b.userID, "seat_numbers": b.seats, "status": b.status,
+		"created_at": ts(b.createdAt), "expires_at": ts(b.expiresAt), "confirmed_at": tsp(b.confirmedAt),
+		"expired_at": tsp(b.expiredAt), "cancelled_at": tsp(b.cancelledAt), "updated_at": ts(b.updatedAt)}
 }
