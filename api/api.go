@@ -133,7 +133,7 @@ func New(d Deps) (http.Handler, error) {
 
 func (s *server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.logContext, s.instrument, s.recoverer, middleware.GetHead, s.authenticate)
+	r.Use(saneRequestID, middleware.RequestID, s.logContext, s.instrument, s.recoverer, middleware.GetHead, s.authenticate)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, Problem{Status: http.StatusNotFound, Title: "Not found", Detail: "no such route"})
 	})
@@ -189,6 +189,18 @@ func (s *server) routes() http.Handler {
 		})
 	})
 	return r
+}
+
+// saneRequestID drops a client's X-Request-Id that is too long or not
+// printable ASCII, so only reasonable ids reach logs and events; chi's
+// RequestID then makes one.
+func saneRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := r.Header.Get(middleware.RequestIDHeader); id != "" && (len(id) > 128 || !printableASCII(id)) {
+			r.Header.Del(middleware.RequestIDHeader)
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *server) recoverer(next http.Handler) http.Handler {

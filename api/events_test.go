@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -47,6 +48,9 @@ func TestAuditorStreams(t *testing.T) {
 	assert.Equal(t, id, locked["data"].(map[string]any)["booking_id"])
 	assert.Equal(t, aliceID, locked["metadata"].(map[string]any)["user_id"])
 	assert.Equal(t, "req-42", locked["metadata"].(map[string]any)["request_id"], "the client's request id travels with the event")
+	long := strings.Repeat("x", 200)
+	r = e.do("GET", "/healthz", "", nil, "X-Request-Id", long)
+	assert.NotEqual(t, long, r.header.Get("X-Request-Id"), "unreasonable ids are replaced")
 
 	assert.Equal(t, []string{"SeatLocked", "BookingConfirmed"}, eventTypes(t, e.do("GET", path+"?after_version=1", auditor, nil)))
 	assert.Equal(t, []string{"SeatLocked"}, eventTypes(t, e.do("GET", path+"?after_version=1&limit=1", auditor, nil)))

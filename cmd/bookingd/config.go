@@ -91,7 +91,13 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 	maxBody := int(c.API.MaxBodyBytes)
 	integer("MAX_BODY_BYTES", &maxBody)
 	c.API.MaxBodyBytes = int64(maxBody)
-	c.API.TrustProxyHeaders = getenv("TRUST_PROXY_HEADERS") == "true"
+	if v := getenv("TRUST_PROXY_HEADERS"); v != "" {
+		trust, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TRUST_PROXY_HEADERS=%q: want true or false", v))
+		}
+		c.API.TrustProxyHeaders = trust
+	}
 	for _, u := range strings.Split(getenv("DATABASE_REPLICA_URLS"), ",") {
 		if u = strings.TrimSpace(u); u != "" {
 			c.ReplicaURLs = append(c.ReplicaURLs, u)

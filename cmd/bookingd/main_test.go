@@ -35,6 +35,7 @@ func TestConfigErrors(t *testing.T) {
 		"no jwt secret": {map[string]string{"DATABASE_URL": "x"}, "", "JWT_SECRET is required"},
 		"short secret":  {map[string]string{"DATABASE_URL": "x", "JWT_SECRET": "short"}, "", "at least 32 bytes"},
 		"bad limit":     {map[string]string{"DATABASE_URL": "x", "RATE_LIMIT_READS_PER_MIN": "-3"}, "", "RATE_LIMIT_READS_PER_MIN"},
+		"bad trust":     {map[string]string{"DATABASE_URL": "x", "TRUST_PROXY_HEADERS": "yes please"}, "", "TRUST_PROXY_HEADERS"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
