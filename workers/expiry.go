@@ -33,6 +33,7 @@ type Expiry struct {
 
 	sweeps   prometheus.Counter
 	expired  prometheus.Counter
+	failures prometheus.Counter
 	duration prometheus.Histogram
 }
 
@@ -65,10 +66,11 @@ func NewExpiry(pool *pgxpool.Pool, svc *ledger.Service, cfg ExpiryConfig) *Expir
 	x := &Expiry{pool: pool, ledger: svc, interval: cfg.Interval, keysTTL: cfg.IdempotencyTTL, batch: cfg.Batch, now: cfg.Now, logger: cfg.Logger,
 		sweeps:   prometheus.NewCounter(prometheus.CounterOpts{Name: "bookingledger_expiry_sweeps_total", Help: "Expiry sweeps run by this process."}),
 		expired:  prometheus.NewCounter(prometheus.CounterOpts{Name: "bookingledger_expired_holds_total", Help: "Holds this process expired."}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "bookingledger_expiry_failures_total", Help: "Holds a sweep failed to expire (retried next sweep)."}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bookingledger_expiry_sweep_seconds", Help: "Duration of expiry sweeps.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)}),
 	}
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(x.sweeps, x.expired, x.duration)
+		cfg.Registerer.MustRegister(x.sweeps, x.expired, x.failures, x.duration)
 	}
 	return x
 }
@@ -78,9 +80,13 @@ func (x *Expiry) Run(ctx context.Context) error {
 	t := time.NewTicker(x.interval)
 	defer t.Stop()
 	for {
-		if n, err := x.Sweep(ctx); err != nil && ctx.Err() == nil {
+		n, err := x.Sweep(ctx)
+		switch {
+		case errors.Is(err, ErrSweepBusy):
+			x.logger.DebugContext(ctx, "another process is sweeping")
+		case err != nil && ctx.Err() == nil:
 			x.logger.ErrorContext(ctx, "expiry sweep failed", "err", err)
-		} else if n > 0 {
+		case n > 0:
 			x.logger.InfoContext(ctx, "expired holds", "count", n)
 		}
 		select {
@@ -164,8 +170,13 @@ func (x *Expiry) Sweep(ctx context.Context) (int, error) {
 				x.logger.InfoContext(ctx, "hold expired", "booking_id", d.id, "show_id", d.show)
 			case errors.Is(err, domain.ErrBookingNotPending), errors.Is(err, domain.ErrHoldNotExpired), errors.Is(err, domain.ErrBookingNotFound):
 				// settled on the stream already; the projection has not caught up
+			case ctx.Err() != nil:
+				return expired, ctx.Err()
 			default:
-				return expired, fmt.Errorf("expire %s: %w", d.id, err)
+				// One busy show must not hold back the others: the next sweep
+				// tries this hold again.
+				x.failures.Inc()
+				x.logger.WarnContext(ctx, "expiring a hold failed", "booking_id", d.id, "show_id", d.show, "err", err)
 			}
 		}
 		if len(batch) < x.batch {

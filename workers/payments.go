@@ -128,7 +128,10 @@ func (p *Payments) schedule(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		hold := ev.(domain.SeatLocked)
+		hold, ok := ev.(domain.SeatLocked)
+		if !ok {
+			return fmt.Errorf("event %s: %s is not a SeatLocked", e.ID, e.Type)
+		}
 		due := e.RecordedAt.Add(p.delay)
 		if !due.Before(hold.ExpiresAt) || !p.now().Before(hold.ExpiresAt) {
 			return nil // the hold ends before it could be paid (e.g. replaying old history)
@@ -160,25 +163,40 @@ func (p *Payments) schedule(ctx context.Context) error {
 }
 
 func (p *Payments) confirm(ctx context.Context) error {
-	sub, err := wsql.NewDelayedPostgreSQLSubscriber(wsql.BeginnerFromPgx(p.pool), wsql.DelayedPostgreSQLSubscriberConfig{
-		DeleteOnAck: true,
-		OverrideSubscriberConfig: func(c *wsql.SubscriberConfig) error {
-			c.InitializeSchema = false // the migrations own the table
-			c.PollInterval = p.poll
-			return nil
+	// watermill-sql's delayed subscriber, with one message per batch: its
+	// queue offsets adapter acks (deletes) every row of a batch, even those
+	// never handed out when the handler stops midway, so a larger batch
+	// could drop payments at a shutdown or an error.
+	sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(p.pool), wsql.SubscriberConfig{
+		SchemaAdapter: wsql.PostgreSQLQueueSchema{
+			GenerateWhereClause: func(wsql.GenerateWhereClauseParams) (string, []any) {
+				return fmt.Sprintf("(metadata->>'%s')::timestamptz < NOW()", delay.DelayedUntilKey), nil
+			},
+			SubscribeBatchSize: 1,
 		},
-		Logger: p.wmLogger(),
-	})
+		OffsetsAdapter: wsql.PostgreSQLQueueOffsetsAdapter{DeleteOnAck: true},
+		PollInterval:   p.poll,
+	}, p.wmLogger())
 	if err != nil {
 		return fmt.Errorf("payments: %w", err)
 	}
 	return eventstore.Consume(ctx, sub, ConfirmTopic, func(msg *message.Message) error {
+		// The message's context outlives a stop of the worker: a payment
+		// being made is finished, not cut off.
+		ctx := msg.Context()
 		var pay payment
 		if err := json.Unmarshal(msg.Payload, &pay); err != nil {
 			p.logger.ErrorContext(ctx, "dropping a malformed payment message", "message_uuid", msg.UUID, "err", err)
 			return nil
 		}
-		_, err := p.ledger.Confirm(ctx, pay.ShowID, pay.BookingID, ledger.Metadata{RequestID: "payments"})
+		var err error
+		for attempt := range 5 { // a busy show: try again before giving up the worker
+			_, err = p.ledger.Confirm(ctx, pay.ShowID, pay.BookingID, ledger.Metadata{RequestID: "payments"})
+			if !errors.Is(err, ledger.ErrTooManyConflicts) {
+				break
+			}
+			time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
+		}
 		switch {
 		case err == nil:
 			p.outcome.WithLabelValues("confirmed").Inc()
@@ -191,7 +209,7 @@ func (p *Payments) confirm(ctx context.Context) error {
 			p.outcome.WithLabelValues("refused").Inc()
 			return nil
 		default:
-			return err // redelivered after a restart
+			return err // not acked: redelivered after the restart
 		}
 	})
 }

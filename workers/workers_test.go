@@ -168,6 +168,44 @@ func TestPaymentSurvivesARestart(t *testing.T) {
 	})
 }
 
+// A backlog of due payments, its worker stopped in the middle of it again
+// and again: every payment is made, none dropped with a half-read batch.
+func TestPaymentBacklogSurvivesStops(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	svc := newLedger(t, pool, time.Hour)
+	show := schedule(t, svc, 200)
+	var ids []domain.BookingID
+	for i := range 200 {
+		b, _, err := svc.Hold(context.Background(), show, user(i), []string{fmt.Sprint(i + 1)}, ledger.Metadata{})
+		require.NoError(t, err)
+		ids = append(ids, b.ID)
+	}
+	cfg := workers.PaymentsConfig{Delay: time.Millisecond, PollInterval: 5 * time.Millisecond}
+	confirmed := func() int { return terminalCount(t, pool, "BookingConfirmed") }
+	for round := 0; confirmed() < 200 && round < 200; round++ {
+		pay, err := workers.NewPayments(pool, svc, cfg)
+		require.NoError(t, err)
+		stop := run(t, pay.Run)
+		before := confirmed()
+		for deadline := time.Now().Add(10 * time.Second); confirmed() == before && time.Now().Before(deadline); {
+			time.Sleep(2 * time.Millisecond)
+		}
+		stop() // mid-backlog
+	}
+	require.Equal(t, 200, confirmed())
+	for _, id := range ids {
+		assert.Equal(t, domain.StatusConfirmed, status(t, svc, show, id))
+	}
+}
+
+func terminalCount(t *testing.T, pool *pgxpool.Pool, eventType string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM events WHERE event_type = $1`, eventType).Scan(&n))
+	return n
+}
+
 func TestExpiryReleasesSeats(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewDB(t)

@@ -76,10 +76,12 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 	}
 	duration("HOLD_TTL", &c.HoldTTL)
 	duration("EXPIRY_INTERVAL", &c.ExpiryEvery)
-	if v := getenv("CONFIRM_DELAY"); v == "0" {
-		c.ConfirmDelay = 0
-	} else {
-		duration("CONFIRM_DELAY", &c.ConfirmDelay)
+	if v := getenv("CONFIRM_DELAY"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d == 0 {
+			c.ConfirmDelay = 0 // payments off
+		} else {
+			duration("CONFIRM_DELAY", &c.ConfirmDelay)
+		}
 	}
 	duration("CACHE_TTL", &c.CacheTTL)
 	duration("PROJECTOR_POLL_INTERVAL", &c.PollInterval)
@@ -126,6 +128,9 @@ func (c config) validate() error {
 	var errs []error
 	if c.DatabaseURL == "" {
 		errs = append(errs, errors.New("DATABASE_URL is required (e.g. postgres://booking:booking@127.0.0.1:5432/booking)"))
+	}
+	if c.ConfirmDelay >= c.HoldTTL {
+		errs = append(errs, fmt.Errorf("CONFIRM_DELAY (%s) must be shorter than HOLD_TTL (%s), or every hold expires unpaid", c.ConfirmDelay, c.HoldTTL))
 	}
 	if len(c.Roles) == 0 {
 		errs = append(errs, errors.New("at least one role is required (api, projector, worker)"))

@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bookingledger/ledger/api"
@@ -93,13 +94,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return err
 		}
 	}
+	var handler http.Handler
 	if cfg.has("api") {
-		handler, err := newAPI(ctx, &wg, cfg, d, logger)
-		if err != nil {
+		if handler, err = newAPI(ctx, &wg, cfg, d, logger); err != nil {
 			return err
 		}
-		wg.Go(func() { errs <- serve(ctx, cfg, handler, logger, ready) })
+	} else {
+		// Processes without the API still answer probes and scrapes.
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+		})
+		mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{}))
+		handler = mux
 	}
+	wg.Go(func() { errs <- serve(ctx, cfg, handler, logger, ready) })
 	logger.Info("bookingd started", "roles", cfg.Roles, "http_addr", cfg.HTTPAddr,
 		"replicas", len(cfg.ReplicaURLs), "redis", cfg.RedisURL != "")
 
@@ -257,13 +267,18 @@ func startWorkers(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, 
 }
 
 // supervise runs a background role and restarts it after a failure, backing
-// off up to 30s, until ctx ends.
+// off up to 30s (from 1s again after a run that lasted a minute), until ctx
+// ends.
 func supervise(ctx context.Context, name string, run func(context.Context) error, logger *slog.Logger) {
 	backoff := time.Second
 	for {
+		started := time.Now()
 		err := run(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if time.Since(started) > time.Minute {
+			backoff = time.Second
 		}
 		logger.Error(name+" stopped; restarting", "err", err, "backoff", backoff)
 		select {

@@ -36,6 +36,7 @@ func TestConfigErrors(t *testing.T) {
 		"short secret":  {map[string]string{"DATABASE_URL": "x", "JWT_SECRET": "short"}, "", "at least 32 bytes"},
 		"bad limit":     {map[string]string{"DATABASE_URL": "x", "RATE_LIMIT_READS_PER_MIN": "-3"}, "", "RATE_LIMIT_READS_PER_MIN"},
 		"bad trust":     {map[string]string{"DATABASE_URL": "x", "TRUST_PROXY_HEADERS": "yes please"}, "", "TRUST_PROXY_HEADERS"},
+		"slow payment":  {map[string]string{"DATABASE_URL": "x", "CONFIRM_DELAY": "10m", "HOLD_TTL": "5m"}, "", "CONFIRM_DELAY (10m0s) must be shorter than HOLD_TTL"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -44,8 +45,9 @@ func TestConfigErrors(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
-	cfg, err := loadConfig(env(map[string]string{"DATABASE_URL": "x", "BOOKINGD_ROLES": "projector"}), "")
+	cfg, err := loadConfig(env(map[string]string{"DATABASE_URL": "x", "BOOKINGD_ROLES": "projector", "CONFIRM_DELAY": "0s"}), "")
 	require.NoError(t, err, "the projector alone needs no JWT secret")
+	assert.Zero(t, cfg.ConfirmDelay, "0s turns payments off like 0")
 	assert.Equal(t, []string{"projector"}, cfg.Roles)
 	assert.Equal(t, ":8080", cfg.HTTPAddr)
 	assert.Equal(t, 10*time.Minute, cfg.HoldTTL)
