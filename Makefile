@@ -46,6 +46,11 @@ test: ## vet, then every test with the race detector against real PostgreSQL, Re
 fuzz: ## fuzz the domain's decide function for a minute
 	$(GO) test -run '^$$' -fuzz FuzzDecide -fuzztime 60s ./domain/
 
+.PHONY: bench
+bench: ## throughput of the seed's locking design vs the ledger vs the HTTP API, spread and hot scenarios (about a minute each)
+	@scripts/services.sh postgres
+	$(GO) run ./cmd/bookingbench -scenario both -target all
+
 .PHONY: clean
 clean: ## remove built binaries
 	rm -rf $(BIN)

@@ -1,0 +1,378 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// target is one system under test, set up on its own database.
+type target interface {
+	// clients prepares n clients (users, logins …) before the clock starts
+	// and returns their booking functions.
+	clients(ctx context.Context, n int) ([]bookFunc, error)
+	// verify checks the database after the run against the bookings the
+	// clients were told succeeded.
+	verify(ctx context.Context, ok []success) (verdict, error)
+	close()
+}
+
+// bookFunc makes one booking and returns its id. An error wrapping
+// errRefused is a refusal by the system; any other error is a failure.
+type bookFunc func(ctx context.Context, j job) (bookingID string, err error)
+
+// errRefused marks a booking the system declined (seats unavailable, too
+// many concurrent changes).
+var errRefused = errors.New("refused")
+
+// success is a booking a client was told succeeded.
+type success struct {
+	id   string
+	show int // index into the scenario's shows
+}
+
+// verdict is what verification found.
+type verdict struct {
+	oversold int // seat claims by a second live booking
+	lost     int // acknowledged bookings the database does not have
+}
+
+// result is one target's run in one scenario.
+type result struct {
+	scenario, target  string
+	ok, refused, errs int
+	elapsed           time.Duration
+	perSec, p50, p99  float64 // bookings/s; latencies in ms
+	firstErr          error   // the first failure a client saw, if any
+	verdict
+}
+
+// summary is the JSON line of one scenario; its shape is a contract (issue 5).
+type summary struct {
+	Scenario     string  `json:"scenario"`
+	SeedPerS     float64 `json:"seed_per_s"`
+	LedgerPerS   float64 `json:"ledger_per_s"`
+	HTTPPerS     float64 `json:"http_per_s"`
+	LedgerVsSeed float64 `json:"ledger_vs_seed"`
+	HTTPVsSeed   float64 `json:"http_vs_seed"`
+	P50ms        float64 `json:"p50_ms"`
+	P99ms        float64 `json:"p99_ms"`
+	Oversold     int     `json:"oversold"`
+	Lost         int     `json:"lost"`
+}
+
+// bench runs every scenario on every target, prints each scenario's table
+// and JSON line, and returns the results. It fails when verification found
+// oversold or lost bookings.
+func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result, error) {
+	progress := func(format string, args ...any) {
+		if !cfg.jsonOnly {
+			fmt.Fprintf(stderr, format+"\n", args...)
+		}
+	}
+	var all []result
+	for _, sc := range cfg.scenarios {
+		labels, err := sc.seatLabels()
+		if err != nil {
+			return all, err
+		}
+		queue := sc.queue(labels)
+		var results []result
+		for _, name := range cfg.targets {
+			progress("%s/%s: %d shows × %d seats, %d bookings queued, %d clients for up to %s",
+				sc.name, name, sc.shows, sc.seatsPerShow, len(queue), cfg.concurrency, cfg.duration)
+			r, err := runTarget(ctx, cfg, sc, labels, queue, name, progress, stderr)
+			if err != nil {
+				return all, fmt.Errorf("%s/%s: %w", sc.name, name, err)
+			}
+			if r.firstErr != nil {
+				fmt.Fprintf(stderr, "%s/%s: %d failed bookings; the first: %v\n", sc.name, name, r.errs, r.firstErr)
+			}
+			progress("%s/%s: %d ok in %.1fs: %.0f bookings/s, p50 %.2f ms, p99 %.2f ms, oversold %d, lost %d",
+				sc.name, name, r.ok, r.elapsed.Seconds(), r.perSec, r.p50, r.p99, r.oversold, r.lost)
+			results = append(results, r)
+		}
+		all = append(all, results...)
+		if !cfg.jsonOnly {
+			if err := printTable(stdout, results); err != nil {
+				return all, err
+			}
+		}
+		line, err := json.Marshal(summarize(sc.name, results))
+		if err != nil {
+			return all, err
+		}
+		if _, err := fmt.Fprintf(stdout, "%s\n", line); err != nil {
+			return all, err
+		}
+	}
+	var failed []error
+	for _, r := range all {
+		if r.oversold != 0 || r.lost != 0 {
+			failed = append(failed, fmt.Errorf("%s/%s: %d oversold, %d lost", r.scenario, r.target, r.oversold, r.lost))
+		}
+	}
+	if len(failed) > 0 {
+		return all, fmt.Errorf("verification failed: %w", errors.Join(failed...))
+	}
+	return all, nil
+}
+
+// runTarget creates the target's database, sets the target up, runs the
+// clients against the queue and verifies the outcome.
+func runTarget(ctx context.Context, cfg config, sc scenario, labels []string, queue []job, name string,
+	progress func(string, ...any), stderr io.Writer) (result, error) {
+	dbName, err := createDB(ctx, cfg.adminURL, "bookingbench_"+sc.name+"_"+name)
+	if err != nil {
+		return result{}, err
+	}
+	defer func() {
+		if cfg.keep {
+			fmt.Fprintf(stderr, "%s/%s: kept database %s\n", sc.name, name, dbName)
+			return
+		}
+		if err := dropDB(ctx, cfg.adminURL, dbName); err != nil {
+			fmt.Fprintf(stderr, "%s/%s: %v\n", sc.name, name, err)
+		}
+	}()
+	pool, err := openPool(ctx, cfg.adminURL, dbName, cfg.concurrency)
+	if err != nil {
+		return result{}, err
+	}
+	defer pool.Close()
+
+	setupStart := time.Now()
+	var t target
+	switch name {
+	case targetSeed:
+		t, err = newSeed(ctx, pool, sc, labels)
+	case targetLedger:
+		t, err = newLedger(ctx, pool, sc, labels)
+	case targetHTTP:
+		t, err = newHTTP(ctx, pool, sc, labels, cfg.concurrency)
+	default:
+		err = fmt.Errorf("unknown target %q", name)
+	}
+	if err != nil {
+		return result{}, fmt.Errorf("set up: %w", err)
+	}
+	defer t.close()
+	clients, err := t.clients(ctx, cfg.concurrency)
+	if err != nil {
+		return result{}, fmt.Errorf("clients: %w", err)
+	}
+	if err := warmPool(ctx, pool, cfg.concurrency); err != nil {
+		return result{}, err
+	}
+	progress("%s/%s: set up in %.1fs; booking", sc.name, name, time.Since(setupStart).Seconds())
+
+	r, ok := drive(ctx, clients, queue, cfg.duration)
+	if err := ctx.Err(); err != nil {
+		return result{}, err
+	}
+	r.scenario, r.target = sc.name, name
+	verifyStart := time.Now()
+	if r.verdict, err = t.verify(ctx, ok); err != nil {
+		return result{}, fmt.Errorf("verify: %w", err)
+	}
+	progress("%s/%s: verified %d acknowledged bookings in %.1fs", sc.name, name, r.ok, time.Since(verifyStart).Seconds())
+	return r, nil
+}
+
+// drive runs the clients until the duration is over or the queue is empty
+// and measures them. A client takes no new job after the deadline; the time
+// counted runs until the last one finished its booking in flight.
+func drive(ctx context.Context, clients []bookFunc, queue []job, d time.Duration) (result, []success) {
+	type clientStats struct {
+		ok        []success
+		latencies []time.Duration
+		refused   int
+		errs      int
+		firstErr  error
+	}
+	var (
+		next  atomic.Int64
+		stats = make([]clientStats, len(clients))
+		wg    sync.WaitGroup
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	for i, book := range clients {
+		st := &stats[i]
+		wg.Go(func() {
+			for ctx.Err() == nil && time.Now().Before(deadline) {
+				n := int(next.Add(1) - 1)
+				if n >= len(queue) {
+					return
+				}
+				began := time.Now()
+				id, err := book(ctx, queue[n])
+				took := time.Since(began)
+				switch {
+				case err == nil:
+					st.ok = append(st.ok, success{id: id, show: queue[n].show})
+					st.latencies = append(st.latencies, took)
+				case errors.Is(err, errRefused):
+					st.refused++
+				default:
+					st.errs++
+					if st.firstErr == nil {
+						st.firstErr = err
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	r := result{elapsed: time.Since(start)}
+	var (
+		ok        []success
+		latencies []time.Duration
+	)
+	for _, st := range stats {
+		ok = append(ok, st.ok...)
+		latencies = append(latencies, st.latencies...)
+		r.refused += st.refused
+		r.errs += st.errs
+		if r.firstErr == nil {
+			r.firstErr = st.firstErr
+		}
+	}
+	r.ok = len(ok)
+	r.perSec = float64(r.ok) / r.elapsed.Seconds()
+	slices.Sort(latencies)
+	r.p50, r.p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
+	return r, ok
+}
+
+// percentile is the nearest-rank percentile of sorted durations, in ms.
+func percentile(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	i = max(0, min(i, len(sorted)-1))
+	return float64(sorted[i]) / float64(time.Millisecond)
+}
+
+func summarize(scenario string, results []result) summary {
+	s := summary{Scenario: scenario}
+	for _, r := range results {
+		switch r.target {
+		case targetSeed:
+			s.SeedPerS = round(r.perSec, 1)
+		case targetLedger:
+			s.LedgerPerS = round(r.perSec, 1)
+			s.P50ms, s.P99ms = round(r.p50, 2), round(r.p99, 2)
+		case targetHTTP:
+			s.HTTPPerS = round(r.perSec, 1)
+		}
+		s.Oversold += r.oversold
+		s.Lost += r.lost
+	}
+	if s.SeedPerS > 0 {
+		s.LedgerVsSeed = round(s.LedgerPerS/s.SeedPerS, 2)
+		s.HTTPVsSeed = round(s.HTTPPerS/s.SeedPerS, 2)
+	}
+	return s
+}
+
+func round(x float64, places int) float64 {
+	p := math.Pow(10, float64(places))
+	return math.Round(x*p) / p
+}
+
+func printTable(w io.Writer, results []result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\ttarget\tbookings/s\tp50 ms\tp99 ms\tok\trefused\terrors\toversold\tlost\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%d\t\n",
+			r.scenario, r.target, r.perSec, r.p50, r.p99, r.ok, r.refused, r.errs, r.oversold, r.lost)
+	}
+	return tw.Flush()
+}
+
+// createDB creates an empty database named prefix plus a random suffix.
+func createDB(ctx context.Context, adminURL, prefix string) (string, error) {
+	admin, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return "", fmt.Errorf("connect to the admin database (is PostgreSQL running? `make services` starts it): %w", err)
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	var suffix [4]byte
+	_, _ = rand.Read(suffix[:])
+	name := prefix + "_" + hex.EncodeToString(suffix[:])
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	return name, nil
+}
+
+// dropDB drops a benchmark database, even when ctx has ended.
+func dropDB(ctx context.Context, adminURL, name string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return fmt.Errorf("drop database %s: %w", name, err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop database %s: %w", name, err)
+	}
+	return nil
+}
+
+// openPool connects to database name on the admin URL's server with room
+// for one connection per client.
+func openPool(ctx context.Context, adminURL, name string, clients int) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(adminURL)
+	if err != nil {
+		return nil, err
+	}
+	pcfg.ConnConfig.Database = name
+	pcfg.MaxConns = int32(max(clients, 4))
+	pcfg.ConnConfig.RuntimeParams["application_name"] = "bookingbench"
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", name, err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to %s: %w", name, err)
+	}
+	return pool, nil
+}
+
+// warmPool opens n connections before the clock starts, so no target pays
+// for connecting during its run.
+func warmPool(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	n = min(n, int(pool.Config().MaxConns))
+	conns := make([]*pgxpool.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Release()
+		}
+	}()
+	for range n {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			return fmt.Errorf("open connections: %w", err)
+		}
+		conns = append(conns, c)
+	}
+	return nil
+}

@@ -1,0 +1,199 @@
+// Command bookingbench measures booking throughput: the seed design's
+// pessimistic-locking transaction against the ledger's command path and the
+// full HTTP API, side by side in one process and one run, so their ratios
+// hold on a noisy machine.
+//
+// Scenarios:
+//
+//   - spread: 1,000 shows of 100 seats; each booking takes seats of one show.
+//   - hot: one show of 10,000 seats that every client books at once.
+//
+// Each booking takes 1 to 4 seats. The scenario's free seats are shuffled
+// once into a queue of bookings that the clients share, so every booking
+// asks for seats nobody holds: the run measures throughput, not
+// seat-guessing, and it ends early when the seats run out. Every target gets
+// the same queue, the same number of clients (-concurrency) and the same
+// time (-duration).
+//
+// Targets, each on its own fresh database, created through -admin-url and
+// dropped afterwards (unless -keep):
+//
+//   - seed: the seed design's transaction, run directly with pgx against its
+//     own tables shows, seats and bookings: BEGIN; SELECT … FROM shows … FOR
+//     UPDATE; SELECT … FROM seats … FOR UPDATE; check every seat is
+//     available; INSERT the booking; UPDATE seats; UPDATE shows'
+//     available_seats; COMMIT.
+//   - ledger: the project's command path in process, ledger.Service.Hold on
+//     the migrated schema (the shows scheduled first with ScheduleShow).
+//   - http: the full API (api.New) on a real 127.0.0.1 listener in this
+//     process, one registered user per client logged in with POST
+//     /api/auth/login, holds with POST /api/bookings and its JWT. Rate
+//     limits are set out of the way; no projector runs (holds do not read
+//     the projections).
+//
+// Every target's connection pool holds up to -concurrency connections (the
+// seed design needs one per transaction in flight) and is opened before the
+// clock starts.
+//
+// A booking is ok when it was acknowledged (nil error, 201), refused when
+// the system said no (seats unavailable, too many conflicts: 409, 503), and
+// an error otherwise. Bookings per second are ok bookings over the time from
+// the start until the last client finished; p50 and p99 are the latencies of
+// ok bookings.
+//
+// After each run bookingbench verifies the database: for ledger and http it
+// folds every show's stream from the events table alone and counts seats
+// locked by a second live booking (oversold) and ok bookings without their
+// SeatLocked event on the right stream (lost); for seed it checks its own
+// tables for the same two things. It exits 1 when either is not zero.
+//
+// Output: a table per scenario, then one JSON line per scenario — the last
+// line of the output is the last scenario's:
+//
+//	{"scenario":"spread","seed_per_s":…,"ledger_per_s":…,"http_per_s":…,"ledger_vs_seed":…,"http_vs_seed":…,"p50_ms":…,"p99_ms":…,"oversold":0,"lost":0}
+//
+// p50_ms and p99_ms are the ledger target's; oversold and lost are summed
+// over the targets. Figures of targets not run are 0.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1 // a run failed, or verification found oversold or lost bookings
+	exitUsage = 2 // bad flags
+)
+
+// usageError is bad input on the command line; it exits with exitUsage.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+func exitCode(err error, stderr io.Writer) int {
+	var ue *usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "bookingbench: %v (bookingbench -h lists the flags)\n", err)
+		return exitUsage
+	default:
+		fmt.Fprintln(stderr, "bookingbench:", err)
+		return exitFail
+	}
+}
+
+// defaultAdminURL is used when neither -admin-url nor TEST_DATABASE_URL is set.
+const defaultAdminURL = "postgres://root@127.0.0.1:5432/postgres?sslmode=disable"
+
+// run parses the flags and runs the benchmark.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, os.Getenv, stderr)
+	if err != nil {
+		return err
+	}
+	_, err = bench(ctx, cfg, stdout, stderr)
+	return err
+}
+
+// config is what the flags say.
+type config struct {
+	scenarios   []scenario
+	targets     []string
+	concurrency int
+	duration    time.Duration
+	adminURL    string
+	keep        bool
+	jsonOnly    bool
+}
+
+// Target names, in the order -target all runs them.
+const (
+	targetSeed   = "seed"
+	targetLedger = "ledger"
+	targetHTTP   = "http"
+)
+
+var allTargets = []string{targetSeed, targetLedger, targetHTTP}
+
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("bookingbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "bookingbench measures bookings per second of the seed's locking design, the ledger and the HTTP API.\n\nUsage:\n  bookingbench [flags]\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	adminDefault := getenv("TEST_DATABASE_URL")
+	if adminDefault == "" {
+		adminDefault = defaultAdminURL
+	}
+	var (
+		sc  = fs.String("scenario", "both", "spread (1,000 shows × 100 seats), hot (one show of 10,000 seats) or both")
+		tg  = fs.String("target", "all", "seed, ledger, http or all (one after another)")
+		cfg config
+	)
+	fs.IntVar(&cfg.concurrency, "concurrency", 32, "concurrent clients")
+	fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "how long each target runs in each scenario (less when the seats run out)")
+	fs.StringVar(&cfg.adminURL, "admin-url", adminDefault, "PostgreSQL connection used to create and drop the benchmark's databases (default: TEST_DATABASE_URL)")
+	fs.BoolVar(&cfg.keep, "keep", false, "keep the databases instead of dropping them")
+	fs.BoolVar(&cfg.jsonOnly, "json-only", false, "print only the JSON lines")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return config{}, err
+		}
+		return config{}, &usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return config{}, usagef("unexpected argument %q", fs.Arg(0))
+	}
+	switch *sc {
+	case "spread":
+		cfg.scenarios = []scenario{spread}
+	case "hot":
+		cfg.scenarios = []scenario{hot}
+	case "both":
+		cfg.scenarios = []scenario{spread, hot}
+	default:
+		return config{}, usagef("-scenario must be spread, hot or both, not %q", *sc)
+	}
+	switch *tg {
+	case targetSeed, targetLedger, targetHTTP:
+		cfg.targets = []string{*tg}
+	case "all":
+		cfg.targets = allTargets
+	default:
+		return config{}, usagef("-target must be seed, ledger, http or all, not %q", *tg)
+	}
+	if cfg.concurrency < 1 || cfg.concurrency > 1000 {
+		return config{}, usagef("-concurrency must be 1 to 1000, not %d", cfg.concurrency)
+	}
+	if cfg.duration <= 0 {
+		return config{}, usagef("-duration must be positive, not %s", cfg.duration)
+	}
+	if _, err := pgx.ParseConfig(cfg.adminURL); err != nil {
+		return config{}, usagef("-admin-url: %v", err)
+	}
+	return cfg, nil
+}

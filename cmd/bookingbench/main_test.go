@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/eventstore"
+	"github.com/bookingledger/ledger/internal/pgtest"
+)
+
+// TestEveryTargetBooksWithoutOversellingOrLosing is a smoke run of every
+// target on tiny scenarios; it checks correctness only, never timings.
+func TestEveryTargetBooksWithoutOversellingOrLosing(t *testing.T) {
+	t.Parallel()
+	cfg, err := parseFlags([]string{"-duration", "1s", "-concurrency", "4"}, os.Getenv, io.Discard)
+	require.NoError(t, err)
+	cfg.scenarios = []scenario{
+		{name: "spread", shows: 20, seatsPerShow: 30},
+		{name: "hot", shows: 1, seatsPerShow: 400},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	var stdout, stderr bytes.Buffer
+	results, err := bench(ctx, cfg, &stdout, &stderr)
+	require.NoError(t, err, "stderr:\n%s", stderr.String())
+	require.Len(t, results, 6)
+	for _, r := range results {
+		name := r.scenario + "/" + r.target
+		assert.Positive(t, r.ok, name)
+		assert.Zero(t, r.oversold, name)
+		assert.Zero(t, r.lost, name)
+		assert.Zero(t, r.errs, "%s: %v", name, r.firstErr)
+		assert.Zero(t, r.refused, name, "the queue never asks for a taken seat")
+	}
+
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	assert.Contains(t, stdout.String(), "bookings/s")
+	var last map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &last), "the last line is JSON")
+	assert.Equal(t, "hot", last["scenario"])
+	for _, key := range []string{"seed_per_s", "ledger_per_s", "http_per_s", "ledger_vs_seed", "http_vs_seed", "p50_ms", "p99_ms", "oversold", "lost"} {
+		assert.Contains(t, last, key)
+	}
+	assert.Positive(t, last["ledger_vs_seed"])
+	assert.EqualValues(t, 0, last["oversold"])
+	assert.EqualValues(t, 0, last["lost"])
+}
+
+func TestQueueCoversEverySeatOnce(t *testing.T) {
+	t.Parallel()
+	sc := scenario{name: "spread", shows: 7, seatsPerShow: 23}
+	labels, err := sc.seatLabels()
+	require.NoError(t, err)
+	queue := sc.queue(labels)
+	seen := map[[2]any]bool{}
+	for _, j := range queue {
+		require.GreaterOrEqual(t, len(j.seats), 1)
+		require.LessOrEqual(t, len(j.seats), 4)
+		for _, s := range j.seats {
+			k := [2]any{j.show, s}
+			require.False(t, seen[k], "seat %v twice", k)
+			seen[k] = true
+		}
+	}
+	assert.Len(t, seen, sc.shows*sc.seatsPerShow)
+	assert.Equal(t, queue, sc.queue(labels), "every target gets the same queue")
+}
+
+func TestFlagErrors(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"-scenario", "cold"},
+		{"-target", "redis"},
+		{"-concurrency", "0"},
+		{"-duration", "0s"},
+		{"-duration", "soon"},
+		{"-admin-url", "mysql://nope"},
+		{"-nope"},
+		{"extra"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
+			var stderr bytes.Buffer
+			err := run(context.Background(), args, io.Discard, &stderr)
+			var ue *usageError
+			require.True(t, errors.As(err, &ue), "%v", err)
+			assert.Equal(t, exitUsage, exitCode(err, &stderr))
+		})
+	}
+	err := run(context.Background(), []string{"-h"}, io.Discard, io.Discard)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	assert.Equal(t, exitOK, exitCode(err, io.Discard))
+}
+
+// The verifiers must see what they are there to catch.
+func TestVerifyEventsFindsOversoldAndLost(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := pgtest.NewDB(t)
+	store := eventstore.New(pool)
+	show := domain.ShowID(7)
+	event := func(e domain.Event) eventstore.EventData {
+		data, err := domain.MarshalEvent(e)
+		require.NoError(t, err)
+		return eventstore.EventData{ID: uuid.Must(uuid.NewV7()), Type: e.EventType(), Data: data}
+	}
+	expires := time.Now().Add(time.Hour).UTC()
+	_, err := store.Append(ctx, show.StreamID(), 0, []eventstore.EventData{
+		event(domain.ShowScheduled{ShowID: show, Name: "x", ShowType: domain.ShowMovie, StartTime: expires, SeatNumbers: []string{"A1", "A2", "A3"}}),
+		event(domain.SeatLocked{BookingID: "b1", UserID: "u", SeatNumbers: []string{"A1", "A2"}, ExpiresAt: expires}),
+		event(domain.SeatLocked{BookingID: "b2", UserID: "u", SeatNumbers: []string{"A2", "A3"}, ExpiresAt: expires}), // A2 twice
+		event(domain.BookingCancelled{BookingID: "b2", SeatNumbers: []string{"A2", "A3"}}),
+		event(domain.SeatLocked{BookingID: "b3", UserID: "u", SeatNumbers: []string{"A3"}, ExpiresAt: expires}), // A3 is free again
+		event(domain.SeatLocked{BookingID: "b4", UserID: "u", SeatNumbers: []string{"A2"}, ExpiresAt: expires}), // b1 still holds A2
+	})
+	require.NoError(t, err)
+
+	v, err := verifyEvents(ctx, pool, []domain.ShowID{show, 8}, []success{
+		{id: "b1", show: 0}, {id: "b3", show: 0},
+		{id: "b5", show: 0}, // never stored
+		{id: "b4", show: 1}, // stored on another show's stream
+	})
+	require.NoError(t, err)
+	assert.Equal(t, verdict{oversold: 2, lost: 2}, v)
+}
+
+func TestVerifySeedFindsOversoldAndLost(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, pgtest.CreateDB(t))
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	sc := scenario{name: "tiny", shows: 2, seatsPerShow: 10}
+	labels, err := sc.seatLabels()
+	require.NoError(t, err)
+	s, err := newSeed(ctx, pool, sc, labels)
+	require.NoError(t, err)
+
+	user := uuid.New()
+	id, err := s.book(ctx, user, job{show: 0, seats: []string{"A1", "A2"}})
+	require.NoError(t, err)
+	_, err = s.book(ctx, user, job{show: 0, seats: []string{"A2"}})
+	require.ErrorIs(t, err, errRefused, "the seed design refuses a taken seat")
+
+	v, err := s.verify(ctx, []success{{id: id, show: 0}})
+	require.NoError(t, err)
+	assert.Equal(t, verdict{}, v)
+
+	// A second live booking on A2 behind the design's back, and an
+	// acknowledged booking that is not there.
+	_, err = pool.Exec(ctx, `INSERT INTO bookings (id, show_id, user_id, seat_numbers, status, expires_at)
+		VALUES ($1, 1, $2, '{A2}', 'pending', now())`, uuid.New(), user)
+	require.NoError(t, err)
+	v, err = s.verify(ctx, []success{{id: id, show: 0}, {id: uuid.NewString(), show: 1}})
+	require.NoError(t, err)
+	assert.Equal(t, verdict{oversold: 1, lost: 1}, v)
+}
