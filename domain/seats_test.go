@@ -52,3 +52,30 @@ func TestGenerateSeatLabels(t *testing.T) {
 		require.ErrorIs(t, err, domain.ErrInvalidCommand)
 	}
 }
+
+func TestCloneIsIndependent(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2029, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := domain.NewShow()
+	for _, c := range []domain.Command{
+		domain.ScheduleShow{ShowID: 1, Name: "x", ShowType: domain.ShowBus, StartTime: now.Add(time.Hour), SeatNumbers: []string{"1", "2"}, Now: now},
+		domain.LockSeats{BookingID: "b1", UserID: "u1", SeatNumbers: []string{"1"}, HoldTTL: time.Minute, Now: now},
+	} {
+		events, err := domain.Decide(s, c)
+		require.NoError(t, err)
+		for _, e := range events {
+			s.Evolve(e)
+		}
+	}
+	c := s.Clone()
+	c.Evolve(domain.BookingConfirmed{BookingID: "b1", ConfirmedAt: now})
+	c.Evolve(domain.SeatLocked{BookingID: "b2", UserID: "u2", SeatNumbers: []string{"2"}, ExpiresAt: now.Add(time.Minute)})
+	b, _ := s.Booking("b1")
+	assert.Equal(t, domain.StatusPending, b.Status, "the original is untouched")
+	assert.Equal(t, 1, s.AvailableSeats())
+	assert.Equal(t, 2, s.Version())
+	assert.Equal(t, 0, c.AvailableSeats())
+	assert.Equal(t, 4, c.Version())
+	cb, _ := c.Booking("b1")
+	assert.Equal(t, domain.StatusConfirmed, cb.Status)
+}

@@ -239,3 +239,21 @@ func (s *Show) release(id BookingID, to BookingStatus) {
 		}
 	}
 }
+
+// Clone returns an independent copy of the state: Evolve on one does not
+// change the other.
+func (s *Show) Clone() *Show {
+	c := *s
+	// seatOrder and index never change after ShowScheduled; bookings' seat
+	// lists never change at all: those are shared.
+	c.owner = make(map[string]BookingID, len(s.owner))
+	for k, v := range s.owner {
+		c.owner[k] = v
+	}
+	c.bookings = make(map[BookingID]*Booking, len(s.bookings))
+	for k, v := range s.bookings {
+		b := *v
+		c.bookings[k] = &b
+	}
+	return &c
+}

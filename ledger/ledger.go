@@ -236,66 +236,6 @@ func (s *Service) Show(ctx context.Context, id domain.ShowID) (*domain.Show, err
 	return show, nil
 }
 
-func (s *Service) execute(ctx context.Context, id domain.ShowID, meta Metadata, command func(now time.Time) domain.Command) (Result, error) {
-	metaJSON, err := json.Marshal(meta)
-	if err != nil {
-		return Result{}, fmt.Errorf("metadata: %w", err)
-	}
-	e := s.cache.entry(id)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-
-	for attempt := 0; ; attempt++ {
-		if e.show == nil || !e.show.Scheduled() {
-			// Unknown shows are not trusted from cache: load every time.
-			if _, err := s.catchUp(ctx, e, id); err != nil {
-				return Result{}, err
-			}
-		}
-		// Microseconds: what PostgreSQL keeps, so every view of a time agrees.
-		cmd := command(s.now().UTC().Truncate(time.Microsecond))
-		events, decideErr := domain.Decide(e.show, cmd)
-		if decideErr != nil {
-			// Refuse only on fresh state: if the stream moved, decide again.
-			moved, err := s.catchUp(ctx, e, id)
-			if err != nil {
-				return Result{}, err
-			}
-			if moved && attempt < s.cfg.MaxRetries {
-				continue
-			}
-			return Result{}, decideErr
-		}
-		data, err := encode(events, metaJSON)
-		if err != nil {
-			return Result{}, err
-		}
-		stored, err := s.store.Append(ctx, id.StreamID(), e.show.Version(), data)
-		if errors.Is(err, eventstore.ErrVersionConflict) {
-			if s.onConflict != nil {
-				s.onConflict()
-			}
-			if _, err := s.catchUp(ctx, e, id); err != nil {
-				return Result{}, err
-			}
-			if attempt < s.cfg.MaxRetries {
-				continue
-			}
-			return Result{}, fmt.Errorf("%s: %w", id.StreamID(), ErrTooManyConflicts)
-		}
-		if err != nil {
-			// The append may or may not have committed: forget the state so
-			// the next command reloads it.
-			e.show = nil
-			return Result{}, err
-		}
-		for _, ev := range events {
-			e.show.Evolve(ev)
-		}
-		return Result{ShowID: id, Version: e.show.Version(), Events: stored}, nil
-	}
-}
-
 // catchUp folds the stream's events after the cached version into e and
 // reports whether there were any.
 func (s *Service) catchUp(ctx context.Context, e *cacheEntry, id domain.ShowID) (bool, error) {
@@ -367,9 +307,13 @@ type showCache struct {
 }
 
 type cacheEntry struct {
-	mu   sync.Mutex
+	mu   sync.Mutex   // held by the batch leader while it decides and appends
 	show *domain.Show // nil: not loaded, or unknown after a failed append
 	elem *list.Element
+
+	qmu     sync.Mutex // guards queue and leading
+	queue   []*request
+	leading bool
 }
 
 func newShowCache(max int) *showCache {

@@ -1,0 +1,190 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/eventstore"
+)
+
+// Group commit. Commands for one show are decided one after another against
+// its in-memory state, and those that arrive while an append is in flight
+// queue up: the next append takes them all, decided in order against the
+// state as each earlier one leaves it, in one INSERT and one commit. Under
+// load a hot show commits a batch per round trip instead of a command per
+// round trip; alone, a command goes out at once. The stream's expected
+// version still guards every append, so another process writing the same
+// show makes the batch catch up and decide again.
+
+// maxBatch bounds how many commands one append carries.
+const maxBatch = 256
+
+type request struct {
+	command func(now time.Time) domain.Command
+	meta    json.RawMessage
+	done    chan outcome
+}
+
+type outcome struct {
+	res Result
+	err error
+}
+
+func (s *Service) execute(ctx context.Context, id domain.ShowID, meta Metadata, command func(now time.Time) domain.Command) (Result, error) {
+	metaJSON, err := json.Marshal(meta)
+	if err != nil {
+		return Result{}, fmt.Errorf("metadata: %w", err)
+	}
+	req := &request{command: command, meta: metaJSON, done: make(chan outcome, 1)}
+	e := s.cache.entry(id)
+	e.qmu.Lock()
+	e.queue = append(e.queue, req)
+	lead := !e.leading
+	e.leading = true
+	e.qmu.Unlock()
+	if lead {
+		// The leader works for everyone queued, so its own request's
+		// cancellation must not cut the others' append short.
+		s.lead(context.WithoutCancel(ctx), id, e)
+	}
+	select {
+	case out := <-req.done:
+		return out.res, out.err
+	case <-ctx.Done():
+		// The command may still be decided and committed: like a lost
+		// answer, the caller learns the outcome from the stream.
+		return Result{}, ctx.Err()
+	}
+}
+
+// lead runs batches for the show until its queue is empty.
+func (s *Service) lead(ctx context.Context, id domain.ShowID, e *cacheEntry) {
+	for {
+		e.qmu.Lock()
+		batch := e.queue[:min(len(e.queue), maxBatch)]
+		e.queue = e.queue[len(batch):]
+		if len(batch) == 0 {
+			e.leading = false
+			e.qmu.Unlock()
+			return
+		}
+		e.qmu.Unlock()
+
+		e.mu.Lock()
+		results := s.runBatch(ctx, id, e, batch)
+		e.mu.Unlock()
+		for i, r := range batch {
+			r.done <- results[i]
+		}
+	}
+}
+
+// runBatch decides and appends a batch, retrying on version conflicts.
+func (s *Service) runBatch(ctx context.Context, id domain.ShowID, e *cacheEntry, batch []*request) []outcome {
+	fail := func(err error) []outcome {
+		out := make([]outcome, len(batch))
+		for i := range out {
+			out[i].err = err
+		}
+		return out
+	}
+	for attempt := 0; ; attempt++ {
+		if e.show == nil || !e.show.Scheduled() {
+			// Unknown shows are not trusted from cache: load every time.
+			if _, err := s.catchUp(ctx, e, id); err != nil {
+				return fail(err)
+			}
+		}
+		out, data, counts, apply := s.decideBatch(e.show, batch)
+		if len(data) == 0 {
+			// Only refusals: they stand if the stream has not moved.
+			moved, err := s.catchUp(ctx, e, id)
+			if err != nil {
+				return fail(err)
+			}
+			if moved && attempt < s.cfg.MaxRetries {
+				continue
+			}
+			return out
+		}
+		stored, err := s.store.Append(ctx, id.StreamID(), e.show.Version(), data)
+		if errors.Is(err, eventstore.ErrVersionConflict) {
+			if s.onConflict != nil {
+				s.onConflict()
+			}
+			if _, err := s.catchUp(ctx, e, id); err != nil {
+				return fail(err)
+			}
+			if attempt < s.cfg.MaxRetries {
+				continue
+			}
+			return fail(fmt.Errorf("%s: %w", id.StreamID(), ErrTooManyConflicts))
+		}
+		if err != nil {
+			// The append may or may not have committed: forget the state so
+			// the next command reloads it.
+			e.show = nil
+			return fail(err)
+		}
+		// The append proved the state was current, so the refusals in the
+		// batch were decided on fresh state too.
+		e.show = apply()
+		next := 0
+		for i := range out {
+			if out[i].err != nil {
+				continue
+			}
+			out[i].res.ShowID = id
+			out[i].res.Events = stored[next : next+counts[i]]
+			next += counts[i]
+		}
+		return out
+	}
+}
+
+// decideBatch decides each request in order against the state as the
+// requests before it leave it. It returns each request's outcome (refusals
+// filled in; results completed by the caller after the append), the events
+// to append, how many each request contributed, and apply, which moves the
+// cached state past the batch once the append succeeded. A batch of one
+// decides on the cached state itself; larger batches on a copy, so a failed
+// append leaves the cache as it was.
+func (s *Service) decideBatch(show *domain.Show, batch []*request) (out []outcome, data []eventstore.EventData, counts []int, apply func() *domain.Show) {
+	out = make([]outcome, len(batch))
+	counts = make([]int, len(batch))
+	working := show
+	if len(batch) > 1 {
+		working = show.Clone()
+	}
+	var decided []domain.Event
+	for i, r := range batch {
+		// Microseconds: what PostgreSQL keeps, so every view of a time agrees.
+		events, err := domain.Decide(working, r.command(s.now().UTC().Truncate(time.Microsecond)))
+		if err == nil {
+			var d []eventstore.EventData
+			if d, err = encode(events, r.meta); err == nil {
+				data = append(data, d...)
+				counts[i] = len(events)
+				out[i].res.Version = working.Version() + len(events)
+				if len(batch) > 1 {
+					for _, ev := range events {
+						working.Evolve(ev)
+					}
+				} else {
+					decided = events
+				}
+			}
+		}
+		out[i].err = err
+	}
+	return out, data, counts, func() *domain.Show {
+		for _, ev := range decided { // a batch of one: evolve the cached state now
+			working.Evolve(ev)
+		}
+		return working
+	}
+}

@@ -1,0 +1,96 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/internal/pgtest"
+)
+
+func hold(id domain.BookingID, seats ...string) *request {
+	return &request{
+		command: func(now time.Time) domain.Command {
+			return domain.LockSeats{BookingID: id, UserID: "0190c6e4-0000-7000-8000-000000000001", SeatNumbers: seats, HoldTTL: time.Minute, Now: now}
+		},
+		meta: json.RawMessage(`{}`),
+		done: make(chan outcome, 1),
+	}
+}
+
+// A batch decides each command on the state the earlier ones leave: a
+// later command that wants a seat an earlier one took is refused, the rest
+// commit together in one append.
+func TestBatchDecidesInOrder(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	svc, err := New(pool, DefaultConfig())
+	require.NoError(t, err)
+	ctx := context.Background()
+	res, err := svc.ScheduleShow(ctx, ScheduleInput{Name: "x", ShowType: domain.ShowBus, StartTime: time.Now().Add(time.Hour),
+		SeatNumbers: []string{"1", "2", "3"}}, Metadata{})
+	require.NoError(t, err)
+	e := svc.cache.entry(res.ShowID)
+
+	batch := []*request{hold("a", "1"), hold("b", "1", "2"), hold("c", "2"), hold("d", "9")}
+	e.mu.Lock()
+	out := svc.runBatch(ctx, res.ShowID, e, batch)
+	e.mu.Unlock()
+
+	require.NoError(t, out[0].err)
+	var unavailable *domain.SeatsUnavailableError
+	require.ErrorAs(t, out[1].err, &unavailable)
+	assert.Equal(t, []string{"1"}, unavailable.Seats)
+	require.NoError(t, out[2].err)
+	require.ErrorIs(t, out[3].err, domain.ErrInvalidCommand)
+	assert.Equal(t, 2, out[0].res.Version)
+	assert.Equal(t, 3, out[2].res.Version)
+	require.Len(t, out[0].res.Events, 1)
+	require.Len(t, out[2].res.Events, 1)
+	assert.Equal(t, out[0].res.Events[0].TransactionID, out[2].res.Events[0].TransactionID, "one append, one transaction")
+	assert.Equal(t, 3, out[2].res.Events[0].StreamVersion)
+
+	st, err := svc.Show(ctx, res.ShowID)
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.AvailableSeats())
+	assert.Equal(t, e.show.Version(), st.Version(), "the cache moved past the batch")
+}
+
+// Concurrent holds on one show share appends: fewer transactions than holds.
+func TestConcurrentHoldsAreGroupCommitted(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	svc, err := New(pool, DefaultConfig())
+	require.NoError(t, err)
+	ctx := context.Background()
+	seats, err := domain.GenerateSeatLabels(domain.ShowBus, 400)
+	require.NoError(t, err)
+	res, err := svc.ScheduleShow(ctx, ScheduleInput{Name: "x", ShowType: domain.ShowBus, StartTime: time.Now().Add(time.Hour), SeatNumbers: seats}, Metadata{})
+	require.NoError(t, err)
+
+	var wg sync.WaitGroup
+	for c := range 32 {
+		wg.Go(func() {
+			for i := c; i < 400; i += 32 {
+				_, _, err := svc.Hold(ctx, res.ShowID, domain.UserID(fmt.Sprintf("0190c6e4-0000-7000-8000-%012d", c)), []string{seats[i]}, Metadata{})
+				assert.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	var events, txs int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT transaction_id) FROM events WHERE event_type = 'SeatLocked'`).Scan(&events, &txs))
+	assert.Equal(t, 400, events)
+	assert.Less(t, txs, events, "holds that arrived together were appended together")
+	t.Logf("400 holds in %d appends", txs)
+	st, err := svc.Show(ctx, res.ShowID)
+	require.NoError(t, err)
+	assert.Zero(t, st.AvailableSeats())
+}
