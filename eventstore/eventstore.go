@@ -275,9 +275,13 @@ func collect(rows pgx.Rows) ([]Event, error) {
 
 // scanEvent reads one row of selectColumns.
 func scanEvent(row interface{ Scan(...any) error }) (Event, error) {
-	var e Event
+	var (
+		e              Event
+		data, metadata []byte // not json.RawMessage: pgx would run json.Unmarshal to fill it
+	)
 	err := row.Scan(&e.GlobalPosition, &e.TransactionID, &e.StreamID, &e.StreamVersion,
-		&e.ID, &e.Type, &e.Data, &e.Metadata, &e.RecordedAt)
+		&e.ID, &e.Type, &data, &metadata, &e.RecordedAt)
+	e.Data, e.Metadata = data, metadata
 	e.RecordedAt = e.RecordedAt.UTC()
 	return e, err
 }

@@ -22,7 +22,7 @@ func TestUpIsIdempotentAndConcurrent(t *testing.T) {
 
 	pending, err := migrations.Pending(ctx, pool)
 	require.NoError(t, err)
-	assert.Equal(t, 7, pending)
+	assert.Equal(t, 8, pending)
 
 	// Two migrators at once (two bookingctl runs): the session lock orders them.
 	errs := make(chan error, 2)
@@ -34,7 +34,7 @@ func TestUpIsIdempotentAndConcurrent(t *testing.T) {
 
 	v, err := migrations.Up(ctx, pool)
 	require.NoError(t, err)
-	assert.Equal(t, int64(7), v)
+	assert.Equal(t, int64(8), v)
 	pending, err = migrations.Pending(ctx, pool)
 	require.NoError(t, err)
 	assert.Zero(t, pending)

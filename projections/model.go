@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bookingledger/ledger/domain"
@@ -63,6 +64,11 @@ func (m *Model) Apply(e eventstore.Event) error {
 	if err != nil {
 		return err
 	}
+	return m.apply(e, id, ev)
+}
+
+// apply folds an event already decoded (replays decode in parallel).
+func (m *Model) apply(e eventstore.Event, id domain.ShowID, ev domain.Event) error {
 	at := recordedAt(e.RecordedAt)
 	s := m.shows[int64(id)]
 	if _, first := ev.(domain.ShowScheduled); !first {
@@ -144,14 +150,14 @@ func (m *Model) Write(ctx context.Context, tx pgx.Tx) error {
 		for _, seat := range s.seats {
 			var booking any
 			if seat.bookingID != "" {
-				booking = seat.bookingID
+				booking = mustUUID(seat.bookingID)
 			}
 			seats = append(seats, []any{s.id, seat.number, seat.position, seat.status, booking, seat.lockedUntil})
 		}
 	}
 	bookings := make([][]any, 0, len(m.bookings))
 	for _, b := range m.bookings {
-		bookings = append(bookings, []any{b.id, b.showID, b.userID, b.seats, b.status,
+		bookings = append(bookings, []any{mustUUID(b.id), b.showID, mustUUID(b.userID), b.seats, b.status,
 			b.createdAt, b.expiresAt, b.confirmedAt, b.expiredAt, b.cancelledAt, b.updatedAt})
 	}
 	for _, c := range []struct {
@@ -235,4 +241,15 @@ func loadModel(ctx context.Context, tx pgx.Tx) (*Model, error) {
 		return nil, fmt.Errorf("read bookings: %w", err)
 	}
 	return m, nil
+}
+
+// mustUUID gives COPY a typed value for a uuid column (a string makes pgx
+// try and fail binary encodings first, which dominated a replay's CPU). The
+// ids come from events the ledger validated; a malformed one is written as
+// text and refused by PostgreSQL, failing the rebuild loudly.
+func mustUUID(s string) any {
+	if id, err := uuid.Parse(s); err == nil {
+		return [16]byte(id) // not uuid.UUID: its driver.Valuer turns it back into a string
+	}
+	return s
 }

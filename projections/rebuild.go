@@ -2,12 +2,16 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/bookingledger/ledger/domain"
 	"github.com/bookingledger/ledger/eventstore"
 )
 
@@ -22,19 +26,75 @@ const replayBatch = 5000
 
 // replay folds the global stream after from, up to and including until,
 // into m and returns the checkpoint reached (see eventstore.ReadRange for
-// poll).
+// poll). Reading, decoding and folding overlap: one goroutine reads batches,
+// the batches' events are decoded on every core, and m folds them in order.
 func replay(ctx context.Context, store *eventstore.Store, m *Model, from, until eventstore.Checkpoint, poll time.Duration, progress Progress) (eventstore.Checkpoint, error) {
-	return store.ReadRange(ctx, from, until, replayBatch, poll, func(events []eventstore.Event) error {
-		for _, e := range events {
-			if err := m.Apply(e); err != nil {
-				return err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []eventstore.Event, 2)
+	var (
+		cp      eventstore.Checkpoint
+		readErr error
+	)
+	go func() {
+		defer close(batches)
+		cp, readErr = store.ReadRange(ctx, from, until, replayBatch, poll, func(events []eventstore.Event) error {
+			select {
+			case batches <- events:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
 			}
+		})
+	}()
+	for events := range batches {
+		decoded, err := decodeAll(events)
+		if err == nil {
+			for i, e := range events {
+				if err = m.apply(e, decoded[i].show, decoded[i].event); err != nil {
+					break
+				}
+			}
+		}
+		if err != nil {
+			cancel()
+			for range batches { // let the reader finish
+			}
+			return from, err
 		}
 		if progress != nil {
 			progress(m.Events())
 		}
-		return nil
-	})
+	}
+	return cp, readErr
+}
+
+type decodedEvent struct {
+	show  domain.ShowID
+	event domain.Event
+}
+
+// decodeAll decodes events on every core, keeping their order.
+func decodeAll(events []eventstore.Event) ([]decodedEvent, error) {
+	out := make([]decodedEvent, len(events))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(events)/256))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(events); i += workers {
+				e := events[i]
+				show, ev, err := domain.DecodeShowEvent(e.StreamID, e.Type, e.Data)
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				out[i] = decodedEvent{show, ev}
+			}
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 // RebuildStats reports a rebuild.
