@@ -58,6 +58,8 @@ type result struct {
 	perSec, p50, p99  float64 // bookings/s; latencies in ms
 	firstErr          error   // the first failure a client saw, if any
 	verdict
+	lag   *lagStats  // the projector's during the run, for ledger
+	reads *readStats // for http
 }
 
 // summary is the JSON line of one scenario; its shape is a contract (issue 5).
@@ -72,6 +74,15 @@ type summary struct {
 	P99ms        float64 `json:"p99_ms"`
 	Oversold     int     `json:"oversold"`
 	Lost         int     `json:"lost"`
+	// The ledger target's projection lag; catchup_ms is -1 when the
+	// projector did not catch up within catchUpBound.
+	LagP99ms  float64 `json:"lag_p99_ms"`
+	LagMaxms  float64 `json:"lag_max_ms"`
+	CatchUpms float64 `json:"catchup_ms"`
+	// The http target's GET /api/shows/{id} with and without the cache.
+	ReadsCachedPerS   float64 `json:"reads_cached_per_s"`
+	ReadsUncachedPerS float64 `json:"reads_uncached_per_s"`
+	CacheRatio        float64 `json:"cache_ratio"`
 }
 
 // bench runs every scenario on every target, prints each scenario's table
@@ -103,6 +114,14 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result,
 			}
 			progress("%s/%s: %d ok in %.1fs: %.0f bookings/s, p50 %.2f ms, p99 %.2f ms, oversold %d, lost %d",
 				sc.name, name, r.ok, r.elapsed.Seconds(), r.perSec, r.p50, r.p99, r.oversold, r.lost)
+			if l := r.lag; l != nil {
+				progress("%s/%s: projection lag p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d samples; %d events behind at the end; %s",
+					sc.name, name, l.p50, l.p99, l.max, l.samples, l.behind, catchUpText(l.catchUp))
+			}
+			if rs := r.reads; rs != nil {
+				progress("%s/%s: GET /api/shows/%d (%d seats): %.0f reads/s cached, %.0f uncached: %.1f×",
+					sc.name, name, rs.show, readSeats, rs.cached, rs.uncached, rs.ratio)
+			}
 			results = append(results, r)
 		}
 		all = append(all, results...)
@@ -177,13 +196,50 @@ func runTarget(ctx context.Context, cfg config, sc scenario, labels []string, qu
 	if err := warmPool(ctx, pool, cfg.concurrency); err != nil {
 		return result{}, err
 	}
+	// The projector first projects the set-up. The ledger target keeps it
+	// running through the run to measure its lag under the write load; the
+	// http target only needs the show measureReads fetches projected, and
+	// books without it.
+	var proj *projection
+	if name == targetLedger || name == targetHTTP {
+		projStart := time.Now()
+		if proj, err = startProjection(ctx, cfg.adminURL, dbName); err != nil {
+			return result{}, fmt.Errorf("set up: %w", err)
+		}
+		progress("%s/%s: the projector projected the set-up in %.1fs", sc.name, name, time.Since(projStart).Seconds())
+		if name == targetLedger {
+			defer proj.close()
+		} else {
+			proj.close()
+			proj = nil
+		}
+	}
 	progress("%s/%s: set up in %.1fs; booking", sc.name, name, time.Since(setupStart).Seconds())
 
+	var lag *sampler
+	if proj != nil {
+		lag = proj.sample(ctx)
+	}
 	r, ok := drive(ctx, clients, queue, cfg.duration)
+	ended := time.Now()
 	if err := ctx.Err(); err != nil {
 		return result{}, err
 	}
 	r.scenario, r.target = sc.name, name
+	if lag != nil {
+		st, err := lag.finish(ctx, ended)
+		if err != nil {
+			return result{}, err
+		}
+		r.lag = &st
+	}
+	if h, isHTTP := t.(*httpTarget); isHTTP {
+		st, err := h.measureReads(ctx, cfg.redisURL, cfg.concurrency, cfg.readDuration)
+		if err != nil {
+			return result{}, fmt.Errorf("reads: %w", err)
+		}
+		r.reads = &st
+	}
 	verifyStart := time.Now()
 	if r.verdict, err = t.verify(ctx, ok); err != nil {
 		return result{}, fmt.Errorf("verify: %w", err)
@@ -277,8 +333,15 @@ func summarize(scenario string, results []result) summary {
 		case targetLedger:
 			s.LedgerPerS = round(r.perSec, 1)
 			s.P50ms, s.P99ms = round(r.p50, 2), round(r.p99, 2)
+			if r.lag != nil {
+				s.LagP99ms, s.LagMaxms, s.CatchUpms = round(r.lag.p99, 1), round(r.lag.max, 1), round(r.lag.catchUp, 1)
+			}
 		case targetHTTP:
 			s.HTTPPerS = round(r.perSec, 1)
+			if r.reads != nil {
+				s.ReadsCachedPerS, s.ReadsUncachedPerS = round(r.reads.cached, 1), round(r.reads.uncached, 1)
+				s.CacheRatio = round(r.reads.ratio, 2)
+			}
 		}
 		s.Oversold += r.oversold
 		s.Lost += r.lost
@@ -295,6 +358,8 @@ func round(x float64, places int) float64 {
 	return math.Round(x*p) / p
 }
 
+// printTable prints the bookings of every target, then the projection lag
+// of the targets that ran the projector and the reads of the http target.
 func printTable(w io.Writer, results []result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\ttarget\tbookings/s\tp50 ms\tp99 ms\tok\trefused\terrors\toversold\tlost\t")
@@ -302,7 +367,49 @@ func printTable(w io.Writer, results []result) error {
 		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t%d\t\n",
 			r.scenario, r.target, r.perSec, r.p50, r.p99, r.ok, r.refused, r.errs, r.oversold, r.lost)
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	header := false
+	for _, r := range results {
+		if r.lag == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(tw, "scenario\ttarget\tlag p50 ms\tlag p99 ms\tlag max ms\tsamples\tbehind at end\tcaught up after\t")
+			header = true
+		}
+		catchUp := fmt.Sprintf("%.1f ms", r.lag.catchUp)
+		if r.lag.catchUp < 0 {
+			catchUp = "> " + catchUpBound.String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.1f\t%d\t%d\t%s\t\n",
+			r.scenario, r.target, r.lag.p50, r.lag.p99, r.lag.max, r.lag.samples, r.lag.behind, catchUp)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	header = false
+	for _, r := range results {
+		if r.reads == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(tw, "scenario\ttarget\tGET\tcached reads/s\tuncached reads/s\tratio\t")
+			header = true
+		}
+		fmt.Fprintf(tw, "%s\t%s\t/api/shows/%d (%d seats)\t%.1f\t%.1f\t%.2f\t\n",
+			r.scenario, r.target, r.reads.show, readSeats, r.reads.cached, r.reads.uncached, r.reads.ratio)
+	}
 	return tw.Flush()
+}
+
+// catchUpText describes lagStats.catchUp.
+func catchUpText(ms float64) string {
+	if ms < 0 {
+		return "not caught up within " + catchUpBound.String()
+	}
+	return fmt.Sprintf("caught up %.1f ms after the last booking", ms)
 }
 
 // createDB creates an empty database named prefix plus a random suffix.

@@ -19,6 +19,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/bookingledger/ledger/api"
+	"github.com/bookingledger/ledger/cache"
+	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/ledger"
 	"github.com/bookingledger/ledger/readpath"
 	"github.com/bookingledger/ledger/users"
 )
@@ -26,7 +29,9 @@ import (
 // httpTarget books through the full API, served in this process on a real
 // TCP listener, as a fleet of logged-in users.
 type httpTarget struct {
-	*ledgerTarget // the API's command side; verify is the same
+	*ledgerTarget               // the API's command side; verify is the same
+	deps          api.Deps      // of the API without cache; measureReads serves one with
+	readShow      domain.ShowID // the readSeats-seat show measureReads fetches
 	base          string
 	srv           *http.Server
 	served        chan error
@@ -35,27 +40,44 @@ type httpTarget struct {
 
 const benchPassword = "bookingbench password"
 
-// newHTTP sets up the ledger target and serves the API over it: a fresh JWT
-// secret, rate limits out of the way, a short read-your-writes wait and no
-// projector (holds do not read the projections).
+// newHTTP sets up the ledger target plus one more show of readSeats seats
+// that nobody books (the one measureReads fetches: its projection stays
+// exact without a projector) and serves the API over it: a fresh JWT
+// secret, rate limits out of the way (reads too: every read comes from one
+// IP), a short read-your-writes wait and no show cache. No projector runs
+// while the clients book (holds do not read the projections); runTarget's
+// projects the set-up before.
 func newHTTP(ctx context.Context, pool *pgxpool.Pool, sc scenario, labels []string, clients int) (*httpTarget, error) {
 	l, err := newLedger(ctx, pool, sc, labels)
 	if err != nil {
 		return nil, err
+	}
+	seats, err := domain.GenerateSeatLabels(domain.ShowMovie, readSeats)
+	if err != nil {
+		return nil, err
+	}
+	read, err := l.svc.ScheduleShow(ctx, ledger.ScheduleInput{
+		Name: "Bench read show", ShowType: domain.ShowMovie,
+		StartTime: time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second), SeatNumbers: seats,
+	}, ledger.Metadata{RequestID: "bookingbench"})
+	if err != nil {
+		return nil, fmt.Errorf("schedule the read show: %w", err)
 	}
 	cfg := api.DefaultConfig()
 	cfg.JWTSecret = make([]byte, 32)
 	_, _ = rand.Read(cfg.JWTSecret)
 	cfg.ReadYourWritesWait = 10 * time.Millisecond
 	cfg.RateLimits = api.RateLimits{Auth: math.MaxInt32, Bookings: math.MaxInt32, Reads: math.MaxInt32}
-	handler, err := api.New(api.Deps{
+	deps := api.Deps{
 		Config:  cfg,
 		Ledger:  l.svc,
 		Users:   users.NewStore(pool),
 		Primary: pool,
 		Reads:   readpath.New(pool, nil, nil),
+		Cache:   cache.New(nil, cache.Config{}),
 		Logger:  slog.New(slog.DiscardHandler),
-	})
+	}
+	handler, err := api.New(deps)
 	if err != nil {
 		return nil, err
 	}
@@ -65,6 +87,8 @@ func newHTTP(ctx context.Context, pool *pgxpool.Pool, sc scenario, labels []stri
 	}
 	h := &httpTarget{
 		ledgerTarget: l,
+		deps:         deps,
+		readShow:     read.ShowID,
 		base:         "http://" + ln.Addr().String(),
 		srv:          &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute},
 		served:       make(chan error, 1),

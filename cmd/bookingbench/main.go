@@ -1,7 +1,8 @@
 // Command bookingbench measures booking throughput: the seed design's
 // pessimistic-locking transaction against the ledger's command path and the
 // full HTTP API, side by side in one process and one run, so their ratios
-// hold on a noisy machine.
+// hold on a noisy machine. It also measures the projector's lag under the
+// ledger's write load and the show read with and without the Redis cache.
 //
 // Scenarios:
 //
@@ -24,12 +25,15 @@
 //     available; INSERT the booking; UPDATE seats; UPDATE shows'
 //     available_seats; COMMIT.
 //   - ledger: the project's command path in process, ledger.Service.Hold on
-//     the migrated schema (the shows scheduled first with ScheduleShow).
+//     the migrated schema (the shows scheduled first with ScheduleShow),
+//     with a projections.Projector (PollInterval 10 ms) following the same
+//     database through the run, as bookingd runs one.
 //   - http: the full API (api.New) on a real 127.0.0.1 listener in this
-//     process, one registered user per client logged in with POST
-//     /api/auth/login, holds with POST /api/bookings and its JWT. Rate
-//     limits are set out of the way; no projector runs (holds do not read
-//     the projections).
+//     process, without the show cache, one registered user per client
+//     logged in with POST /api/auth/login, holds with POST /api/bookings and
+//     its JWT. Rate limits are set out of the way. A projector projects the
+//     set-up and is stopped before the clients book (holds do not read the
+//     projections).
 //
 // Every target's connection pool holds up to -concurrency connections (the
 // seed design needs one per transaction in flight) and is opened before the
@@ -41,19 +45,45 @@
 // the start until the last client finished; p50 and p99 are the latencies of
 // ok bookings.
 //
+// Projection lag (ledger target). Before the clock starts the projector
+// projects the set-up (up to a minute). While the clients book, every
+// 50 ms, eventstore.Store.Lag gives the age of the oldest committed event
+// past the projector's checkpoint (0 when it has projected everything);
+// bookingbench reports p50, p99 and max of these ages, the events not
+// projected when the last booking finished, and how long after the last
+// booking the projector's checkpoint reached the newest committed event
+// (eventstore.Store.Last), waiting at most a minute. The projector and the
+// samples use a small pool of their own, apart from the clients'.
+//
+// Reads (http target, after the booking run). The set-up of the http target
+// schedules one more show of 100 seats that nobody books. A second API
+// instance is served next to the first, with cache.New on a go-redis client
+// to -redis-url (REDIS_URL, default redis://127.0.0.1:6379/0) under a key
+// prefix of its own, with the cache's invalidation listener as bookingd
+// runs it; the first serves the same show through cache.New(nil, …), so
+// from the projection tables on every request. Both must answer the same
+// seat map. Then -concurrency anonymous clients GET /api/shows/{id} of that
+// show from the instance without cache, and then from the one with it,
+// each for 0.5 s untimed and -read-duration timed (default 3 s). The cache's
+// keys are deleted afterwards.
+//
 // After each run bookingbench verifies the database: for ledger and http it
 // folds every show's stream from the events table alone and counts seats
 // locked by a second live booking (oversold) and ok bookings without their
 // SeatLocked event on the right stream (lost); for seed it checks its own
 // tables for the same two things. It exits 1 when either is not zero.
 //
-// Output: a table per scenario, then one JSON line per scenario — the last
-// line of the output is the last scenario's:
+// Output: per scenario the tables of bookings, projection lag and reads,
+// then one JSON line — the last line of the output is the last scenario's:
 //
-//	{"scenario":"spread","seed_per_s":…,"ledger_per_s":…,"http_per_s":…,"ledger_vs_seed":…,"http_vs_seed":…,"p50_ms":…,"p99_ms":…,"oversold":0,"lost":0}
+//	{"scenario":"spread","seed_per_s":…,"ledger_per_s":…,"http_per_s":…,"ledger_vs_seed":…,"http_vs_seed":…,"p50_ms":…,"p99_ms":…,"oversold":0,"lost":0,
+//	 "lag_p99_ms":…,"lag_max_ms":…,"catchup_ms":…,"reads_cached_per_s":…,"reads_uncached_per_s":…,"cache_ratio":…}
 //
-// p50_ms and p99_ms are the ledger target's; oversold and lost are summed
-// over the targets. Figures of targets not run are 0.
+// (on one line). p50_ms, p99_ms and the lag figures are the ledger
+// target's, in ms; catchup_ms is -1 when the projector did not catch up
+// within a minute. The reads are the http target's, in requests/s, and
+// cache_ratio is cached over uncached. oversold and lost are summed over
+// the targets. Figures of targets not run are 0.
 package main
 
 import (
@@ -68,6 +98,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 )
 
 func main() {
@@ -108,6 +139,9 @@ func exitCode(err error, stderr io.Writer) int {
 // defaultAdminURL is used when neither -admin-url nor TEST_DATABASE_URL is set.
 const defaultAdminURL = "postgres://root@127.0.0.1:5432/postgres?sslmode=disable"
 
+// defaultRedisURL is used when neither -redis-url nor REDIS_URL is set.
+const defaultRedisURL = "redis://127.0.0.1:6379/0"
+
 // run parses the flags and runs the benchmark.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseFlags(args, os.Getenv, stderr)
@@ -125,8 +159,11 @@ type config struct {
 	concurrency int
 	duration    time.Duration
 	adminURL    string
-	keep        bool
-	jsonOnly    bool
+	redisURL    string
+	// readDuration is how long each API instance serves the timed reads.
+	readDuration time.Duration
+	keep         bool
+	jsonOnly     bool
 }
 
 // Target names, in the order -target all runs them.
@@ -149,6 +186,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if adminDefault == "" {
 		adminDefault = defaultAdminURL
 	}
+	redisDefault := getenv("REDIS_URL")
+	if redisDefault == "" {
+		redisDefault = defaultRedisURL
+	}
 	var (
 		sc  = fs.String("scenario", "both", "spread (1,000 shows × 100 seats), hot (one show of 10,000 seats) or both")
 		tg  = fs.String("target", "all", "seed, ledger, http or all (one after another)")
@@ -157,6 +198,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.IntVar(&cfg.concurrency, "concurrency", 32, "concurrent clients")
 	fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "how long each target runs in each scenario (less when the seats run out)")
 	fs.StringVar(&cfg.adminURL, "admin-url", adminDefault, "PostgreSQL connection used to create and drop the benchmark's databases (default: TEST_DATABASE_URL)")
+	fs.StringVar(&cfg.redisURL, "redis-url", redisDefault, "Redis of the http target's show cache; its keys get a unique prefix and are deleted afterwards (default: REDIS_URL)")
+	fs.DurationVar(&cfg.readDuration, "read-duration", 3*time.Second, "how long the http target reads a show with the cache, and then without")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the databases instead of dropping them")
 	fs.BoolVar(&cfg.jsonOnly, "json-only", false, "print only the JSON lines")
 	if err := fs.Parse(args); err != nil {
@@ -192,8 +235,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if cfg.duration <= 0 {
 		return config{}, usagef("-duration must be positive, not %s", cfg.duration)
 	}
+	if cfg.readDuration <= 0 {
+		return config{}, usagef("-read-duration must be positive, not %s", cfg.readDuration)
+	}
 	if _, err := pgx.ParseConfig(cfg.adminURL); err != nil {
 		return config{}, usagef("-admin-url: %v", err)
+	}
+	if _, err := redis.ParseURL(cfg.redisURL); err != nil {
+		return config{}, usagef("-redis-url: %v", err)
 	}
 	return cfg, nil
 }

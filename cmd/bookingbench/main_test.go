@@ -26,7 +26,7 @@ import (
 // target on tiny scenarios; it checks correctness only, never timings.
 func TestEveryTargetBooksWithoutOversellingOrLosing(t *testing.T) {
 	t.Parallel()
-	cfg, err := parseFlags([]string{"-duration", "1s", "-concurrency", "4"}, os.Getenv, io.Discard)
+	cfg, err := parseFlags([]string{"-duration", "1s", "-concurrency", "4", "-read-duration", "200ms"}, os.Getenv, io.Discard)
 	require.NoError(t, err)
 	cfg.scenarios = []scenario{
 		{name: "spread", shows: 20, seatsPerShow: 30},
@@ -46,16 +46,37 @@ func TestEveryTargetBooksWithoutOversellingOrLosing(t *testing.T) {
 		assert.Zero(t, r.lost, name)
 		assert.Zero(t, r.errs, "%s: %v", name, r.firstErr)
 		assert.Zero(t, r.refused, name, "the queue never asks for a taken seat")
+		switch r.target {
+		case targetLedger:
+			assert.NotNil(t, r.lag, "%s measures the projection lag", name)
+			assert.Nil(t, r.reads, name)
+		case targetHTTP:
+			assert.Nil(t, r.lag, name)
+			if assert.NotNil(t, r.reads, "%s measures the reads", name) {
+				assert.Positive(t, r.reads.cached, name)
+				assert.Positive(t, r.reads.uncached, name)
+			}
+		default:
+			assert.Nil(t, r.lag, name)
+			assert.Nil(t, r.reads, name)
+		}
 	}
 
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	assert.Contains(t, stdout.String(), "bookings/s")
+	for _, header := range []string{"bookings/s", "lag p99 ms", "cached reads/s"} {
+		assert.Contains(t, stdout.String(), header)
+	}
 	var last map[string]any
 	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &last), "the last line is JSON")
 	assert.Equal(t, "hot", last["scenario"])
-	for _, key := range []string{"seed_per_s", "ledger_per_s", "http_per_s", "ledger_vs_seed", "http_vs_seed", "p50_ms", "p99_ms", "oversold", "lost"} {
+	keys := []string{"scenario", "seed_per_s", "ledger_per_s", "http_per_s", "ledger_vs_seed", "http_vs_seed", "p50_ms", "p99_ms", "oversold", "lost",
+		"lag_p99_ms", "lag_max_ms", "catchup_ms", "reads_cached_per_s", "reads_uncached_per_s", "cache_ratio"}
+	for _, key := range keys {
 		assert.Contains(t, last, key)
 	}
+	assert.Len(t, last, len(keys), "no other fields")
+	assert.True(t, strings.HasPrefix(lines[len(lines)-1], `{"scenario":"hot","seed_per_s":`), "the issue's fields come first")
+	assert.Positive(t, last["cache_ratio"])
 	assert.Positive(t, last["ledger_vs_seed"])
 	assert.EqualValues(t, 0, last["oversold"])
 	assert.EqualValues(t, 0, last["lost"])
@@ -89,6 +110,8 @@ func TestFlagErrors(t *testing.T) {
 		{"-concurrency", "0"},
 		{"-duration", "0s"},
 		{"-duration", "soon"},
+		{"-read-duration", "0s"},
+		{"-redis-url", "http://nope"},
 		{"-admin-url", "mysql://nope"},
 		{"-nope"},
 		{"extra"},
