@@ -124,6 +124,8 @@ type SubscriberConfig struct {
 	// Schema reads the events table; default WatermillSchema (ForwardSchema
 	// makes forwarder envelopes).
 	Schema wsql.SchemaAdapter
+	// Offsets stores the group's checkpoint; default OffsetsAdapter().
+	Offsets wsql.OffsetsAdapter
 }
 
 // NewSubscriber returns a watermill subscriber of Topic for one consumer
@@ -142,6 +144,10 @@ func NewSubscriber(db wsql.Beginner, cfg SubscriberConfig, logger watermill.Logg
 	if poll <= 0 {
 		poll = 100 * time.Millisecond
 	}
+	var offsets wsql.OffsetsAdapter = OffsetsAdapter()
+	if cfg.Offsets != nil {
+		offsets = cfg.Offsets
+	}
 	schema := cfg.Schema
 	if schema == nil {
 		schema = WatermillSchema{BatchSize: cfg.BatchSize}
@@ -157,7 +163,7 @@ func NewSubscriber(db wsql.Beginner, cfg SubscriberConfig, logger watermill.Logg
 		ResendInterval: poll,
 		RetryInterval:  time.Second,
 		SchemaAdapter:  schema,
-		OffsetsAdapter: OffsetsAdapter(),
+		OffsetsAdapter: offsets,
 	}, logger)
 }
 

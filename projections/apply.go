@@ -40,66 +40,89 @@ type Execer interface {
 // Apply projects one stored event into the shows, seats and bookings tables
 // through db. Applying an event already applied does nothing.
 func Apply(ctx context.Context, db Execer, e eventstore.Event) error {
-	show, ev, err := domain.DecodeShowEvent(e.StreamID, e.Type, e.Data)
+	st, err := statementFor(e)
 	if err != nil {
 		return err
 	}
+	tag, err := db.Exec(ctx, st.sql, st.args...)
+	if err != nil {
+		return fmt.Errorf("project %s v%d: %w", e.StreamID, e.StreamVersion, err)
+	}
+	return st.check(ctx, db, tag)
+}
+
+// statement is the SQL that projects one event, and what its result means.
+type statement struct {
+	event eventstore.Event
+	show  domain.ShowID
+	sql   string
+	args  []any
+	// guarded statements change nothing when the event is not the show's
+	// next: a duplicate (fine) or a gap (an error).
+	guarded bool
+}
+
+// check interprets the statement's result; a guard that matched nothing is
+// a duplicate when the show is already at or past the event.
+func (st statement) check(ctx context.Context, db Execer, tag pgconn.CommandTag) error {
+	if !st.guarded || tag.RowsAffected() > 0 {
+		return nil
+	}
+	var v int
+	if err := db.QueryRow(ctx, `SELECT version FROM shows WHERE id = $1`, int64(st.show)).Scan(&v); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("project %s v%d: %w", st.event.StreamID, st.event.StreamVersion, err)
+	}
+	if v >= st.event.StreamVersion {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is at v%d, got v%d", ErrOutOfOrder, st.event.StreamID, v, st.event.StreamVersion)
+}
+
+func statementFor(e eventstore.Event) (statement, error) {
+	show, ev, err := domain.DecodeShowEvent(e.StreamID, e.Type, e.Data)
+	if err != nil {
+		return statement{}, err
+	}
+	st := statement{event: e, show: show, guarded: true}
 	at := e.RecordedAt
-	var tag pgconn.CommandTag
 	switch ev := ev.(type) {
 	case domain.ShowScheduled:
-		_, err = db.Exec(ctx, `
+		// A replayed ShowScheduled inserts no seats: the show row existed.
+		st.guarded = false
+		st.sql = `
 			WITH s AS (
 				INSERT INTO shows (id, name, show_type, start_time, total_seats, available_seats, version, created_at, updated_at)
 				VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $7)
 				ON CONFLICT (id) DO NOTHING
 				RETURNING id)
 			INSERT INTO seats (show_id, seat_number, position, status)
-			SELECT s.id, t.n, t.ord, 'available' FROM s, unnest($8::text[]) WITH ORDINALITY AS t(n, ord)`,
-			int64(show), ev.Name, string(ev.ShowType), ev.StartTime, len(ev.SeatNumbers), e.StreamVersion, at, ev.SeatNumbers)
-		if err != nil {
-			return fmt.Errorf("project %s v%d: %w", e.StreamID, e.StreamVersion, err)
-		}
-		return nil // replays insert no seats: the show row existed
+			SELECT s.id, t.n, t.ord, 'available' FROM s, unnest($8::text[]) WITH ORDINALITY AS t(n, ord)`
+		st.args = []any{int64(show), ev.Name, string(ev.ShowType), ev.StartTime, len(ev.SeatNumbers), e.StreamVersion, at, ev.SeatNumbers}
 	case domain.SeatLocked:
-		tag, err = db.Exec(ctx, guarded(`
+		st.sql = guarded(`
 			, seats_up AS (
 				UPDATE seats SET status = 'locked', booking_id = $5, locked_until = $6
 				WHERE show_id = (SELECT id FROM g) AND seat_number = ANY($7))
 			INSERT INTO bookings (id, show_id, user_id, seat_numbers, status, created_at, expires_at, updated_at)
-			SELECT $5, id, $8, $7, 'pending', $3, $6, $3 FROM g`),
-			int64(show), e.StreamVersion, at, -len(ev.SeatNumbers),
-			string(ev.BookingID), ev.ExpiresAt, ev.SeatNumbers, string(ev.UserID))
+			SELECT $5, id, $8, $7, 'pending', $3, $6, $3 FROM g`)
+		st.args = []any{int64(show), e.StreamVersion, at, -len(ev.SeatNumbers),
+			string(ev.BookingID), ev.ExpiresAt, ev.SeatNumbers, string(ev.UserID)}
 	case domain.BookingConfirmed:
-		tag, err = db.Exec(ctx, guarded(`
+		st.sql = guarded(`
 			, seats_up AS (
 				UPDATE seats SET status = 'booked', locked_until = NULL
 				WHERE show_id = (SELECT id FROM g) AND booking_id = $5)
 			UPDATE bookings SET status = 'confirmed', confirmed_at = $6, updated_at = $3
-			WHERE id = $5 AND show_id = (SELECT id FROM g)`),
-			int64(show), e.StreamVersion, at, 0, string(ev.BookingID), ev.ConfirmedAt)
+			WHERE id = $5 AND show_id = (SELECT id FROM g)`)
+		st.args = []any{int64(show), e.StreamVersion, at, 0, string(ev.BookingID), ev.ConfirmedAt}
 	case domain.BookingExpired:
-		tag, err = db.Exec(ctx, release("expired", "expired_at"),
-			int64(show), e.StreamVersion, at, len(ev.SeatNumbers), string(ev.BookingID))
+		st.sql = release("expired", "expired_at")
+		st.args = []any{int64(show), e.StreamVersion, at, len(ev.SeatNumbers), string(ev.BookingID)}
 	case domain.BookingCancelled:
-		tag, err = db.Exec(ctx, release("cancelled", "cancelled_at"),
-			int64(show), e.StreamVersion, at, len(ev.SeatNumbers), string(ev.BookingID))
+		st.sql = release("cancelled", "cancelled_at")
+		st.args = []any{int64(show), e.StreamVersion, at, len(ev.SeatNumbers), string(ev.BookingID)}
 	}
-	if err != nil {
-		return fmt.Errorf("project %s v%d: %w", e.StreamID, e.StreamVersion, err)
-	}
-	if tag.RowsAffected() > 0 {
-		return nil
-	}
-	// The guard matched nothing: already applied, or a gap.
-	var v int
-	if err := db.QueryRow(ctx, `SELECT version FROM shows WHERE id = $1`, int64(show)).Scan(&v); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("project %s v%d: %w", e.StreamID, e.StreamVersion, err)
-	}
-	if v >= e.StreamVersion {
-		return nil
-	}
-	return fmt.Errorf("%w: %s is at v%d, got v%d", ErrOutOfOrder, e.StreamID, v, e.StreamVersion)
+	return st, nil
 }
 
 // guarded prefixes a statement with the version guard: the CTE g holds the

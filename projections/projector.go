@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bookingledger/ledger/eventstore"
@@ -25,6 +28,10 @@ type Projector struct {
 	pool   *pgxpool.Pool
 	cfg    ProjectorConfig
 	logger *slog.Logger
+
+	mu      sync.Mutex
+	tx      pgx.Tx      // the subscriber's current batch transaction
+	pending []statement // its events' statements, not sent yet
 }
 
 // NewProjector returns a projector over the database in pool.
@@ -40,25 +47,100 @@ func NewProjector(pool *pgxpool.Pool, cfg ProjectorConfig, logger *slog.Logger) 
 // checkpoint row is locked while a batch is applied, so each event is applied
 // by exactly one of them.
 //
-// An event that fails to project stops Run with its error. Its batch then
-// commits up to the event before it (watermill-sql commits the acked prefix)
-// or, when the failure aborted the transaction, rolls back whole: either way
-// the tables and the checkpoint agree, and a restarted projector retries the
+// The events of a batch are not sent one by one: their statements queue up
+// and go to PostgreSQL in one round trip (a pgx batch) right before the
+// subscriber stores the batch's checkpoint, in the same transaction. An
+// event that fails to project stops Run with its error; the batch commits
+// up to the event before it (watermill-sql commits the acked prefix) or,
+// when the failure aborted the transaction, rolls back whole: either way the
+// tables and the checkpoint agree, and a restarted projector retries the
 // event and never skips it.
 func (p *Projector) Run(ctx context.Context) error {
 	sub, err := eventstore.NewSubscriber(wsql.BeginnerFromPgx(p.pool), eventstore.SubscriberConfig{
 		ConsumerGroup: ConsumerGroup,
 		BatchSize:     p.cfg.BatchSize,
 		PollInterval:  p.cfg.PollInterval,
+		Offsets:       flushBeforeAck{DefaultPostgreSQLOffsetsAdapter: eventstore.OffsetsAdapter(), p: p},
 	}, watermill.NewSlogLoggerWithLevelMapping(p.logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
 	if err != nil {
 		return fmt.Errorf("projector: %w", err)
 	}
-	err = eventstore.Consume(ctx, sub, eventstore.Topic, eventstore.TxHandler(func(ctx context.Context, tx pgx.Tx, e eventstore.Event) error {
-		return Apply(ctx, tx, e)
-	}))
-	if err != nil {
+	if err := eventstore.Consume(ctx, sub, eventstore.Topic, p.queue); err != nil {
 		return fmt.Errorf("projector: %w", err)
 	}
 	return nil
+}
+
+// queue turns an event into its statement, to be sent with its batch.
+func (p *Projector) queue(msg *message.Message) error {
+	tx, err := eventstore.PgxTx(msg)
+	if err != nil {
+		return err
+	}
+	e, err := eventstore.FromMessage(msg)
+	if err != nil {
+		return err
+	}
+	st, err := statementFor(e)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tx != tx { // a new batch: whatever was pending belonged to a finished one
+		p.tx, p.pending = tx, nil
+	}
+	p.pending = append(p.pending, st)
+	return nil
+}
+
+// flush sends the pending statements in one round trip and checks them.
+func (p *Projector) flush() error {
+	p.mu.Lock()
+	tx, pending := p.tx, p.pending
+	p.pending = nil
+	p.mu.Unlock()
+	if len(pending) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b := &pgx.Batch{}
+	for _, st := range pending {
+		b.Queue(st.sql, st.args...)
+	}
+	br := tx.SendBatch(ctx, b)
+	tags := make([]pgconn.CommandTag, len(pending))
+	for i, st := range pending {
+		tag, err := br.Exec()
+		if err != nil {
+			_ = br.Close()
+			return fmt.Errorf("project %s v%d: %w", st.event.StreamID, st.event.StreamVersion, err)
+		}
+		tags[i] = tag
+	}
+	if err := br.Close(); err != nil {
+		return err
+	}
+	for i, st := range pending {
+		if err := st.check(ctx, tx, tags[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flushBeforeAck sends the batch's statements when watermill-sql asks for
+// the query that stores the checkpoint: after the batch's last event was
+// handed out, before the checkpoint is written, in the same transaction.
+type flushBeforeAck struct {
+	wsql.DefaultPostgreSQLOffsetsAdapter
+	p *Projector
+}
+
+func (f flushBeforeAck) AckMessageQuery(params wsql.AckMessageQueryParams) (wsql.Query, error) {
+	if err := f.p.flush(); err != nil {
+		return wsql.Query{}, err
+	}
+	return f.DefaultPostgreSQLOffsetsAdapter.AckMessageQuery(params)
 }
