@@ -48,7 +48,7 @@ fuzz: ## fuzz the domain's decide function for a minute
 
 .PHONY: bench
 bench: ## throughput of the seed's locking design vs the ledger vs the HTTP API, spread and hot scenarios (about a minute each)
-	@scripts/services.sh postgres
+	@scripts/services.sh postgres redis
 	$(GO) run ./cmd/bookingbench -scenario both -target all
 
 .PHONY: clean
