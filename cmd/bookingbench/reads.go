@@ -21,6 +21,7 @@ import (
 	"github.com/bookingledger/ledger/api"
 	"github.com/bookingledger/ledger/cache"
 	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/internal/redistest"
 	"github.com/bookingledger/ledger/projections"
 )
 
@@ -62,7 +63,7 @@ func (h *httpTarget) measureReads(ctx context.Context, redisURL string, n int, d
 	_, _ = rand.Read(suffix[:])
 	prefix := "bookingbench:" + hex.EncodeToString(suffix[:]) + ":"
 	defer func() {
-		if derr := deleteKeys(context.WithoutCancel(ctx), rdb, prefix); derr != nil {
+		if derr := redistest.DeleteKeys(context.WithoutCancel(ctx), rdb, prefix); derr != nil {
 			err = errors.Join(err, derr)
 		}
 	}()
@@ -224,38 +225,6 @@ func (h *httpTarget) read(ctx context.Context, url string) error {
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: %d", url, resp.StatusCode)
-	}
-	return nil
-}
-
-// deleteKeys deletes every key that starts with prefix, walking the
-// keyspace with SCAN.
-func deleteKeys(ctx context.Context, rdb *redis.Client, prefix string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	var batch []string
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		err := rdb.Del(ctx, batch...).Err()
-		batch = batch[:0]
-		return err
-	}
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == 1000 {
-			if err := flush(); err != nil {
-				return fmt.Errorf("delete keys %s*: %w", prefix, err)
-			}
-		}
-	}
-	if err := iter.Err(); err != nil {
-		return fmt.Errorf("delete keys %s*: %w", prefix, err)
-	}
-	if err := flush(); err != nil {
-		return fmt.Errorf("delete keys %s*: %w", prefix, err)
 	}
 	return nil
 }
