@@ -24,7 +24,7 @@ services: ## make sure PostgreSQL and Redis run and the database exists (apt ins
 	@scripts/services.sh
 
 .PHONY: build
-build: ## build bookingd and bookingctl into bin/
+build: ## build bookingd, bookingctl, analytics and bookingbench into bin/
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 .PHONY: run

@@ -20,7 +20,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -100,12 +99,12 @@ func NewConsumer(pool *pgxpool.Pool, poll time.Duration, logger *slog.Logger) *C
 func (c *Consumer) Run(ctx context.Context) error {
 	sub, err := eventstore.NewSubscriber(wsql.BeginnerFromPgx(c.pool), eventstore.SubscriberConfig{
 		ConsumerGroup: ConsumerGroup, PollInterval: c.poll, BatchSize: 500,
-	}, watermill.NewSlogLoggerWithLevelMapping(c.logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
+	}, eventstore.WatermillLogger(c.logger))
 	if err != nil {
-		return fmt.Errorf("analytics: %w", err)
+		return fmt.Errorf("subscribe: %w", err)
 	}
 	if err := eventstore.Consume(ctx, sub, eventstore.Topic, eventstore.TxHandler(apply)); err != nil {
-		return fmt.Errorf("analytics: %w", err)
+		return fmt.Errorf("consume: %w", err)
 	}
 	return nil
 }

@@ -43,9 +43,8 @@ type Config struct {
 	// reach the caller's own last write.
 	ReadYourWritesWait time.Duration
 	RateLimits         RateLimits
-	// TrustProxyHeaders makes the client IP of anonymous rate limits come
-	// from X-Forwarded-For / X-Real-IP (set it only behind a proxy that
-	// overwrites them).
+	// TrustProxyHeaders makes the client IP of rate limits the last hop of
+	// X-Forwarded-For (set it only behind one proxy that appends to it).
 	TrustProxyHeaders bool
 }
 
@@ -72,7 +71,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("JWT secret must be at least 32 bytes"))
 	}
 	if c.TokenTTL <= 0 || c.IdempotencyTTL <= 0 || c.ReadYourWritesWait < 0 {
-		errs = append(errs, errors.New("token TTL and idempotency TTL must be positive"))
+		errs = append(errs, errors.New("token TTL and idempotency TTL must be positive, the read-your-writes wait not negative"))
 	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("max body bytes must be positive"))
@@ -100,7 +99,6 @@ type Deps struct {
 
 type server struct {
 	Deps
-	cfg     Config
 	metrics *metrics
 }
 
@@ -127,7 +125,7 @@ func New(d Deps) (http.Handler, error) {
 	if d.Limiter == nil {
 		d.Limiter = ratelimit.New(nil, ratelimit.Config{})
 	}
-	s := &server{Deps: d, cfg: d.Config, metrics: newMetrics(d.Registry)}
+	s := &server{Deps: d, metrics: newMetrics(d.Registry)}
 	return s.routes(), nil
 }
 

@@ -27,7 +27,7 @@ const tokenIssuer = "bookingledger"
 
 // issueToken signs an HS256 token for u valid until expires.
 func (s *server) issueToken(u users.User, now time.Time) (string, time.Time, error) {
-	expires := now.Add(s.cfg.TokenTTL)
+	expires := now.Add(s.Config.TokenTTL)
 	t := jwt.NewWithClaims(jwt.SigningMethodHS256, claims{
 		Email: u.Email,
 		Role:  u.Role,
@@ -39,7 +39,7 @@ func (s *server) issueToken(u users.User, now time.Time) (string, time.Time, err
 			ID:        uuid.NewString(),
 		},
 	})
-	signed, err := t.SignedString(s.cfg.JWTSecret)
+	signed, err := t.SignedString(s.Config.JWTSecret)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("sign token: %w", err)
 	}
@@ -69,7 +69,7 @@ func principalFrom(ctx context.Context) (principal, bool) {
 // the method list.
 func (s *server) verifyToken(raw string) (principal, error) {
 	var c claims
-	_, err := jwt.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return s.cfg.JWTSecret, nil },
+	_, err := jwt.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return s.Config.JWTSecret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuer(tokenIssuer),
@@ -116,8 +116,7 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 }
 
 func (s *server) unauthorized(w http.ResponseWriter, r *http.Request, detail string) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="bookingledger"`)
-	writeProblem(w, r, Problem{Status: http.StatusUnauthorized, Title: "Unauthorized", Detail: detail})
+	s.writeError(w, r, refuse(errUnauthenticated, "%s", detail))
 }
 
 // requireRole lets through authenticated callers with one of roles: 401
@@ -131,8 +130,7 @@ func (s *server) requireRole(roles ...users.Role) func(http.Handler) http.Handle
 				return
 			}
 			if !slices.Contains(roles, p.Role) {
-				writeProblem(w, r, Problem{Status: http.StatusForbidden, Title: "Forbidden",
-					Detail: fmt.Sprintf("this call needs the role %s", joinRoles(roles))})
+				s.writeError(w, r, forbidden("this call needs the role %s", joinRoles(roles)))
 				return
 			}
 			next.ServeHTTP(w, r)

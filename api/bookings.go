@@ -80,7 +80,7 @@ func (s *server) hold(w http.ResponseWriter, r *http.Request) {
 	s.remember(r.Context(), p, res)
 	s.Logger.InfoContext(r.Context(), "seats held", "booking_id", b.ID, "show_id", in.ShowID, "seats", b.SeatNumbers)
 	v := viewDomain(domain.ShowID(in.ShowID), b)
-	created := res.Events[len(res.Events)-1].RecordedAt.UTC()
+	created := res.Last().RecordedAt.UTC()
 	v.CreatedAt = &created
 	w.Header().Set("Location", "/api/bookings/"+string(b.ID))
 	writeJSON(w, http.StatusCreated, v)
@@ -88,9 +88,7 @@ func (s *server) hold(w http.ResponseWriter, r *http.Request) {
 
 // remember records the caller's write so its next reads include it.
 func (s *server) remember(ctx context.Context, p principal, res ledger.Result) {
-	if len(res.Events) > 0 {
-		s.Tokens.Set(ctx, p.UserID.String(), res.Events[len(res.Events)-1].Checkpoint())
-	}
+	s.Tokens.Set(ctx, p.UserID.String(), res.Last().Checkpoint())
 }
 
 // outcomeOf names a refused booking command for metrics.
@@ -122,7 +120,7 @@ func (s *server) readDB(ctx context.Context, p principal) (db projections.Querie
 	if tok == (eventstore.Checkpoint{}) {
 		return s.Reads.Any(), true, nil
 	}
-	db, fresh, err = s.Reads.AtLeast(ctx, tok, s.cfg.ReadYourWritesWait)
+	db, fresh, err = s.Reads.AtLeast(ctx, tok, s.Config.ReadYourWritesWait)
 	if err == nil && !fresh {
 		s.Logger.WarnContext(ctx, "projections lag behind the caller's last write")
 	}
@@ -275,7 +273,7 @@ func (s *server) transition(w http.ResponseWriter, r *http.Request, name, done s
 	s.Logger.InfoContext(r.Context(), "booking "+done, "booking_id", id, "show_id", show)
 	v := viewDomain(show, b)
 	if b.Status == domain.StatusCancelled {
-		at := res.Events[len(res.Events)-1].RecordedAt.UTC()
+		at := res.Last().RecordedAt.UTC()
 		v.CancelledAt = &at
 	}
 	writeJSON(w, http.StatusOK, v)

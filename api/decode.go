@@ -18,7 +18,7 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
 		return badRequest("Content-Type must be application/json")
 	}
-	return decodeJSON(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), v)
+	return decodeJSON(http.MaxBytesReader(w, r.Body, s.Config.MaxBodyBytes), v)
 }
 
 func decodeJSON(body io.Reader, v any) error {

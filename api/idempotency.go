@@ -35,7 +35,7 @@ func (s *server) idempotent(next http.Handler) http.Handler {
 			return
 		}
 		p, _ := principalFrom(r.Context())
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.Config.MaxBodyBytes))
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -96,7 +96,7 @@ func (s *server) claimKey(ctx context.Context, p principal, key string, hash []b
 		if _, err := tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2
 			AND (created_at < now() - make_interval(secs => $3)
 			  OR (status_code IS NULL AND created_at < now() - make_interval(secs => $4)))`,
-			p.UserID, key, s.cfg.IdempotencyTTL.Seconds(), idempotencyLease.Seconds()); err != nil {
+			p.UserID, key, s.Config.IdempotencyTTL.Seconds(), idempotencyLease.Seconds()); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3)

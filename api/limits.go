@@ -13,9 +13,9 @@ import (
 // per user when the caller is authenticated, per client IP otherwise.
 func (s *server) limit(class string) func(http.Handler) http.Handler {
 	perMinute := map[string]int{
-		"auth":     s.cfg.RateLimits.Auth,
-		"bookings": s.cfg.RateLimits.Bookings,
-		"reads":    s.cfg.RateLimits.Reads,
+		"auth":     s.Config.RateLimits.Auth,
+		"bookings": s.Config.RateLimits.Bookings,
+		"reads":    s.Config.RateLimits.Reads,
 	}[class]
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -44,7 +44,7 @@ func (s *server) limit(class string) func(http.Handler) http.Handler {
 // proxy stands in front, the address that proxy appended last to
 // X-Forwarded-For (the entries before it are whatever the client sent).
 func (s *server) clientIP(r *http.Request) string {
-	if s.cfg.TrustProxyHeaders {
+	if s.Config.TrustProxyHeaders {
 		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 		if ip := net.ParseIP(strings.TrimSpace(hops[len(hops)-1])); ip != nil {
 			return ip.String()

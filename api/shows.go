@@ -85,19 +85,17 @@ type showEntry struct {
 func (s *server) loadShow(ctx context.Context, id int64) (showEntry, error) {
 	// A caller who just wrote reads a projection that has its write, so the
 	// seat map never shows its own seats as free; others may use the cache.
-	if p, ok := principalFrom(ctx); ok {
-		if tok := s.Tokens.Get(ctx, p.UserID.String()); tok != (eventstore.Checkpoint{}) {
-			db, _, err := s.Reads.AtLeast(ctx, tok, s.cfg.ReadYourWritesWait)
-			if err != nil {
-				return showEntry{}, err
-			}
-			show, err := projections.NewReader(db).Show(ctx, id)
-			if err != nil {
-				return showEntry{}, err
-			}
-			body, err := json.Marshal(show)
-			return showEntry{version: show.Version, body: body}, err
+	if p, ok := principalFrom(ctx); ok && s.Tokens.Get(ctx, p.UserID.String()) != (eventstore.Checkpoint{}) {
+		db, _, err := s.readDB(ctx, p)
+		if err != nil {
+			return showEntry{}, err
 		}
+		show, err := projections.NewReader(db).Show(ctx, id)
+		if err != nil {
+			return showEntry{}, err
+		}
+		body, err := json.Marshal(show)
+		return showEntry{version: show.Version, body: body}, err
 	}
 	raw, err := s.Cache.Show(ctx, id, func() ([]byte, error) {
 		show, err := projections.NewReader(s.Reads.Any()).Show(ctx, id)
@@ -141,7 +139,7 @@ func (s *server) getShow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The projected stream version identifies the seat map exactly.
-	etag := fmt.Sprintf(`"show-%d-v%d"`, id, show.version)
+	etag := showETag(id, show.version)
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Cache-Control", "no-cache")
 	if etagMatches(r.Header.Get("If-None-Match"), etag) {
@@ -150,6 +148,9 @@ func (s *server) getShow(w http.ResponseWriter, r *http.Request) {
 	}
 	writeRawJSON(w, http.StatusOK, show.body)
 }
+
+// showETag names a show's seat map at a stream version.
+func showETag(id int64, version int) string { return fmt.Sprintf(`"show-%d-v%d"`, id, version) }
 
 // etagMatches implements If-None-Match's weak comparison over a list of tags.
 func etagMatches(header, etag string) bool {
@@ -204,7 +205,7 @@ func (s *server) createShow(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.Tokens.Set(r.Context(), p.UserID.String(), res.Events[len(res.Events)-1].Checkpoint())
+	s.remember(r.Context(), p, res)
 	s.Logger.InfoContext(r.Context(), "show scheduled", "show_id", res.ShowID, "seats", len(seats))
 	detail := projections.ShowDetail{ShowSummary: projections.ShowSummary{
 		ID: int64(res.ShowID), Name: in.Name, ShowType: string(in.ShowType), StartTime: in.StartTime.UTC(),
@@ -214,7 +215,7 @@ func (s *server) createShow(w http.ResponseWriter, r *http.Request) {
 		detail.Seats[i] = projections.Seat{SeatNumber: n, Status: string(domain.SeatStatusAvailable)}
 	}
 	w.Header().Set("Location", fmt.Sprintf("/api/shows/%d", res.ShowID))
-	w.Header().Set("ETag", fmt.Sprintf(`"show-%d-v%d"`, res.ShowID, res.Version))
+	w.Header().Set("ETag", showETag(int64(res.ShowID), res.Version))
 	writeJSON(w, http.StatusCreated, detail)
 }
 

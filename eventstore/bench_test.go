@@ -44,7 +44,7 @@ func BenchmarkAppend(b *testing.B) {
 				version := 0
 				for pb.Next() {
 					err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-						stored, err := eventstore.New(pool).WithConn(tx).Append(ctx, stream, version,
+						stored, err := eventstore.New(tx).Append(ctx, stream, version,
 							[]eventstore.EventData{newEvent(b, "SeatLocked", version)})
 						if err != nil || mode == "topic" {
 							return err

@@ -105,10 +105,6 @@ type Store struct {
 // New returns a store on db.
 func New(db Conn) *Store { return &Store{db: db} }
 
-// WithConn returns a store that works through another connection, typically
-// a transaction the caller opened so an append commits with other writes.
-func (s *Store) WithConn(db Conn) *Store { return &Store{db: db} }
-
 const appendSQL = `
 INSERT INTO events (stream_id, stream_version, event_id, event_type, data, metadata)
 SELECT $1, $2::int + e.ord::int, e.id, e.type, e.data, e.meta

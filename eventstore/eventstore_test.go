@@ -179,7 +179,7 @@ func beginAppend(t *testing.T, pool *pgxpool.Pool, stream string) pgx.Tx {
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = tx.Rollback(ctx) })
-	_, err = eventstore.New(pool).WithConn(tx).Append(ctx, stream, 0, []eventstore.EventData{newEvent(t, "E", 0)})
+	_, err = eventstore.New(tx).Append(ctx, stream, 0, []eventstore.EventData{newEvent(t, "E", 0)})
 	require.NoError(t, err)
 	return tx
 }
@@ -257,7 +257,7 @@ func TestReadAllOrdersByTransaction(t *testing.T) {
 	require.NoError(t, err)
 
 	txB := beginAppend(t, pool, "show-b") // B takes the lower position
-	_, err = store.WithConn(txA).Append(ctx, "show-a", 0, []eventstore.EventData{newEvent(t, "E", 0)})
+	_, err = eventstore.New(txA).Append(ctx, "show-a", 0, []eventstore.EventData{newEvent(t, "E", 0)})
 	require.NoError(t, err)
 	require.NoError(t, txB.Commit(ctx))
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -238,6 +239,12 @@ func FromMessage(msg *message.Message) (Event, error) {
 		return Event{}, fmt.Errorf("message %s is not an event: %w", msg.UUID, err)
 	}
 	return e, nil
+}
+
+// WatermillLogger adapts logger for watermill, whose Info lines (one per
+// subscription step) are logged at Debug.
+func WatermillLogger(logger *slog.Logger) watermill.LoggerAdapter {
+	return watermill.NewSlogLoggerWithLevelMapping(logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 }
 
 // Consume hands the messages of topic to handle one at a time, acking each

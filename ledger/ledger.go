@@ -60,9 +60,8 @@ func (c Config) Validate() error {
 
 // Metadata travels with every event: who asked and in which request.
 type Metadata struct {
-	UserID        string `json:"user_id,omitempty"`
-	RequestID     string `json:"request_id,omitempty"`
-	CorrelationID string `json:"correlation_id,omitempty"`
+	UserID    string `json:"user_id,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // DB is what the service needs of the database: the event store's queries
@@ -121,13 +120,10 @@ type Result struct {
 	Events  []eventstore.Event
 }
 
-// LastPosition is the global position of the command's last event: a
-// consistency token for reading one's own writes.
-func (r Result) LastPosition() int64 {
-	if len(r.Events) == 0 {
-		return 0
-	}
-	return r.Events[len(r.Events)-1].GlobalPosition
+// Last is the command's last stored event; its checkpoint is the token for
+// reading one's own writes. A command always stores at least one event.
+func (r Result) Last() eventstore.Event {
+	return r.Events[len(r.Events)-1]
 }
 
 // ScheduleShow allocates a show id and opens the show's stream.
@@ -210,7 +206,7 @@ func (s *Service) Booking(ctx context.Context, show domain.ShowID, id domain.Boo
 		return domain.Booking{}, err
 	}
 	if !e.show.Scheduled() {
-		return domain.Booking{}, domain.ErrShowNotFound
+		return domain.Booking{}, fmt.Errorf("show %d: %w", show, domain.ErrShowNotFound)
 	}
 	b, ok := e.show.Booking(id)
 	if !ok {
@@ -231,7 +227,7 @@ func (s *Service) Show(ctx context.Context, id domain.ShowID) (*domain.Show, err
 		return nil, err
 	}
 	if !show.Scheduled() {
-		return nil, domain.ErrShowNotFound
+		return nil, fmt.Errorf("show %d: %w", id, domain.ErrShowNotFound)
 	}
 	return show, nil
 }

@@ -75,7 +75,7 @@ func TestBookingLifecycle(t *testing.T) {
 	assert.Equal(t, domain.StatusPending, b.Status)
 	assert.Equal(t, clk.Now().Add(time.Minute), b.ExpiresAt)
 	assert.Equal(t, 2, res.Version)
-	assert.Positive(t, res.LastPosition())
+	assert.Positive(t, res.Last().GlobalPosition)
 	assert.JSONEq(t, `{"user_id": "0190c6e4-0000-7000-8000-000000000001", "request_id": "r1"}`, string(res.Events[0].Metadata))
 
 	found, err := svc.ShowOfBooking(ctx, b.ID)

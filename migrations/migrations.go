@@ -1,8 +1,10 @@
 // Package migrations holds the database schema as goose migrations in
 // embedded SQL files, and applies them.
 //
-// The schema has three parts: the event log and its consumers' checkpoints
-// (00001), the projections read by the API (00002) and users (00003).
+// The schema: the event log and its consumers' checkpoints (00001), the
+// projections read by the API (00002, 00005, 00008), users (00003),
+// idempotency keys (00004), the payment queue (00006) and the analytics
+// job's tables (00007).
 package migrations
 
 import (

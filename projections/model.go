@@ -14,7 +14,7 @@ import (
 )
 
 // Model is the read models folded in memory: what the tables must contain
-// after the events given to Apply. It shares no code with the SQL projector
+// after the events it folded. It shares no code with the SQL projector
 // beyond decoding, so diffing the two checks both.
 type Model struct {
 	shows    map[int64]*showRow
@@ -58,16 +58,8 @@ func NewModel() *Model {
 // Events is how many events the model has folded.
 func (m *Model) Events() int { return m.events }
 
-// Apply folds one event, which must be the next of its stream.
-func (m *Model) Apply(e eventstore.Event) error {
-	id, ev, err := domain.DecodeShowEvent(e.StreamID, e.Type, e.Data)
-	if err != nil {
-		return err
-	}
-	return m.apply(e, id, ev)
-}
-
-// apply folds an event already decoded (replays decode in parallel).
+// apply folds one decoded event, which must be the next of its stream
+// (replays decode in parallel, then fold in order).
 func (m *Model) apply(e eventstore.Event, id domain.ShowID, ev domain.Event) error {
 	at := recordedAt(e.RecordedAt)
 	s := m.shows[int64(id)]
@@ -140,8 +132,8 @@ func (m *Model) release(s *showRow, id string, n int, to domain.BookingStatus, a
 	}
 }
 
-// Write stores the model into empty shows, seats and bookings tables through
-// tx (whose search_path chooses the schema), with COPY.
+// Write stores the model into the empty shows, seats and bookings tables
+// through tx, with COPY.
 func (m *Model) Write(ctx context.Context, tx pgx.Tx) error {
 	shows := make([][]any, 0, len(m.shows))
 	var seats [][]any

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
@@ -61,7 +60,7 @@ func (p *Projector) Run(ctx context.Context) error {
 		BatchSize:     p.cfg.BatchSize,
 		PollInterval:  p.cfg.PollInterval,
 		Offsets:       flushBeforeAck{DefaultPostgreSQLOffsetsAdapter: eventstore.OffsetsAdapter(), p: p},
-	}, watermill.NewSlogLoggerWithLevelMapping(p.logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
+	}, eventstore.WatermillLogger(p.logger))
 	if err != nil {
 		return fmt.Errorf("projector: %w", err)
 	}

@@ -149,9 +149,9 @@ func register[C prometheus.Collector](r prometheus.Registerer, c C, log *slog.Lo
 		if existing, ok := are.ExistingCollector.(C); ok {
 			return existing
 		}
-		log.Warn("rate limit metrics not registered", "error", err)
+		log.Warn("rate limit metrics not registered", "err", err)
 	default:
-		log.Warn("rate limit metrics not registered", "error", err)
+		log.Warn("rate limit metrics not registered", "err", err)
 	}
 	return c
 }
@@ -204,7 +204,7 @@ func (l *Limiter) allowRedis(ctx context.Context, class, key string, perMinute i
 		l.nextProbe.Store(time.Now().Add(l.probeInterval).UnixNano())
 		if l.degraded.CompareAndSwap(false, true) {
 			l.degradedG.Set(1)
-			l.log.Warn("rate limiting falls back to in-process limits: redis unavailable", "error", err)
+			l.log.Warn("rate limiting falls back to in-process limits: redis unavailable", "err", err)
 		}
 		return Decision{}, false
 	}

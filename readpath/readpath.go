@@ -42,8 +42,8 @@ type replica struct {
 	down atomic.Bool
 }
 
-// New returns a router. names label the replicas in logs (host:port, never
-// credentials).
+// New returns a router. Replicas are named in logs by host:port, never by
+// their credentials.
 func New(primary *pgxpool.Pool, replicas []*pgxpool.Pool, logger *slog.Logger) *Router {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

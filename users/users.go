@@ -1,8 +1,7 @@
 // Package users stores accounts: email, bcrypt password hash and role.
 //
-// Users live in the primary database (with N shards: the first one, see
-// DESIGN.md "Scale-out"); they are plain rows, not event-sourced — nothing
-// about them needs an audit trail of seat changes.
+// Users live in the primary database; they are plain rows, not
+// event-sourced — nothing about them needs an audit trail of seat changes.
 package users
 
 import (

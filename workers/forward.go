@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/components/forwarder"
@@ -46,7 +45,7 @@ func ForwardToNATS(ctx context.Context, pool *pgxpool.Pool, cfg NATSConfig) erro
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	logger := watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	logger := eventstore.WatermillLogger(cfg.Logger)
 	pub, err := wnats.NewPublisher(wnats.PublisherConfig{
 		URL:         cfg.URL,
 		NatsOptions: []nats.Option{nats.Name("bookingd-forwarder"), nats.MaxReconnects(-1)},

@@ -1,6 +1,7 @@
 // Package workers runs the booking lifecycle in the background: simulated
-// payments that confirm each hold after a delay, and the sweep that expires
-// holds past their expires_at. Both act only through the ledger's commands,
+// payments that confirm each hold after a delay, the sweep that expires
+// holds past their expires_at, and the forwarding of the stream to NATS
+// JetStream. Both act only through the ledger's commands,
 // so every change they make is an event, and races with clients (a client
 // confirming or cancelling the same booking) are settled by stream versions.
 package workers
@@ -94,7 +95,7 @@ type payment struct {
 }
 
 func (p *Payments) wmLogger() watermill.LoggerAdapter {
-	return watermill.NewSlogLoggerWithLevelMapping(p.logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	return eventstore.WatermillLogger(p.logger)
 }
 
 // Run runs both halves until ctx ends or one fails.
@@ -195,7 +196,11 @@ func (p *Payments) confirm(ctx context.Context) error {
 			if !errors.Is(err, ledger.ErrTooManyConflicts) {
 				break
 			}
-			time.Sleep(time.Duration(attempt+1) * 20 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
+			}
 		}
 		switch {
 		case err == nil:

@@ -41,7 +41,7 @@ func (c *cli) db(ctx context.Context) (*pgxpool.Pool, error) {
 	}
 	url := c.getenv("DATABASE_URL")
 	if url == "" {
-		return nil, usagef("DATABASE_URL is not set (e.g. postgres://root@127.0.0.1:5432/booking?sslmode=disable)")
+		return nil, usagef("DATABASE_URL is not set (e.g. postgres://booking:booking@127.0.0.1:5432/booking)")
 	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -49,7 +49,7 @@ func (c *cli) db(ctx context.Context) (*pgxpool.Pool, error) {
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("connect to the database: %w", err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()

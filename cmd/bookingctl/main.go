@@ -46,7 +46,7 @@ Commands:
   users create --email E --password P --role user|admin|auditor
   seed-demo                                schedule a few movies, bus trips and doctor slots
   replay                                   rebuild the projection tables from the events
-  verify                                   replay into a scratch schema and diff with the live tables
+  verify                                   replay in memory and diff with the live tables, in one snapshot
   history --show ID [--as-of RFC3339]      a show's events and its seat map at that moment
   export [--after POS] [--limit N]         the global stream as NDJSON, in stream order
 

@@ -1,6 +1,6 @@
 // Command bookingd runs the booking ledger: the HTTP API, the projector that
-// keeps the read tables up to date, and the workers (simulated payments and
-// hold expiry). BOOKINGD_ROLES (or --roles) selects which of them this
+// keeps the read tables up to date, and the workers (simulated payments, hold
+// expiry and, with NATS_URL, forwarding the stream to NATS JetStream). BOOKINGD_ROLES (or --roles) selects which of them this
 // process runs, so each can be scaled on its own.
 package main
 
@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer d.close()
 	if cfg.has("projector") {
 		if d.projector, err = projectorPool(ctx, cfg); err != nil {
-			return err
+			return fmt.Errorf("projector pool: %w", err)
 		}
 	}
 
@@ -89,14 +89,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		wg.Go(func() { supervise(ctx, "projector", p.Run, logger) })
 		wg.Go(func() { sampleLag(ctx, d.primary, d.registry, logger) })
 	}
+	// One command side per process: its show cache and group commit serve
+	// the API and the workers alike.
+	svc, err := newLedger(cfg, d)
+	if err != nil {
+		return err
+	}
 	if cfg.has("worker") {
-		if err := startWorkers(ctx, &wg, cfg, d, logger); err != nil {
+		if err := startWorkers(ctx, &wg, cfg, d, svc, logger); err != nil {
 			return err
 		}
 	}
 	var handler http.Handler
 	if cfg.has("api") {
-		if handler, err = newAPI(ctx, &wg, cfg, d, logger); err != nil {
+		if handler, err = newAPI(ctx, &wg, cfg, d, svc, logger); err != nil {
 			return err
 		}
 	} else {
@@ -201,11 +207,7 @@ func projectorPool(ctx context.Context, cfg config) (*pgxpool.Pool, error) {
 	return pgxpool.NewWithConfig(ctx, pcfg)
 }
 
-func newAPI(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, logger *slog.Logger) (http.Handler, error) {
-	svc, err := newLedger(cfg, d)
-	if err != nil {
-		return nil, err
-	}
+func newAPI(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, svc *ledger.Service, logger *slog.Logger) (http.Handler, error) {
 	var rdb redis.UniversalClient
 	if d.redis != nil {
 		rdb = d.redis
@@ -232,7 +234,7 @@ func newAPI(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, logger
 	})
 }
 
-// newLedger is the command side every role shares the configuration of.
+// newLedger is the process's command side, shared by every role.
 func newLedger(cfg config, d *deps) (*ledger.Service, error) {
 	lcfg := ledger.DefaultConfig()
 	lcfg.HoldTTL = cfg.HoldTTL
@@ -242,11 +244,7 @@ func newLedger(cfg config, d *deps) (*ledger.Service, error) {
 // startWorkers runs the simulated payments (unless CONFIRM_DELAY is 0), the
 // expiry sweep and, when NATS_URL is set, the forwarding of the stream to
 // NATS JetStream, each restarted after a failure.
-func startWorkers(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, logger *slog.Logger) error {
-	svc, err := newLedger(cfg, d)
-	if err != nil {
-		return err
-	}
+func startWorkers(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, svc *ledger.Service, logger *slog.Logger) error {
 	if cfg.ConfirmDelay > 0 {
 		pay, err := workers.NewPayments(d.primary, svc, workers.PaymentsConfig{Delay: cfg.ConfirmDelay, Logger: logger, Registerer: d.registry})
 		if err != nil {
