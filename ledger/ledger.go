@@ -8,7 +8,9 @@
 // first, the append fails with a version conflict; the service then catches
 // up from the stream and decides again, a bounded number of times. A refusal
 // is only given after catching up, so a stale cache never refuses a command
-// the stream would accept.
+// the stream would accept. Commands for one show that arrive while an append
+// is in flight are decided in order and appended together, in one statement
+// and one commit (group commit, batch.go).
 //
 // The projections are never consulted here: they lag the stream.
 package ledger
@@ -215,8 +217,8 @@ func (s *Service) Booking(ctx context.Context, show domain.ShowID, id domain.Boo
 	return b, nil
 }
 
-// Show folds a show's whole stream into a fresh state for the caller
-// (history, ownership checks). It does not touch the cache.
+// Show folds a show's whole stream into a fresh state for the caller (an
+// audit of the stream as it is now). It does not touch the cache.
 func (s *Service) Show(ctx context.Context, id domain.ShowID) (*domain.Show, error) {
 	events, err := s.store.Load(ctx, id.StreamID(), 0)
 	if err != nil {
