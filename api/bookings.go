@@ -129,9 +129,9 @@ func (s *server) readDB(ctx context.Context, p principal) (db projections.Querie
 
 func (s *server) listBookings(w http.ResponseWriter, r *http.Request) {
 	p, _ := principalFrom(r.Context())
-	limit, err := intParam(r, "limit", 100, 500)
-	if err != nil || limit == 0 {
-		s.writeError(w, r, badRequest("limit must be 1 to 500"))
+	limit, err := limitParam(r, 100, 500)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	db, _, err := s.readDB(r.Context(), p)

@@ -38,13 +38,11 @@ func showFilter(r *http.Request) (projections.ShowFilter, error) {
 			*p.dst = t
 		}
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return f, badRequest("limit must be 1 to 100")
-		}
-		f.Limit = n
+	limit, err := limitParam(r, 0, 100)
+	if err != nil {
+		return f, err
 	}
+	f.Limit = int(limit)
 	if f.Cursor != "" {
 		if _, _, err := projections.DecodeShowCursor(f.Cursor); err != nil {
 			return f, badRequest("cursor: %v", err)
@@ -223,6 +221,19 @@ func (s *server) meta(r *http.Request, p principal) ledger.Metadata {
 	return ledger.Metadata{UserID: p.UserID.String(), RequestID: middleware.GetReqID(r.Context())}
 }
 
+// limitParam parses the optional limit query parameter: 1 to maxV, def
+// when absent.
+func limitParam(r *http.Request, def, maxV int64) (int64, error) {
+	if r.URL.Query().Get("limit") == "" {
+		return def, nil
+	}
+	n, err := intParam(r, "limit", def, maxV)
+	if err != nil || n == 0 {
+		return 0, badRequest("limit must be 1 to %d", maxV)
+	}
+	return n, nil
+}
+
 // intParam parses an optional non-negative integer query parameter.
 func intParam(r *http.Request, name string, def, maxV int64) (int64, error) {
 	v := r.URL.Query().Get(name)
@@ -247,9 +258,9 @@ func (s *server) showEvents(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	limit, err := intParam(r, "limit", 1000, 10_000)
-	if err != nil || limit == 0 {
-		s.writeError(w, r, badRequest("limit must be 1 to 10000"))
+	limit, err := limitParam(r, 1000, 10_000)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	events, err := s.Ledger.Store().LoadRange(r.Context(), domain.ShowID(id).StreamID(), int(after), int(limit))
@@ -277,9 +288,9 @@ func (s *server) globalEvents(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	limit, err := intParam(r, "limit", 100, 1000)
-	if err != nil || limit == 0 {
-		s.writeError(w, r, badRequest("limit must be 1 to 1000"))
+	limit, err := limitParam(r, 100, 1000)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	wait := time.Duration(0)

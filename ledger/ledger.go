@@ -244,27 +244,28 @@ func (s *Service) catchUp(ctx context.Context, e *cacheEntry, id domain.ShowID) 
 	if err != nil {
 		return false, err
 	}
-	for _, ev := range stored {
-		de, err := domain.UnmarshalEvent(ev.Type, ev.Data)
-		if err != nil {
-			e.show = nil
-			return false, fmt.Errorf("%s v%d: %w", ev.StreamID, ev.StreamVersion, err)
-		}
-		e.show.Evolve(de)
+	if err := evolve(e.show, stored); err != nil {
+		e.show = nil
+		return false, err
 	}
 	return len(stored) > 0, nil
 }
 
-func foldStored(events []eventstore.Event) (*domain.Show, error) {
-	show := domain.NewShow()
+// evolve folds stored events into show.
+func evolve(show *domain.Show, events []eventstore.Event) error {
 	for _, ev := range events {
 		de, err := domain.UnmarshalEvent(ev.Type, ev.Data)
 		if err != nil {
-			return nil, fmt.Errorf("%s v%d: %w", ev.StreamID, ev.StreamVersion, err)
+			return fmt.Errorf("%s v%d: %w", ev.StreamID, ev.StreamVersion, err)
 		}
 		show.Evolve(de)
 	}
-	return show, nil
+	return nil
+}
+
+func foldStored(events []eventstore.Event) (*domain.Show, error) {
+	show := domain.NewShow()
+	return show, evolve(show, events)
 }
 
 func encode(events []domain.Event, meta json.RawMessage) ([]eventstore.EventData, error) {

@@ -1,7 +1,6 @@
 package ratelimit_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -120,7 +119,7 @@ func TestFallsBackWhileRedisIsDownAndReturns(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialerRetries: 1, DialTimeout: time.Second})
 	t.Cleanup(func() { _ = rdb.Close() })
 	reg := prometheus.NewRegistry()
-	var logs syncBuffer
+	var logs redistest.SyncBuffer
 	l := ratelimit.New(rdb, ratelimit.Config{
 		Prefix:        "test:",
 		Logger:        slog.New(slog.NewTextHandler(&logs, nil)),
@@ -272,21 +271,4 @@ func metric(t testing.TB, g prometheus.Gatherer, name, class string) float64 {
 		}
 	}
 	return 0
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

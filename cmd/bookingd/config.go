@@ -54,16 +54,18 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 		API:          api.DefaultConfig(),
 	}
 	var errs []error
-	duration := func(name string, dst *time.Duration) {
+	// durationOr0 accepts 0 too (meaning "off"); duration wants it positive.
+	durationOr0 := func(name string, dst *time.Duration, zeroOK bool) {
 		if v := getenv(name); v != "" {
 			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
+			if err != nil || d < 0 || (d == 0 && !zeroOK) {
 				errs = append(errs, fmt.Errorf("%s=%q: want a positive duration like 10m or 500ms", name, v))
 				return
 			}
 			*dst = d
 		}
 	}
+	duration := func(name string, dst *time.Duration) { durationOr0(name, dst, false) }
 	integer := func(name string, dst *int) {
 		if v := getenv(name); v != "" {
 			n, err := strconv.Atoi(v)
@@ -76,13 +78,7 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 	}
 	duration("HOLD_TTL", &c.HoldTTL)
 	duration("EXPIRY_INTERVAL", &c.ExpiryEvery)
-	if v := getenv("CONFIRM_DELAY"); v != "" {
-		if d, err := time.ParseDuration(v); err == nil && d == 0 {
-			c.ConfirmDelay = 0 // payments off
-		} else {
-			duration("CONFIRM_DELAY", &c.ConfirmDelay)
-		}
-	}
+	durationOr0("CONFIRM_DELAY", &c.ConfirmDelay, true) // 0: payments off
 	duration("CACHE_TTL", &c.CacheTTL)
 	duration("PROJECTOR_POLL_INTERVAL", &c.PollInterval)
 	duration("JWT_TTL", &c.API.TokenTTL)

@@ -152,7 +152,7 @@ func start(t testing.TB, addr string) (func(), error) {
 		"--save", "", "--appendonly", "no",
 		"--dir", dir, "--logfile", "")
 	cmd.Dir = dir
-	var out syncBuffer
+	var out SyncBuffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	if err := cmd.Start(); err != nil {
@@ -242,18 +242,19 @@ func globEscape(s string) string {
 	return b.String()
 }
 
-type syncBuffer struct {
+// SyncBuffer is an io.Writer safe for concurrent use, for capturing logs.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
