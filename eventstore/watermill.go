@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -127,6 +128,9 @@ type SubscriberConfig struct {
 	Schema wsql.SchemaAdapter
 	// Offsets stores the group's checkpoint; default OffsetsAdapter().
 	Offsets wsql.OffsetsAdapter
+	// Wake, when set, ends the wait between queries of a caught-up
+	// subscriber early (Listener.Wake); PollInterval is then the fallback.
+	Wake <-chan struct{}
 }
 
 // NewSubscriber returns a watermill subscriber of Topic for one consumer
@@ -137,7 +141,7 @@ type SubscriberConfig struct {
 // To stop such a consumer safely, call Close between messages — never cancel
 // the Subscribe context while a handler still uses the batch transaction:
 // watermill-sql would commit or roll it back under the handler's feet.
-func NewSubscriber(db wsql.Beginner, cfg SubscriberConfig, logger watermill.LoggerAdapter) (*wsql.Subscriber, error) {
+func NewSubscriber(db wsql.Beginner, cfg SubscriberConfig, logger watermill.LoggerAdapter) (*Subscriber, error) {
 	if cfg.ConsumerGroup == "" {
 		return nil, errors.New("subscriber: consumer group is required")
 	}
@@ -157,15 +161,41 @@ func NewSubscriber(db wsql.Beginner, cfg SubscriberConfig, logger watermill.Logg
 	// transaction while the handler may still be using it. Consumers bound
 	// their own work instead (see projections.Projector).
 	deadline := time.Duration(0)
-	return wsql.NewSubscriber(db, wsql.SubscriberConfig{
+	const retry = time.Second
+	s := &Subscriber{closed: make(chan struct{})}
+	var backoff wsql.BackoffManager
+	if cfg.Wake != nil {
+		backoff = wakeBackoff{wake: cfg.Wake, poll: poll, retry: retry, closed: s.closed}
+	}
+	sub, err := wsql.NewSubscriber(db, wsql.SubscriberConfig{
 		ConsumerGroup:  cfg.ConsumerGroup,
 		AckDeadline:    &deadline,
 		PollInterval:   poll,
 		ResendInterval: poll,
-		RetryInterval:  time.Second,
+		RetryInterval:  retry,
+		BackoffManager: backoff,
 		SchemaAdapter:  schema,
 		OffsetsAdapter: offsets,
 	}, logger)
+	if err != nil {
+		return nil, err
+	}
+	s.Subscriber = sub
+	return s, nil
+}
+
+// Subscriber is watermill-sql's subscriber whose Close also ends a wait for
+// a wake-up.
+type Subscriber struct {
+	*wsql.Subscriber
+	closed chan struct{}
+	once   sync.Once
+}
+
+// Close stops the subscriber (see wsql.Subscriber.Close).
+func (s *Subscriber) Close() error {
+	s.once.Do(func() { close(s.closed) })
+	return s.Subscriber.Close()
 }
 
 // ForwardSchema reads the events table as envelopes of watermill's

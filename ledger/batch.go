@@ -130,6 +130,7 @@ func (s *Service) runBatch(ctx context.Context, id domain.ShowID, e *cacheEntry,
 			e.show = nil
 			return fail(err)
 		}
+		s.announcer.Announce()
 		// The append proved the state was current, so the refusals in the
 		// batch were decided on fresh state too.
 		e.show = apply()

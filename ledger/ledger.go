@@ -79,6 +79,7 @@ type Service struct {
 	cache *showCache
 
 	onConflict func()
+	announcer  *eventstore.Announcer // nil: appends are not announced
 }
 
 // Option changes a Service at construction.
@@ -90,6 +91,10 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 // WithConflictHook calls f each time an append loses a version race and the
 // command is decided again (for metrics).
 func WithConflictHook(f func()) Option { return func(s *Service) { s.onConflict = f } }
+
+// WithAnnouncer announces every committed append through a, so consumers of
+// the stream in every process wake at once (see eventstore.Announcer).
+func WithAnnouncer(a *eventstore.Announcer) Option { return func(s *Service) { s.announcer = a } }
 
 // New returns a service over the event store in db.
 func New(db DB, cfg Config, opts ...Option) (*Service, error) {

@@ -48,24 +48,25 @@ func Apply(ctx context.Context, db Execer, e eventstore.Event) error {
 	if err != nil {
 		return fmt.Errorf("project %s v%d: %w", e.StreamID, e.StreamVersion, err)
 	}
-	return st.check(ctx, db, tag)
+	return st.checkRows(ctx, db, tag.RowsAffected())
 }
 
 // statement is the SQL that projects one event, and what its result means.
 type statement struct {
-	event eventstore.Event
-	show  domain.ShowID
-	sql   string
-	args  []any
+	event   eventstore.Event
+	show    domain.ShowID
+	decoded domain.Event
+	sql     string
+	args    []any
 	// guarded statements change nothing when the event is not the show's
 	// next: a duplicate (fine) or a gap (an error).
 	guarded bool
 }
 
-// check interprets the statement's result; a guard that matched nothing is
-// a duplicate when the show is already at or past the event.
-func (st statement) check(ctx context.Context, db Execer, tag pgconn.CommandTag) error {
-	if !st.guarded || tag.RowsAffected() > 0 {
+// checkRows interprets the rows the statement changed; a guard that matched
+// nothing is a duplicate when the show is already at or past the event.
+func (st statement) checkRows(ctx context.Context, db Execer, rows int64) error {
+	if !st.guarded || rows > 0 {
 		return nil
 	}
 	var v int
@@ -83,7 +84,7 @@ func statementFor(e eventstore.Event) (statement, error) {
 	if err != nil {
 		return statement{}, err
 	}
-	st := statement{event: e, show: show, guarded: true}
+	st := statement{event: e, show: show, decoded: ev, guarded: true}
 	at := e.RecordedAt
 	switch ev := ev.(type) {
 	case domain.ShowScheduled:

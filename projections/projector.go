@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -10,7 +11,6 @@ import (
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bookingledger/ledger/eventstore"
@@ -18,9 +18,18 @@ import (
 
 // ProjectorConfig tunes the projector.
 type ProjectorConfig struct {
-	BatchSize    int           // events per transaction (default 100)
-	PollInterval time.Duration // wait when caught up (default 100ms)
+	BatchSize    int           // events per transaction (default DefaultBatchSize)
+	PollInterval time.Duration // wait when caught up (default 100ms); the fallback when Wake is set
+	// Wake ends a caught-up projector's wait as soon as events are
+	// announced (eventstore.Listener.Wake).
+	Wake <-chan struct{}
 }
+
+// DefaultBatchSize is the projector's batch when ProjectorConfig leaves it
+// zero. A batch costs a few statements whatever its size (see batchPlan), so
+// a large one keeps up with the heaviest write load while the events of a
+// quiet stream still go out as soon as they are read.
+const DefaultBatchSize = 1000
 
 // Projector keeps the projection tables up to date with the stream.
 type Projector struct {
@@ -57,8 +66,9 @@ func NewProjector(pool *pgxpool.Pool, cfg ProjectorConfig, logger *slog.Logger) 
 func (p *Projector) Run(ctx context.Context) error {
 	sub, err := eventstore.NewSubscriber(wsql.BeginnerFromPgx(p.pool), eventstore.SubscriberConfig{
 		ConsumerGroup: ConsumerGroup,
-		BatchSize:     p.cfg.BatchSize,
+		BatchSize:     cmp.Or(p.cfg.BatchSize, DefaultBatchSize),
 		PollInterval:  p.cfg.PollInterval,
+		Wake:          p.cfg.Wake,
 		Offsets:       flushBeforeAck{DefaultPostgreSQLOffsetsAdapter: eventstore.OffsetsAdapter(), p: p},
 	}, eventstore.WatermillLogger(p.logger))
 	if err != nil {
@@ -104,29 +114,7 @@ func (p *Projector) flush() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b := &pgx.Batch{}
-	for _, st := range pending {
-		b.Queue(st.sql, st.args...)
-	}
-	br := tx.SendBatch(ctx, b)
-	tags := make([]pgconn.CommandTag, len(pending))
-	for i, st := range pending {
-		tag, err := br.Exec()
-		if err != nil {
-			_ = br.Close()
-			return fmt.Errorf("project %s v%d: %w", st.event.StreamID, st.event.StreamVersion, err)
-		}
-		tags[i] = tag
-	}
-	if err := br.Close(); err != nil {
-		return err
-	}
-	for i, st := range pending {
-		if err := st.check(ctx, tx, tags[i]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return applyBatch(ctx, tx, pending)
 }
 
 // flushBeforeAck sends the batch's statements when watermill-sql asks for

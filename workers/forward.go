@@ -24,6 +24,7 @@ type NATSConfig struct {
 	URL    string // NATS_URL, e.g. nats://127.0.0.1:4222
 	Topic  string // NATS_TOPIC: the JetStream stream and subject (default bookingledger_events)
 	Poll   time.Duration
+	Wake   <-chan struct{} // wakes the forwarder when events are announced (eventstore.Listener.Wake)
 	Logger *slog.Logger
 }
 
@@ -58,6 +59,7 @@ func ForwardToNATS(ctx context.Context, pool *pgxpool.Pool, cfg NATSConfig) erro
 	sub, err := eventstore.NewSubscriber(wsql.BeginnerFromPgx(pool), eventstore.SubscriberConfig{
 		ConsumerGroup: ForwarderGroup,
 		PollInterval:  cfg.Poll,
+		Wake:          cfg.Wake,
 		Schema:        eventstore.ForwardSchema{Destination: cfg.Topic},
 	}, logger)
 	if err != nil {

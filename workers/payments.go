@@ -50,6 +50,7 @@ type Payments struct {
 	ledger  *ledger.Service
 	delay   time.Duration
 	poll    time.Duration
+	wake    <-chan struct{}
 	logger  *slog.Logger
 	now     func() time.Time
 	outcome *prometheus.CounterVec
@@ -57,8 +58,9 @@ type Payments struct {
 
 // PaymentsConfig configures Payments.
 type PaymentsConfig struct {
-	Delay        time.Duration // CONFIRM_DELAY; must be positive (0 means: do not run Payments)
-	PollInterval time.Duration // default 100ms
+	Delay        time.Duration   // CONFIRM_DELAY; must be positive (0 means: do not run Payments)
+	PollInterval time.Duration   // default 100ms; the fallback when Wake is set
+	Wake         <-chan struct{} // wakes the scheduler when events are announced (eventstore.Listener.Wake)
 	Logger       *slog.Logger
 	Registerer   prometheus.Registerer
 	Now          func() time.Time // default time.Now
@@ -78,7 +80,7 @@ func NewPayments(pool *pgxpool.Pool, svc *ledger.Service, cfg PaymentsConfig) (*
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	p := &Payments{pool: pool, ledger: svc, delay: cfg.Delay, poll: cfg.PollInterval, logger: cfg.Logger, now: cfg.Now,
+	p := &Payments{pool: pool, ledger: svc, delay: cfg.Delay, poll: cfg.PollInterval, wake: cfg.Wake, logger: cfg.Logger, now: cfg.Now,
 		outcome: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bookingledger_payments_total", Help: "Simulated payments by outcome (confirmed, refused by the stream).",
 		}, []string{"outcome"})}
@@ -112,7 +114,7 @@ func (p *Payments) Run(ctx context.Context) error {
 
 func (p *Payments) schedule(ctx context.Context) error {
 	sub, err := eventstore.NewSubscriber(wsql.BeginnerFromPgx(p.pool), eventstore.SubscriberConfig{
-		ConsumerGroup: PaymentsGroup, PollInterval: p.poll,
+		ConsumerGroup: PaymentsGroup, PollInterval: p.poll, Wake: p.wake,
 	}, p.wmLogger())
 	if err != nil {
 		return fmt.Errorf("payments: %w", err)

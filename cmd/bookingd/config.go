@@ -49,7 +49,7 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 		ExpiryEvery:  30 * time.Second,
 		CacheTTL:     30 * time.Second,
 		Roles:        knownRoles,
-		PollInterval: 100 * time.Millisecond,
+		PollInterval: time.Second,
 		Dev:          getenv("BOOKINGD_ENV") == "dev",
 		API:          api.DefaultConfig(),
 	}

@@ -84,8 +84,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// pools (closed by the defers above) go away.
 	defer func() { cancel(); wg.Wait() }()
 	errs := make(chan error, 1)
+	wg.Go(func() { d.announcer.Run(ctx) })
+	if cfg.has("projector") || cfg.has("worker") {
+		wg.Go(func() { d.listener.Run(ctx) }) // wakes their consumers of the stream
+	}
 	if cfg.has("projector") {
-		p := projections.NewProjector(d.projector, projections.ProjectorConfig{PollInterval: cfg.PollInterval}, logger)
+		p := projections.NewProjector(d.projector, projections.ProjectorConfig{PollInterval: cfg.PollInterval, Wake: d.listener.Wake()}, logger)
 		wg.Go(func() { supervise(ctx, "projector", p.Run, logger) })
 		wg.Go(func() { sampleLag(ctx, d.primary, d.registry, logger) })
 	}
@@ -129,6 +133,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	return err
 }
 
+// announceEvery bounds the NOTIFYs a busy process sends to wake consumers.
+const announceEvery = 5 * time.Millisecond
+
 // deps are the connections every role shares.
 type deps struct {
 	primary   *pgxpool.Pool
@@ -137,6 +144,10 @@ type deps struct {
 	redis     *redis.Client
 	registry  *prometheus.Registry
 	conflicts prometheus.Counter // version-conflict retries of every ledger in the process
+	// announcer tells every process's consumers of the stream that this
+	// one appended; listener wakes this process's consumers.
+	announcer *eventstore.Announcer
+	listener  *eventstore.Listener
 }
 
 func (d *deps) close() {
@@ -169,6 +180,10 @@ func connect(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error
 		d.primary.Close()
 		return nil, fmt.Errorf("database: %w", err)
 	}
+	d.announcer = eventstore.NewAnnouncer(d.primary, announceEvery, logger)
+	d.listener = eventstore.NewListener(func(ctx context.Context) (*pgx.Conn, error) {
+		return pgx.ConnectConfig(ctx, d.primary.Config().ConnConfig)
+	}, logger)
 	for _, u := range cfg.ReplicaURLs {
 		p, err := pgxpool.New(ctx, u) // connects lazily; a replica that is down is skipped
 		if err != nil {
@@ -238,7 +253,7 @@ func newAPI(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, svc *l
 func newLedger(cfg config, d *deps) (*ledger.Service, error) {
 	lcfg := ledger.DefaultConfig()
 	lcfg.HoldTTL = cfg.HoldTTL
-	return ledger.New(d.primary, lcfg, ledger.WithConflictHook(d.conflicts.Inc))
+	return ledger.New(d.primary, lcfg, ledger.WithConflictHook(d.conflicts.Inc), ledger.WithAnnouncer(d.announcer))
 }
 
 // startWorkers runs the simulated payments (unless CONFIRM_DELAY is 0), the
@@ -246,7 +261,8 @@ func newLedger(cfg config, d *deps) (*ledger.Service, error) {
 // NATS JetStream, each restarted after a failure.
 func startWorkers(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, svc *ledger.Service, logger *slog.Logger) error {
 	if cfg.ConfirmDelay > 0 {
-		pay, err := workers.NewPayments(d.primary, svc, workers.PaymentsConfig{Delay: cfg.ConfirmDelay, Logger: logger, Registerer: d.registry})
+		pay, err := workers.NewPayments(d.primary, svc, workers.PaymentsConfig{Delay: cfg.ConfirmDelay,
+			Wake: d.listener.Wake(), Logger: logger, Registerer: d.registry})
 		if err != nil {
 			return err
 		}
@@ -256,7 +272,7 @@ func startWorkers(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, 
 		IdempotencyTTL: cfg.API.IdempotencyTTL, Logger: logger, Registerer: d.registry})
 	wg.Go(func() { supervise(ctx, "expiry", expiry.Run, logger) })
 	if cfg.NATSURL != "" {
-		ncfg := workers.NATSConfig{URL: cfg.NATSURL, Topic: cfg.NATSTopic, Logger: logger}
+		ncfg := workers.NATSConfig{URL: cfg.NATSURL, Topic: cfg.NATSTopic, Poll: cfg.PollInterval, Wake: d.listener.Wake(), Logger: logger}
 		wg.Go(func() {
 			supervise(ctx, "nats forwarder", func(ctx context.Context) error { return workers.ForwardToNATS(ctx, d.primary, ncfg) }, logger)
 		})
