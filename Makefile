@@ -47,9 +47,9 @@ fuzz: ## fuzz the domain's decide function for a minute
 	$(GO) test -run '^$$' -fuzz FuzzDecide -fuzztime 60s ./domain/
 
 .PHONY: bench
-bench: ## throughput of the seed's locking design vs the ledger vs the HTTP API, spread and hot scenarios (about a minute each)
+bench: ## throughput of the seed's locking design vs the ledger vs the HTTP API (spread and hot, about a minute each), then a replay of 1,000,000 events
 	@scripts/services.sh postgres redis
-	$(GO) run ./cmd/bookingbench -scenario both -target all
+	$(GO) run ./cmd/bookingbench -scenario all -target all
 
 .PHONY: clean
 clean: ## remove built binaries

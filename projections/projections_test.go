@@ -301,9 +301,20 @@ func TestVerifyFindsDifferencesAndRebuildRepairs(t *testing.T) {
 	assert.True(t, tables["seats unexpected"], "%v", report.Differences)
 	assert.True(t, tables["bookings missing"], "%v", report.Differences)
 
+	indexes := func() []string {
+		rows, err := pool.Query(ctx, `SELECT indexdef FROM pg_indexes WHERE tablename IN ('shows', 'seats', 'bookings') ORDER BY 1`)
+		require.NoError(t, err)
+		defs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return defs
+	}
+	before := indexes()
+	require.Len(t, before, 8)
+
 	var progressed int
 	rs, err := projections.Rebuild(ctx, pool, func(n int) { progressed = n })
 	require.NoError(t, err)
+	assert.Equal(t, before, indexes(), "the rebuild drops the indexes while it copies and builds them again")
 	assert.Equal(t, countEvents(t, pool), report.Events)
 	assert.Equal(t, report.Events, rs.Events)
 	assert.Equal(t, rs.Events, progressed)

@@ -135,7 +135,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, progress Progress) (Rebuil
 		if _, err := tx.Exec(ctx, `TRUNCATE bookings, seats, shows`); err != nil {
 			return err
 		}
-		if err := m.Write(ctx, tx); err != nil {
+		if err := withoutIndexes(ctx, tx, []string{"seats", "bookings"}, func() error { return m.Write(ctx, tx) }); err != nil {
 			return err
 		}
 		return eventstore.New(tx).SetConsumerCheckpoint(ctx, ConsumerGroup, cp)
@@ -144,6 +144,56 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, progress Progress) (Rebuil
 		return RebuildStats{}, fmt.Errorf("rebuild: %w", err)
 	}
 	return RebuildStats{Events: m.Events(), Checkpoint: cp, Elapsed: time.Since(start)}, nil
+}
+
+// withoutIndexes runs fill with the indexes of tables dropped and builds
+// them again afterwards, all in tx: building an index from a full table
+// sorts once, which is several times faster than updating it row by row
+// while a million rows are copied in. The definitions are read from the
+// catalog, so the migrations stay the one place that declares them.
+func withoutIndexes(ctx context.Context, tx pgx.Tx, tables []string, fill func() error) error {
+	rows, err := tx.Query(ctx, `
+		SELECT format('ALTER TABLE %I DROP CONSTRAINT %I', c.relname, con.conname),
+		       format('ALTER TABLE %I ADD CONSTRAINT %I %s', c.relname, con.conname, pg_get_constraintdef(con.oid))
+		FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
+		WHERE c.relname = ANY($1) AND c.relnamespace = current_schema()::regnamespace AND con.contype IN ('p', 'u')
+		UNION ALL
+		SELECT format('DROP INDEX %I.%I', i.schemaname, i.indexname), i.indexdef
+		FROM pg_indexes i
+		WHERE i.tablename = ANY($1) AND i.schemaname = current_schema()
+		  AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = to_regclass(format('%I.%I', i.schemaname, i.indexname)))`, tables)
+	if err != nil {
+		return fmt.Errorf("read index definitions: %w", err)
+	}
+	var drops, creates []string
+	for rows.Next() {
+		var drop, create string
+		if err := rows.Scan(&drop, &create); err != nil {
+			rows.Close()
+			return fmt.Errorf("read index definitions: %w", err)
+		}
+		drops, creates = append(drops, drop), append(creates, create)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read index definitions: %w", err)
+	}
+	for _, q := range drops {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	if err := fill(); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `SET LOCAL maintenance_work_mem = '256MB'`); err != nil {
+		return err
+	}
+	for _, q := range creates {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
 }
 
 // Difference is one row that differs between the live tables and a replay.

@@ -138,6 +138,11 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result,
 			return all, err
 		}
 	}
+	if cfg.replayEvents > 0 {
+		if _, err := benchReplay(ctx, cfg, stdout, progress); err != nil {
+			return all, err
+		}
+	}
 	var failed []error
 	for _, r := range all {
 		if r.oversold != 0 || r.lost != 0 {

@@ -82,6 +82,26 @@ func TestEveryTargetBooksWithoutOversellingOrLosing(t *testing.T) {
 	assert.EqualValues(t, 0, last["lost"])
 }
 
+// The replay scenario generates the streams it promises, rebuilds the
+// projections from them and verifies the result (a difference fails it).
+func TestReplayScenario(t *testing.T) {
+	t.Parallel()
+	cfg, err := parseFlags([]string{"-scenario", "replay", "-replay-events", "2020"}, os.Getenv, io.Discard)
+	require.NoError(t, err)
+	require.Empty(t, cfg.scenarios)
+	var stdout bytes.Buffer
+	_, err = bench(context.Background(), cfg, &stdout, io.Discard)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	assert.Contains(t, stdout.String(), "events/s")
+	var r replayResult
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &r))
+	assert.Equal(t, "replay", r.Scenario)
+	assert.Equal(t, 20, r.Shows)
+	assert.Equal(t, 20*(replaySeats+1), r.Events, "every generated event was replayed")
+	assert.Positive(t, r.PerSecond)
+}
+
 func TestQueueCoversEverySeatOnce(t *testing.T) {
 	t.Parallel()
 	sc := scenario{name: "spread", shows: 7, seatsPerShow: 23}
@@ -113,6 +133,7 @@ func TestFlagErrors(t *testing.T) {
 		{"-read-duration", "0s"},
 		{"-redis-url", "http://nope"},
 		{"-admin-url", "mysql://nope"},
+		{"-scenario", "replay", "-replay-events", "10"},
 		{"-nope"},
 		{"extra"},
 	} {
