@@ -10,6 +10,16 @@
 // stale value back after its invalidation. A TTL bounds anything missed while
 // the listener reconnects.
 //
+// In front of Redis each process keeps the hottest entries in memory (an LRU
+// of Config.LocalEntries, each kept at most Config.LocalTTL), so a popular
+// show is served without a network round trip. The same notifications drive
+// it: an invalidation moves the show's (and the list's) local generation,
+// which is part of every local key, so what was cached before is never found
+// again, and a fill that raced the invalidation stores under the old
+// generation, where nobody looks. The local layer is used only while the
+// listener is connected; a reconnect starts a new local epoch, as
+// notifications may have been missed in between.
+//
 // Redis is optional: a nil client, or Redis being down, turns the cache into
 // a pass-through that always loads from the database.
 package cache
@@ -20,9 +30,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -33,10 +45,14 @@ const Channel = "projection_changed"
 
 // Config tunes a Cache.
 type Config struct {
-	Prefix     string        // key prefix, e.g. "bookingledger:"
-	TTL        time.Duration // backstop expiry (default 30s)
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer // nil: metrics are not registered
+	Prefix string        // key prefix, e.g. "bookingledger:"
+	TTL    time.Duration // backstop expiry (default 30s)
+	// LocalEntries bounds the in-process layer (default 10,000; negative
+	// turns it off). LocalTTL bounds how long it keeps an entry (default 5s).
+	LocalEntries int
+	LocalTTL     time.Duration
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer // nil: metrics are not registered
 }
 
 // Cache is safe for concurrent use.
@@ -46,7 +62,18 @@ type Cache struct {
 	logger *slog.Logger
 	down   atomic.Bool
 
-	hits, misses, errors prometheus.Counter
+	// The in-process layer; nil when off. It answers only while listening.
+	local     *lru.Cache[string, localEntry]
+	listening atomic.Bool
+	epoch     atomic.Uint64 // moves on every (re)connect of the listener
+	gens      sync.Map      // generation key -> *atomic.Uint64, moved by Invalidate
+
+	hits, localHits, misses, errors prometheus.Counter
+}
+
+type localEntry struct {
+	value   []byte
+	expires time.Time
 }
 
 // New returns a cache on rdb; rdb may be nil (no caching).
@@ -54,17 +81,28 @@ func New(rdb redis.UniversalClient, cfg Config) *Cache {
 	if cfg.TTL <= 0 {
 		cfg.TTL = 30 * time.Second
 	}
+	if cfg.LocalEntries == 0 {
+		cfg.LocalEntries = 10_000
+	}
+	if cfg.LocalTTL <= 0 {
+		cfg.LocalTTL = 5 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Cache{
 		rdb: rdb, cfg: cfg, logger: cfg.Logger,
-		hits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "bookingledger_cache_hits_total", Help: "Show reads answered from Redis."}),
+		hits: prometheus.NewCounter(prometheus.CounterOpts{Name: "bookingledger_cache_hits_total", Help: "Show reads answered from Redis."}),
+		localHits: prometheus.NewCounter(prometheus.CounterOpts{Name: "bookingledger_cache_local_hits_total",
+			Help: "Show reads answered from this process's memory."}),
 		misses: prometheus.NewCounter(prometheus.CounterOpts{Name: "bookingledger_cache_misses_total", Help: "Show reads loaded from the database."}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "bookingledger_cache_errors_total", Help: "Redis errors; the read went to the database."}),
 	}
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(c.hits, c.misses, c.errors)
+		cfg.Registerer.MustRegister(c.hits, c.localHits, c.misses, c.errors)
+	}
+	if rdb != nil && cfg.LocalEntries > 0 {
+		c.local, _ = lru.New[string, localEntry](cfg.LocalEntries) // errors only for a size <= 0
 	}
 	return c
 }
@@ -97,10 +135,41 @@ func (c *Cache) List(ctx context.Context, q string, load func() ([]byte, error))
 	return c.fill(ctx, "", c.listGenKey(), q, load)
 }
 
+// localGen is genKey's local generation counter.
+func (c *Cache) localGen(genKey string) *atomic.Uint64 {
+	if g, ok := c.gens.Load(genKey); ok {
+		return g.(*atomic.Uint64)
+	}
+	g, _ := c.gens.LoadOrStore(genKey, new(atomic.Uint64))
+	return g.(*atomic.Uint64)
+}
+
 func (c *Cache) fill(ctx context.Context, key, genKey, listQuery string, load func() ([]byte, error)) ([]byte, error) {
 	if c.rdb == nil {
 		return load()
 	}
+	if c.local == nil || !c.listening.Load() {
+		return c.fillShared(ctx, key, genKey, listQuery, load)
+	}
+	// The key names the epoch and generation read before anything is
+	// loaded: a value loaded across an invalidation is stored where no
+	// later read looks.
+	lk := strconv.FormatUint(c.epoch.Load(), 10) + "/" + strconv.FormatUint(c.localGen(genKey).Load(), 10) + "/" + genKey + "/" + listQuery
+	now := time.Now()
+	if e, ok := c.local.Get(lk); ok && now.Before(e.expires) {
+		c.localHits.Inc()
+		return e.value, nil
+	}
+	v, err := c.fillShared(ctx, key, genKey, listQuery, load)
+	if err != nil {
+		return nil, err
+	}
+	c.local.Add(lk, localEntry{value: v, expires: now.Add(c.cfg.LocalTTL)})
+	return v, nil
+}
+
+// fillShared is fill through Redis.
+func (c *Cache) fillShared(ctx context.Context, key, genKey, listQuery string, load func() ([]byte, error)) ([]byte, error) {
 	gen, err := c.rdb.Get(ctx, genKey).Result()
 	if errors.Is(err, redis.Nil) {
 		gen, err = "", nil
@@ -143,6 +212,11 @@ func (c *Cache) Invalidate(ctx context.Context, id int64) error {
 		p.Incr(ctx, c.listGenKey())
 		return nil
 	})
+	// Local after Redis: a read under the new generation must not find the
+	// old value in Redis and keep it here. (A read under the old one may;
+	// it stores where no later read looks.)
+	c.localGen(c.showGenKey(id)).Add(1)
+	c.localGen(c.listGenKey()).Add(1)
 	if err != nil {
 		c.fail(err)
 		return fmt.Errorf("invalidate show %d: %w", id, err)
@@ -176,6 +250,7 @@ func (c *Cache) Listen(ctx context.Context, connect func(context.Context) (*pgx.
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := c.listenOnce(ctx, connect, &ready)
+		c.listening.Store(false)
 		if ctx.Err() != nil {
 			return
 		}
@@ -198,6 +273,12 @@ func (c *Cache) listenOnce(ctx context.Context, connect func(context.Context) (*
 	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
 		return err
 	}
+	// Whatever the local layer holds may have missed notifications.
+	c.epoch.Add(1)
+	if c.local != nil {
+		c.local.Purge()
+	}
+	c.listening.Store(true)
 	if *ready != nil {
 		close(*ready)
 		*ready = nil

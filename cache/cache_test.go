@@ -230,11 +230,11 @@ func TestInvalidateMakesTheNextReadReload(t *testing.T) {
 // read of the generation and the SET) must not put that stale value back.
 func TestInvalidateDuringLoadIsNotOverwritten(t *testing.T) {
 	t.Parallel()
-	for _, r := range reads {
+	for _, r := range layered(reads) {
 		t.Run(r.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			c, _ := newCache(t)
+			c := r.newCache(t)
 			for _, warm := range []bool{false, true} {
 				name := "cold"
 				if warm {
@@ -276,8 +276,21 @@ func TestInvalidateDuringLoadIsNotOverwritten(t *testing.T) {
 // the writer is done, a read sees its last value, never an older one.
 func TestConcurrentReadsNeverKeepAStaleValue(t *testing.T) {
 	t.Parallel()
+	for _, local := range []bool{false, true} {
+		t.Run(fmt.Sprintf("local=%v", local), func(t *testing.T) {
+			t.Parallel()
+			c, _ := newCache(t)
+			if local {
+				_, url := pgtest.NewDB(t)
+				listen(t, c, url)
+			}
+			concurrentReadsNeverKeepAStaleValue(t, c)
+		})
+	}
+}
+
+func concurrentReadsNeverKeepAStaleValue(t *testing.T, c *cache.Cache) {
 	ctx := context.Background()
-	c, _ := newCache(t)
 
 	var version atomic.Int64 // the "database"
 	load := func() ([]byte, error) { return []byte(strconv.FormatInt(version.Load(), 10)), nil }
@@ -406,6 +419,86 @@ func TestRedisDownLoadsFromTheDatabase(t *testing.T) {
 		require.False(t, time.Now().After(deadline), "reads are not cached again after Redis came back")
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// layeredRead is a read on a cache with or without its local layer in use
+// (the layer answers only while the listener listens).
+type layeredRead struct {
+	read
+	newCache func(t *testing.T) *cache.Cache
+}
+
+func layered(rs []read) []layeredRead {
+	var out []layeredRead
+	for _, r := range rs {
+		out = append(out, layeredRead{r, func(t *testing.T) *cache.Cache { c, _ := newCache(t); return c }})
+		local := r
+		local.name += "/local"
+		out = append(out, layeredRead{local, func(t *testing.T) *cache.Cache {
+			c, _ := newCache(t)
+			_, url := pgtest.NewDB(t)
+			listen(t, c, url)
+			return c
+		}})
+	}
+	return out
+}
+
+// While its listener listens, a cache answers repeated reads from memory:
+// they go on even with the Redis entry gone. An invalidation, or the
+// listener's connection dropping, ends that.
+func TestLocalLayerAnswersWhileListening(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, url := pgtest.NewDB(t)
+	rdb, prefix := redistest.New(t)
+	reg := prometheus.NewRegistry()
+	c := cache.New(rdb, cache.Config{Prefix: prefix, TTL: time.Minute, Registerer: reg})
+	l := newLoader("v1")
+
+	// Not listening yet: Redis only.
+	_, err := c.Show(ctx, 1, l.load)
+	require.NoError(t, err)
+	require.NoError(t, redistest.DeleteKeys(ctx, rdb, prefix))
+	_, err = c.Show(ctx, 1, l.load)
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, l.calls.Load(), "without a listener nothing is kept in memory")
+
+	pid, connects := listen(t, c, url)
+	_, err = c.Show(ctx, 1, l.load) // from Redis, kept in memory
+	require.NoError(t, err)
+	require.EqualValues(t, 2, l.calls.Load())
+	require.NoError(t, redistest.DeleteKeys(ctx, rdb, prefix))
+	l.set("v2")
+	for range 3 {
+		v, err := c.Show(ctx, 1, l.load)
+		require.NoError(t, err)
+		assert.Equal(t, "v1", string(v))
+	}
+	assert.EqualValues(t, 2, l.calls.Load(), "served from memory")
+	assert.EqualValues(t, 3, counterValue(t, reg, "bookingledger_cache_local_hits_total"))
+
+	require.NoError(t, c.Invalidate(ctx, 1))
+	v, err := c.Show(ctx, 1, l.load)
+	require.NoError(t, err)
+	assert.Equal(t, "v2", string(v), "an invalidation ends the memory's answer")
+
+	// A lost connection may lose notifications: nothing from before it is
+	// answered from memory again.
+	l.set("v3")
+	_, err = rdb.Del(ctx, prefix+"show:1").Result()
+	require.NoError(t, err)
+	var killed bool
+	require.NoError(t, pool.QueryRow(ctx, `SELECT pg_terminate_backend($1)`, int64(pid())).Scan(&killed))
+	require.True(t, killed)
+	deadline := time.Now().Add(pollDeadline)
+	for connects() < 2 {
+		require.False(t, time.Now().After(deadline), "the listener did not reconnect")
+		time.Sleep(10 * time.Millisecond)
+	}
+	v, err = c.Show(ctx, 1, l.load)
+	require.NoError(t, err)
+	assert.Equal(t, "v3", string(v), "after a reconnect the memory starts empty")
 }
 
 // listen starts c.Listen on the database at url and waits until it listens.

@@ -65,7 +65,11 @@
 // seat map. Then -concurrency anonymous clients GET /api/shows/{id} of that
 // show from the instance without cache, and then from the one with it,
 // each for 0.5 s untimed and -read-duration timed (default 3 s). The cache's
-// keys are deleted afterwards.
+// keys are deleted afterwards. Last, a bare net/http server writes the same
+// response bytes to the same clients (no routing, middleware or lookup): the
+// most any cache could serve on this machine, which puts the ratio in
+// proportion. The read clients are one keep-alive connection each, writing a
+// request and reading its response with http.ReadResponse (as wrk does).
 //
 // After each run bookingbench verifies the database: for ledger and http it
 // folds every show's stream from the events table alone and counts seats
@@ -87,7 +91,7 @@
 // then one JSON line — the last line of the output is the last scenario's:
 //
 //	{"scenario":"spread","seed_per_s":…,"ledger_per_s":…,"http_per_s":…,"ledger_vs_seed":…,"http_vs_seed":…,"p50_ms":…,"p99_ms":…,"oversold":0,"lost":0,
-//	 "lag_p99_ms":…,"lag_max_ms":…,"catchup_ms":…,"reads_cached_per_s":…,"reads_uncached_per_s":…,"cache_ratio":…}
+//	 "lag_p99_ms":…,"lag_max_ms":…,"catchup_ms":…,"reads_cached_per_s":…,"reads_uncached_per_s":…,"cache_ratio":…,"reads_ceiling_per_s":…}
 //
 // (on one line). p50_ms, p99_ms and the lag figures are the ledger
 // target's, in ms; catchup_ms is -1 when the projector did not catch up

@@ -55,6 +55,7 @@ func TestEveryTargetBooksWithoutOversellingOrLosing(t *testing.T) {
 			if assert.NotNil(t, r.reads, "%s measures the reads", name) {
 				assert.Positive(t, r.reads.cached, name)
 				assert.Positive(t, r.reads.uncached, name)
+				assert.Positive(t, r.reads.ceiling, name)
 			}
 		default:
 			assert.Nil(t, r.lag, name)
@@ -70,7 +71,7 @@ func TestEveryTargetBooksWithoutOversellingOrLosing(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &last), "the last line is JSON")
 	assert.Equal(t, "hot", last["scenario"])
 	keys := []string{"scenario", "seed_per_s", "ledger_per_s", "http_per_s", "ledger_vs_seed", "http_vs_seed", "p50_ms", "p99_ms", "oversold", "lost",
-		"lag_p99_ms", "lag_max_ms", "catchup_ms", "reads_cached_per_s", "reads_uncached_per_s", "cache_ratio"}
+		"lag_p99_ms", "lag_max_ms", "catchup_ms", "reads_cached_per_s", "reads_uncached_per_s", "cache_ratio", "reads_ceiling_per_s"}
 	for _, key := range keys {
 		assert.Contains(t, last, key)
 	}

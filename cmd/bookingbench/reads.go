@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +40,7 @@ const readWarmup = 500 * time.Millisecond
 type readStats struct {
 	show             domain.ShowID
 	cached, uncached float64 // requests/s
+	ceiling          float64 // requests/s of a bare server writing the same bytes
 	ratio            float64 // cached / uncached
 }
 
@@ -125,10 +128,45 @@ func (h *httpTarget) measureReads(ctx context.Context, redisURL string, n int, d
 			return st, err
 		}
 	}
+	if st.ceiling, err = h.ceiling(ctx, cachedURL, n, d); err != nil {
+		return st, err
+	}
 	if st.uncached > 0 {
 		st.ratio = st.cached / st.uncached
 	}
 	return st, nil
+}
+
+// ceiling is the machine's HTTP ceiling for the same response: a bare
+// net/http server that writes the show's bytes (as read from url) with no
+// routing, middleware or lookup, loaded by the same clients. No cache can
+// serve this response faster here; it puts cache_ratio in proportion.
+func (h *httpTarget) ceiling(ctx context.Context, url string, n int, d time.Duration) (float64, error) {
+	body, err := h.get(ctx, url)
+	if err != nil {
+		return 0, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		<-served
+	}()
+	bare := "http://" + ln.Addr().String() + "/"
+	if _, err := h.readLoad(ctx, bare, n, readWarmup); err != nil {
+		return 0, err
+	}
+	return h.readLoad(ctx, bare, n, d)
 }
 
 // sameSeatMap checks that both URLs answer the same show with readSeats
@@ -177,21 +215,57 @@ func (h *httpTarget) get(ctx context.Context, url string) ([]byte, error) {
 }
 
 // readLoad has n clients GET url one request after another for d and
-// returns the requests per second. Every answer must be 200.
-func (h *httpTarget) readLoad(ctx context.Context, url string, n int, d time.Duration) (float64, error) {
+// returns the requests per second answered 200.
+//
+// Each client is one keep-alive connection that writes a request and reads
+// its response with http.ReadResponse, as wrk or hey would: net/http's
+// Transport hands every request between goroutines and costs about as much
+// CPU as the cached handler itself, and the load generator shares the
+// machine with the server. Both phases use the same client.
+func (h *httpTarget) readLoad(ctx context.Context, rawURL string, n int, d time.Duration) (float64, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return 0, err
+	}
+	request := []byte("GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\nUser-Agent: bookingbench\r\n\r\n")
 	var (
 		ok       atomic.Int64
 		wg       sync.WaitGroup
 		errOnce  sync.Once
 		firstErr error
 	)
+	fail := func(err error) { errOnce.Do(func() { firstErr = err }) }
 	start := time.Now()
 	deadline := start.Add(d)
 	for range n {
 		wg.Go(func() {
+			var dialer net.Dialer
+			conn, err := dialer.DialContext(ctx, "tcp", u.Host)
+			if err != nil {
+				fail(err)
+				return
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(deadline.Add(10 * time.Second)) // a stuck server fails the run
+			br := bufio.NewReader(conn)
 			for ctx.Err() == nil && time.Now().Before(deadline) {
-				if err := h.read(ctx, url); err != nil {
-					errOnce.Do(func() { firstErr = err })
+				if _, err := conn.Write(request); err != nil {
+					fail(err)
+					return
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					fail(err)
+					return
+				}
+				_, err = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				if err != nil {
+					fail(err)
+					return
+				}
+				if resp.StatusCode != http.StatusOK {
+					fail(fmt.Errorf("GET %s: %d", rawURL, resp.StatusCode))
 					return
 				}
 				ok.Add(1)
@@ -206,25 +280,4 @@ func (h *httpTarget) readLoad(ctx context.Context, url string, n int, d time.Dur
 		return 0, err
 	}
 	return float64(ok.Load()) / time.Since(start).Seconds(), nil
-}
-
-// read is one GET whose body is read to its end (so the connection is
-// reused) and dropped.
-func (h *httpTarget) read(ctx context.Context, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := h.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %d", url, resp.StatusCode)
-	}
-	return nil
 }
