@@ -151,28 +151,46 @@ func (l *Listener) listenOnce(ctx context.Context) error {
 }
 
 // wakeBackoff is watermill-sql's BackoffManager for a subscriber with a
-// wake-up channel: when a query found nothing, it waits for the channel or
-// the poll interval, whichever comes first, and then queries again.
+// wake-up channel. A caught-up subscriber waits for the channel or the poll
+// interval, whichever comes first. An announced event is not always readable
+// at once: the stream is read only below the oldest transaction still
+// running anywhere on the server (see Store.ReadAll), so after a wake-up, or
+// after finding events, an empty query is retried soon and then less and
+// less often (from eagerRetry, doubling up to the poll interval) before the
+// subscriber goes back to waiting. It serves one subscription.
 type wakeBackoff struct {
 	wake  <-chan struct{}
 	poll  time.Duration
 	retry time.Duration
 	// closed ends the wait when the subscriber closes.
 	closed <-chan struct{}
+	eager  time.Duration // the next empty query's wait; 0 when idle
 }
 
-func (b wakeBackoff) HandleError(logger watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
+const eagerRetry = 10 * time.Millisecond
+
+func (b *wakeBackoff) HandleError(logger watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
 	if err != nil {
 		logger.Error("Error querying for messages", err, watermill.LogFields{"wait_time": b.retry})
 		return b.retry
 	}
 	if !noMsg {
+		b.eager = eagerRetry
 		return 0
 	}
-	t := time.NewTimer(b.poll)
+	wait := b.poll
+	if b.eager > 0 {
+		wait = min(b.eager, b.poll)
+		b.eager *= 2
+		if b.eager > b.poll {
+			b.eager = 0
+		}
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-b.wake:
+		b.eager = eagerRetry
 	case <-t.C:
 	case <-b.closed:
 	}

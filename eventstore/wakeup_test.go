@@ -42,9 +42,23 @@ func TestAnnouncedAppendsWakeSubscribers(t *testing.T) {
 	require.NoError(t, err)
 
 	for v := range 3 {
+		// The second event is announced while an older transaction is still
+		// open: the woken query cannot read it yet, and the subscriber must
+		// look again soon after, not wait for the next announcement.
+		var blocker pgx.Tx
+		if v == 1 {
+			blocker, err = pool.Begin(ctx)
+			require.NoError(t, err)
+			_, err = blocker.Exec(ctx, `SELECT pg_current_xact_id()`)
+			require.NoError(t, err)
+		}
 		_, err := store.Append(ctx, "show-1", v, []eventstore.EventData{newEvent(t, "E", v+1)})
 		require.NoError(t, err)
 		announcer.Announce()
+		if blocker != nil {
+			time.Sleep(100 * time.Millisecond) // let the woken subscriber find nothing
+			require.NoError(t, blocker.Rollback(ctx))
+		}
 		select {
 		case msg := <-msgs:
 			e, err := eventstore.FromMessage(msg)

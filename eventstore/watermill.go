@@ -165,7 +165,7 @@ func NewSubscriber(db wsql.Beginner, cfg SubscriberConfig, logger watermill.Logg
 	s := &Subscriber{closed: make(chan struct{})}
 	var backoff wsql.BackoffManager
 	if cfg.Wake != nil {
-		backoff = wakeBackoff{wake: cfg.Wake, poll: poll, retry: retry, closed: s.closed}
+		backoff = &wakeBackoff{wake: cfg.Wake, poll: poll, retry: retry, closed: s.closed}
 	}
 	sub, err := wsql.NewSubscriber(db, wsql.SubscriberConfig{
 		ConsumerGroup:  cfg.ConsumerGroup,

@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
+	"io/fs"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -21,6 +22,9 @@ import (
 
 //go:embed *.sql
 var files embed.FS
+
+// Files are the migrations, one SQL file each.
+func Files() fs.FS { return files }
 
 // Up applies every pending migration to the database behind pool and returns
 // the schema version reached.

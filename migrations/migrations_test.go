@@ -2,6 +2,7 @@ package migrations_test
 
 import (
 	"context"
+	"io/fs"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -20,9 +21,11 @@ func TestUpIsIdempotentAndConcurrent(t *testing.T) {
 	require.NoError(t, err)
 	defer pool.Close()
 
+	files, err := fs.Glob(migrations.Files(), "*.sql")
+	require.NoError(t, err)
 	pending, err := migrations.Pending(ctx, pool)
 	require.NoError(t, err)
-	assert.Equal(t, 8, pending)
+	assert.Equal(t, len(files), pending)
 
 	// Two migrators at once (two bookingctl runs): the session lock orders them.
 	errs := make(chan error, 2)
@@ -34,7 +37,7 @@ func TestUpIsIdempotentAndConcurrent(t *testing.T) {
 
 	v, err := migrations.Up(ctx, pool)
 	require.NoError(t, err)
-	assert.Equal(t, int64(8), v)
+	assert.Equal(t, int64(len(files)), v, "the last migration's version is their count")
 	pending, err = migrations.Pending(ctx, pool)
 	require.NoError(t, err)
 	assert.Zero(t, pending)
