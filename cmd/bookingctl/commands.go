@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -198,6 +199,7 @@ func (c *cli) progress(verb string) (projections.Progress, func()) {
 		}, func() {
 			if printed {
 				fmt.Fprintln(f)
+				printed = false
 			}
 		}
 }
@@ -208,6 +210,9 @@ func (c *cli) replay(ctx context.Context, args []string) error {
 	}
 	pool, err := c.db(ctx)
 	if err != nil {
+		return err
+	}
+	if err := eventstore.New(pool).CheckTransactionIDs(ctx); err != nil {
 		return err
 	}
 	progress, done := c.progress("replayed")
@@ -234,6 +239,9 @@ func (c *cli) verify(ctx context.Context, args []string) error {
 	}
 	pool, err := c.db(ctx)
 	if err != nil {
+		return err
+	}
+	if err := eventstore.New(pool).CheckTransactionIDs(ctx); err != nil {
 		return err
 	}
 	progress, done := c.progress("replayed")
@@ -347,6 +355,9 @@ func (c *cli) export(ctx context.Context, args []string) error {
 		return err
 	}
 	store := eventstore.New(pool)
+	if err := store.CheckTransactionIDs(ctx); err != nil {
+		return err
+	}
 	cp, err := store.CheckpointAt(ctx, after)
 	if errors.Is(err, eventstore.ErrPositionNotFound) {
 		return usagef("export: --after %d: no event has that position; use 0 or a global_position from an earlier export", after)
@@ -385,5 +396,96 @@ func (c *cli) export(ctx context.Context, args []string) error {
 	if err != nil && !errors.Is(err, errEnough) {
 		return err
 	}
+	return nil
+}
+
+// importBatch is how many events one import transaction appends.
+const importBatch = 5000
+
+func (c *cli) importEvents(ctx context.Context, args []string) error {
+	var file string
+	if err := c.flags("import", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&file, "file", "", "")
+	}); err != nil {
+		return err
+	}
+	var in io.Reader = os.Stdin
+	if file != "" && file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return usagef("import: %v", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	pool, err := c.db(ctx)
+	if err != nil {
+		return err
+	}
+	if err := eventstore.New(pool).CheckTransactionIDs(ctx); err != nil {
+		return err
+	}
+	progress, done := c.progress("imported")
+	defer done()
+	dec := json.NewDecoder(bufio.NewReaderSize(in, 1<<20))
+	var (
+		batch []eventstore.Event
+		n     int
+		line  int
+	)
+	flush := func() error {
+		if err := eventstore.Import(ctx, pool, batch); err != nil {
+			return err
+		}
+		n += len(batch)
+		batch = batch[:0]
+		if progress != nil {
+			progress(n)
+		}
+		return nil
+	}
+	for {
+		var e eventstore.Event
+		err := dec.Decode(&e)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		line++
+		if err != nil {
+			return fmt.Errorf("import: event %d of the input: %w (nothing after the last full batch of %d was imported)", line, err, importBatch)
+		}
+		batch = append(batch, e)
+		if len(batch) == importBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	done()
+	fmt.Fprintf(c.stdout, "imported %d events; run bookingctl replay to build the projections from them\n", n)
+	return nil
+}
+
+func (c *cli) rebaseXIDs(ctx context.Context, args []string) error {
+	if err := c.flags("rebase-xids", args, func(*flag.FlagSet) {}); err != nil {
+		return err
+	}
+	pool, err := c.db(ctx)
+	if err != nil {
+		return err
+	}
+	st, err := eventstore.Rebase(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if !st.Rebased {
+		fmt.Fprintln(c.stdout, "ok: the stored transaction ids are this server's; nothing to do")
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "rebased %d transaction ids (consumed %d to get past them) and %d consumer checkpoints; every consumer resumes where it was\n",
+		st.Transactions, st.Burned, st.Checkpoints)
 	return nil
 }

@@ -56,6 +56,9 @@ Commands:
   verify                                   replay in memory and diff with the live tables, in one snapshot
   history --show ID [--as-of RFC3339]      a show's events and its seat map at that moment
   export [--after POS] [--limit N]         the global stream as NDJSON, in stream order
+  import [--file F]                        append an export (NDJSON, stdin by default) as it was; then run replay
+  rebase-xids                              after a pg_dump restored into another cluster: renumber the stored
+                                           transaction ids into this server's past, keeping every order and checkpoint
 
 Environment:
   DATABASE_URL   PostgreSQL connection string (required)
@@ -88,6 +91,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = env.history(ctx, args[1:])
 	case "export":
 		err = env.export(ctx, args[1:])
+	case "import":
+		err = env.importEvents(ctx, args[1:])
+	case "rebase-xids":
+		err = env.rebaseXIDs(ctx, args[1:])
 	default:
 		err = usagef("unknown command %q (run bookingctl help)", args[0])
 	}

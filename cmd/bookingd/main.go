@@ -180,6 +180,12 @@ func connect(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error
 		d.primary.Close()
 		return nil, fmt.Errorf("database: %w", err)
 	}
+	// After a logical restore into another cluster the stream cannot be
+	// read until its transaction ids are rebased: refuse to start.
+	if err := eventstore.New(d.primary).CheckTransactionIDs(ctx); err != nil {
+		d.primary.Close()
+		return nil, err
+	}
 	d.announcer = eventstore.NewAnnouncer(d.primary, announceEvery, logger)
 	d.listener = eventstore.NewListener(func(ctx context.Context) (*pgx.Conn, error) {
 		return pgx.ConnectConfig(ctx, d.primary.Config().ConnConfig)
