@@ -131,6 +131,9 @@ func (s *Service) runBatch(ctx context.Context, id domain.ShowID, e *cacheEntry,
 			return fail(err)
 		}
 		s.announcer.Announce()
+		if s.onBatch != nil {
+			s.onBatch(len(batch))
+		}
 		// The append proved the state was current, so the refusals in the
 		// batch were decided on fresh state too.
 		e.show = apply()

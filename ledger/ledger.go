@@ -80,6 +80,7 @@ type Service struct {
 
 	onConflict func()
 	announcer  *eventstore.Announcer // nil: appends are not announced
+	onBatch    func(commands int)
 }
 
 // Option changes a Service at construction.
@@ -91,6 +92,10 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 // WithConflictHook calls f each time an append loses a version race and the
 // command is decided again (for metrics).
 func WithConflictHook(f func()) Option { return func(s *Service) { s.onConflict = f } }
+
+// WithBatchHook calls f with the number of commands of each batch appended
+// in one transaction (group commit), for metrics.
+func WithBatchHook(f func(commands int)) Option { return func(s *Service) { s.onBatch = f } }
 
 // WithAnnouncer announces every committed append through a, so consumers of
 // the stream in every process wake at once (see eventstore.Announcer).

@@ -23,6 +23,9 @@ type ProjectorConfig struct {
 	// Wake ends a caught-up projector's wait as soon as events are
 	// announced (eventstore.Listener.Wake).
 	Wake <-chan struct{}
+	// OnBatch, when set, is told the size of every batch applied and how
+	// long applying it took (for metrics).
+	OnBatch func(events int, took time.Duration)
 }
 
 // DefaultBatchSize is the projector's batch when ProjectorConfig leaves it
@@ -114,7 +117,14 @@ func (p *Projector) flush() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	return applyBatch(ctx, tx, pending)
+	start := time.Now()
+	if err := applyBatch(ctx, tx, pending); err != nil {
+		return err
+	}
+	if p.cfg.OnBatch != nil {
+		p.cfg.OnBatch(len(pending), time.Since(start))
+	}
+	return nil
 }
 
 // flushBeforeAck sends the batch's statements when watermill-sql asks for

@@ -20,6 +20,7 @@ type config struct {
 	RedisURL     string
 	RedisPrefix  string
 	HTTPAddr     string
+	AdminAddr    string // ADMIN_ADDR: pprof and metrics for operators; off when empty
 	HoldTTL      time.Duration
 	ConfirmDelay time.Duration // 0: no simulated payment, clients confirm themselves
 	ExpiryEvery  time.Duration
@@ -44,6 +45,7 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 		NATSTopic:    or(getenv("NATS_TOPIC"), "bookingledger_events"),
 		RedisPrefix:  or(getenv("REDIS_PREFIX"), "bookingledger:"),
 		HTTPAddr:     or(getenv("HTTP_ADDR"), ":8080"),
+		AdminAddr:    getenv("ADMIN_ADDR"),
 		HoldTTL:      10 * time.Minute,
 		ConfirmDelay: time.Second,
 		ExpiryEvery:  30 * time.Second,

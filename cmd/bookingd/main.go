@@ -51,6 +51,9 @@ func main() {
 // run starts the configured roles and blocks until ctx ends. When ready is
 // not nil, the API's listening address is sent on it once it accepts.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) error {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(ctx, args[1:], stderr)
+	}
 	fs := flag.NewFlagSet("bookingd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	roles := fs.String("roles", "", "comma-separated roles to run: api, projector, worker (default: all; env BOOKINGD_ROLES)")
@@ -78,6 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return fmt.Errorf("projector pool: %w", err)
 		}
 	}
+	d.registry.MustRegister(newPoolCollector(d.pools()))
 
 	var wg sync.WaitGroup
 	// On every way out: stop the roles, then wait for them, before the
@@ -89,7 +93,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		wg.Go(func() { d.listener.Run(ctx) }) // wakes their consumers of the stream
 	}
 	if cfg.has("projector") {
-		p := projections.NewProjector(d.projector, projections.ProjectorConfig{PollInterval: cfg.PollInterval, Wake: d.listener.Wake()}, logger)
+		p := projections.NewProjector(d.projector, projections.ProjectorConfig{PollInterval: cfg.PollInterval,
+			Wake: d.listener.Wake(), OnBatch: d.batches.projected}, logger)
 		wg.Go(func() { supervise(ctx, "projector", p.Run, logger) })
 		wg.Go(func() { sampleLag(ctx, d.primary, d.registry, logger) })
 	}
@@ -116,10 +121,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 		})
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			w.Header().Set("Content-Type", "application/json")
+			if err := d.primary.Ping(ctx); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte(`{"status":"database unreachable"}` + "\n"))
+				return
+			}
+			_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
+		})
 		mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{}))
 		handler = mux
 	}
-	wg.Go(func() { errs <- serve(ctx, cfg, handler, logger, ready) })
+	wg.Go(func() { errs <- serve(ctx, cfg.HTTPAddr, handler, 30*time.Second, logger, ready) })
+	if cfg.AdminAddr != "" {
+		wg.Go(func() {
+			if err := serve(ctx, cfg.AdminAddr, adminHandler(d.registry), 2*time.Minute, logger, nil); err != nil {
+				select {
+				case errs <- fmt.Errorf("admin listener: %w", err):
+				default:
+				}
+			}
+		})
+	}
 	logger.Info("bookingd started", "roles", cfg.Roles, "http_addr", cfg.HTTPAddr,
 		"replicas", len(cfg.ReplicaURLs), "redis", cfg.RedisURL != "")
 
@@ -144,10 +170,23 @@ type deps struct {
 	redis     *redis.Client
 	registry  *prometheus.Registry
 	conflicts prometheus.Counter // version-conflict retries of every ledger in the process
+	batches   batchMetrics
 	// announcer tells every process's consumers of the stream that this
 	// one appended; listener wakes this process's consumers.
 	announcer *eventstore.Announcer
 	listener  *eventstore.Listener
+}
+
+// pools are the process's connection pools by name, for metrics.
+func (d *deps) pools() map[string]*pgxpool.Pool {
+	out := map[string]*pgxpool.Pool{"primary": d.primary}
+	if d.projector != nil {
+		out["projector"] = d.projector
+	}
+	for i, p := range d.replicas {
+		out[fmt.Sprintf("replica-%d", i+1)] = p
+	}
+	return out
 }
 
 func (d *deps) close() {
@@ -169,6 +208,7 @@ func connect(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error
 		Help: "Commands decided again because another writer appended to the show first.",
 	})}
 	d.registry.MustRegister(d.conflicts, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.batches = newBatchMetrics(d.registry)
 	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
@@ -259,7 +299,8 @@ func newAPI(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, svc *l
 func newLedger(cfg config, d *deps) (*ledger.Service, error) {
 	lcfg := ledger.DefaultConfig()
 	lcfg.HoldTTL = cfg.HoldTTL
-	return ledger.New(d.primary, lcfg, ledger.WithConflictHook(d.conflicts.Inc), ledger.WithAnnouncer(d.announcer))
+	return ledger.New(d.primary, lcfg, ledger.WithConflictHook(d.conflicts.Inc),
+		ledger.WithAnnouncer(d.announcer), ledger.WithBatchHook(d.batches.appended))
 }
 
 // startWorkers runs the simulated payments (unless CONFIRM_DELAY is 0), the
@@ -343,19 +384,21 @@ func sampleLag(ctx context.Context, pool *pgxpool.Pool, reg prometheus.Registere
 	}
 }
 
-func serve(ctx context.Context, cfg config, handler http.Handler, logger *slog.Logger, ready chan<- string) error {
+// serve serves handler on addr until ctx ends; writeTimeout bounds a
+// response (the admin listener's profiles take longer than API calls).
+func serve(ctx context.Context, addr string, handler http.Handler, writeTimeout time.Duration, logger *slog.Logger, ready chan<- string) error {
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	if ready != nil {
 		ready <- ln.Addr().String()
