@@ -1,7 +1,11 @@
 // Command bookingd runs the booking ledger: the HTTP API, the projector that
 // keeps the read tables up to date, and the workers (simulated payments, hold
-// expiry and, with NATS_URL, forwarding the stream to NATS JetStream). BOOKINGD_ROLES (or --roles) selects which of them this
-// process runs, so each can be scaled on its own.
+// expiry and, with NATS_URL, forwarding the stream to NATS JetStream).
+// BOOKINGD_ROLES (or --roles) selects which of them this process runs, so
+// each can be scaled on its own. Every role answers /healthz, /readyz and
+// /metrics on HTTP_ADDR; ADMIN_ADDR adds a listener for operators with the
+// profiler (/debug/pprof/). `bookingd healthcheck [--url URL]` asks a
+// running bookingd whether it is ready, for container health checks.
 package main
 
 import (
