@@ -6,6 +6,8 @@
 // replica or the primary, and package cache). problemFor is the one place
 // where errors become HTTP status codes; every error answer is RFC 9457
 // problem+json, including the router's 404/405 and recovered panics.
+// GET /api/openapi.json serves the contract's OpenAPI 3.1 description
+// (openapi.yaml, embedded), which the tests hold every response to.
 package api
 
 import (
@@ -157,6 +159,7 @@ func (s *server) routes() http.Handler {
 	r.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
 
 	r.Route("/api", func(r chi.Router) {
+		r.Get("/openapi.json", s.openAPI)
 		r.Group(func(r chi.Router) {
 			r.Use(s.limit("auth"))
 			r.Post("/auth/register", s.register)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -170,7 +175,101 @@ func (e *env) do(method, path, token string, body any, headers ...string) respon
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(e.t, err)
-	return response{status: resp.StatusCode, header: resp.Header, body: raw}
+	r := response{status: resp.StatusCode, header: resp.Header, body: raw}
+	e.checkContract(req, r)
+	return r
+}
+
+// apiContract is the OpenAPI document (api/openapi.yaml) and a router over
+// its operations.
+type apiContract struct {
+	doc    *openapi3.T
+	router routers.Router
+}
+
+// loadContract loads and validates the embedded OpenAPI document once.
+var loadContract = sync.OnceValues(func() (*apiContract, error) {
+	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPISpec)
+	if err != nil {
+		return nil, fmt.Errorf("load openapi.yaml: %w", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		return nil, fmt.Errorf("validate openapi.yaml: %w", err)
+	}
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		return nil, fmt.Errorf("route openapi.yaml: %w", err)
+	}
+	return &apiContract{doc: doc, router: router}, nil
+})
+
+// contractFormats checks the string formats the document uses beyond the
+// ones kin-openapi checks by default (date-time).
+var contractFormats = []openapi3.SchemaValidationOption{
+	openapi3.WithStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC9562)),
+	openapi3.WithStringFormatValidator("email", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForEmail)),
+}
+
+// checkContract fails the test (without stopping it, so it is safe from
+// any goroutine) when an answer does not match the OpenAPI document: its
+// status must be documented for the operation, and its headers and body
+// must match that status's response (kin-openapi checks no headers or body
+// of a 304). Paths and methods the document does not have must get the
+// router's problem+json 404 and 405.
+func (e *env) checkContract(req *http.Request, r response) {
+	e.t.Helper()
+	c, err := loadContract()
+	if err != nil {
+		e.t.Errorf("OpenAPI document: %v", err)
+		return
+	}
+	if err := c.check(req, r); err != nil {
+		e.t.Errorf("%s %s answered %d, which openapi.yaml does not allow: %v\nheaders: %v\nbody: %s",
+			req.Method, req.URL.RequestURI(), r.status, err, r.header, r.body)
+	}
+}
+
+func (c *apiContract) check(req *http.Request, r response) error {
+	head := req.Method == http.MethodHead
+	if head {
+		// GET routes answer HEAD too (middleware.GetHead): the GET
+		// operation's headers, without its body.
+		req = req.Clone(req.Context())
+		req.Method = http.MethodGet
+	}
+	route, params, err := c.router.FindRoute(req)
+	if err != nil {
+		// Not an operation of the document: the router's own answer.
+		var routeErr *routers.RouteError
+		if !errors.As(err, &routeErr) {
+			return err
+		}
+		want, name := http.StatusNotFound, "NotFound"
+		if routeErr.Reason == routers.ErrMethodNotAllowed.Error() {
+			want, name = http.StatusMethodNotAllowed, "MethodNotAllowed"
+		}
+		if r.status != want {
+			return fmt.Errorf("not an operation of the document (%v), so the answer must be %d", err, want)
+		}
+		route = &routers.Route{Spec: c.doc, Path: req.URL.Path, Method: req.Method, Operation: &openapi3.Operation{
+			Responses: openapi3.NewResponses(openapi3.WithStatus(want, c.doc.Components.Responses[name])),
+		}}
+	}
+	if route.Operation.Responses.Status(r.status) == nil {
+		return fmt.Errorf("status %d is not documented for %s %s", r.status, route.Method, route.Path)
+	}
+	return openapi3filter.ValidateResponse(req.Context(), &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+		Status:                 r.status,
+		Header:                 r.header,
+		Body:                   io.NopCloser(bytes.NewReader(r.body)),
+		Options: &openapi3filter.Options{
+			IncludeResponseStatus:   true,
+			ExcludeResponseBody:     head,
+			MultiError:              true,
+			SchemaValidationOptions: contractFormats,
+		},
+	})
 }
 
 var userN atomic.Int64
