@@ -143,6 +143,21 @@ func TestListAndReadShows(t *testing.T) {
 	require.Len(t, shows, 1)
 	assert.EqualValues(t, ids[1], shows[0].(map[string]any)["id"])
 
+	// A page carries an ETag of its content: 304 while it is unchanged, a
+	// new one once a show is added.
+	listETag := r.header.Get("ETag")
+	require.NotEmpty(t, listETag)
+	query := "/api/shows?type=bus&from=" + from + "&to=" + to
+	assert.Equal(t, http.StatusNotModified, e.do("GET", query, "", nil, "If-None-Match", listETag).status)
+	e.waitShow(e.createShow(admin, map[string]any{"name": "late bus", "show_type": "bus", "total_seats": 3,
+		"start_time": base.Add(2 * time.Hour).Format(time.RFC3339)}), 1)
+	eventually(t, "the list's ETag changes after a new show", func() bool {
+		r = e.do("GET", query, "", nil, "If-None-Match", listETag)
+		return r.status == http.StatusOK
+	})
+	assert.NotEqual(t, listETag, r.header.Get("ETag"))
+	assert.Len(t, r.json(t)["shows"].([]any), 2)
+
 	for _, q := range []string{"type=opera", "limit=0", "limit=101", "limit=x", "from=yesterday", "cursor=%21%21"} {
 		requireProblem(t, e.do("GET", "/api/shows?"+q, "", nil), http.StatusBadRequest)
 	}
