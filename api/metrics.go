@@ -1,6 +1,7 @@
 package api
 
 import (
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -69,7 +70,13 @@ func (s *server) instrument(next http.Handler) http.Handler {
 		elapsed := time.Since(start)
 		s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
 		s.metrics.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
-		s.Logger.InfoContext(r.Context(), "request", "method", r.Method, "route", route, "status", status,
+		// Probes and scrapes arrive every few seconds from machines: they
+		// are logged at debug level unless they fail.
+		level := slog.LevelInfo
+		if (route == "/healthz" || route == "/readyz" || route == "/metrics") && status < 400 {
+			level = slog.LevelDebug
+		}
+		s.Logger.Log(r.Context(), level, "request", "method", r.Method, "route", route, "status", status,
 			"duration_ms", float64(elapsed.Microseconds())/1000, "bytes", ww.BytesWritten())
 	})
 }

@@ -1195,6 +1195,8 @@ var dashboardMetrics = map[string]string{
 	"bookingledger_db_pool_total_conns":                "gauge",
 	"bookingledger_db_pool_max_conns":                  "gauge",
 	"bookingledger_db_pool_acquire_wait_seconds_total": "counter",
+	"bookingledger_db_pool_acquires_total":             "counter",
+	"bookingledger_db_pool_empty_acquires_total":       "counter",
 	"bookingledger_append_batch_commands":              "histogram",
 	"bookingledger_projector_batch_events":             "histogram",
 	"bookingledger_projector_batch_seconds":            "histogram",

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -32,6 +33,9 @@ func (s *Store) CheckTransactionIDs(ctx context.Context) error {
 	var stored, next uint64
 	err := s.db.QueryRow(ctx, `SELECT coalesce((SELECT max(transaction_id) FROM events)::text::bigint, 0),
 		pg_snapshot_xmax(pg_current_snapshot())::text::bigint`).Scan(&stored, &next)
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+		return nil // not migrated yet: nothing stored
+	}
 	if err != nil {
 		return fmt.Errorf("check transaction ids: %w", err)
 	}

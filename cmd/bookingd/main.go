@@ -35,6 +35,7 @@ import (
 	"github.com/bookingledger/ledger/eventstore"
 	"github.com/bookingledger/ledger/internal/logctx"
 	"github.com/bookingledger/ledger/ledger"
+	"github.com/bookingledger/ledger/migrations"
 	"github.com/bookingledger/ledger/projections"
 	"github.com/bookingledger/ledger/ratelimit"
 	"github.com/bookingledger/ledger/readpath"
@@ -132,6 +133,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			if err := d.primary.Ping(ctx); err != nil {
 				w.WriteHeader(http.StatusServiceUnavailable)
 				_, _ = w.Write([]byte(`{"status":"database unreachable"}` + "\n"))
+				return
+			}
+			if pending, err := migrations.Pending(ctx, d.primary); err != nil || pending > 0 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte(`{"status":"database schema is not migrated (run bookingctl migrate)"}` + "\n"))
 				return
 			}
 			_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bookingledger/ledger/internal/pgtest"
+	"github.com/bookingledger/ledger/migrations"
 )
 
 // freeAddr is a 127.0.0.1 address nobody listens on right now.
@@ -87,4 +88,19 @@ func TestWorkerRoleAnswersProbes(t *testing.T) {
 	eventuallyMetric(t, base+"/metrics", `bookingledger_db_pool_max_conns{pool="primary"}`)
 	resp, _ := get(t, base+"/api/shows")
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+// Before the schema is migrated a worker runs but is not ready; once
+// `bookingctl migrate` has run it is.
+func TestNotReadyUntilMigrated(t *testing.T) {
+	t.Parallel()
+	url := pgtest.CreateDB(t)
+	base := startBookingd(t, map[string]string{"DATABASE_URL": url, "BOOKINGD_ROLES": "worker", "CONFIRM_DELAY": "0"})
+	resp, body := get(t, base+"/readyz")
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Contains(t, string(body), "migrate")
+	_, err := migrations.Up(context.Background(), mustPool(t, url))
+	require.NoError(t, err)
+	resp, _ = get(t, base+"/readyz")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
 }
