@@ -28,6 +28,7 @@ import (
 
 	"github.com/bookingledger/ledger/cache"
 	"github.com/bookingledger/ledger/ledger"
+	"github.com/bookingledger/ledger/live"
 	"github.com/bookingledger/ledger/migrations"
 	"github.com/bookingledger/ledger/ratelimit"
 	"github.com/bookingledger/ledger/readpath"
@@ -93,6 +94,8 @@ type Deps struct {
 	Reads    *readpath.Router
 	Tokens   *readpath.Tokens
 	Cache    *cache.Cache
+	Live     *live.Hub    // nil: GET /api/shows/{id}/live answers 503
+	Web      http.Handler // the web app, served for GET paths outside /api; nil: none
 	Limiter  *ratelimit.Limiter
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // metrics are registered here and served at /metrics
@@ -134,8 +137,17 @@ func New(d Deps) (http.Handler, error) {
 func (s *server) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(saneRequestID, middleware.RequestID, s.logContext, s.instrument, s.recoverer, middleware.GetHead, s.authenticate)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, Problem{Status: http.StatusNotFound, Title: "Not found", Detail: "no such route"})
+	})
+	// Paths outside /api that no route claims belong to the web app.
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		if s.Web != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+			r.URL.Path != "/api" && !strings.HasPrefix(r.URL.Path, "/api/") {
+			s.Web.ServeHTTP(w, r)
+			return
+		}
+		notFound(w, r)
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
 		var allowed []string
@@ -169,6 +181,7 @@ func (s *server) routes() http.Handler {
 			r.Use(s.limit("reads"))
 			r.Get("/shows", s.listShows)
 			r.Get("/shows/{id}", s.getShow)
+			r.Get("/shows/{id}/live", s.liveShow)
 		})
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireRole(users.RoleUser, users.RoleAdmin, users.RoleAuditor))

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/bookingledger/ledger/internal/pgtest"
 	"github.com/bookingledger/ledger/internal/redistest"
 	"github.com/bookingledger/ledger/ledger"
+	"github.com/bookingledger/ledger/live"
 	"github.com/bookingledger/ledger/projections"
 	"github.com/bookingledger/ledger/ratelimit"
 	"github.com/bookingledger/ledger/readpath"
@@ -105,6 +107,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	svc, err := ledger.New(pool, lcfg, ledger.WithClock(e.clock.Now))
 	require.NoError(t, err)
 	e.svc, e.deps.Ledger = svc, svc
+	e.deps.Live = live.NewHub(svc.Store(), nil, 10*time.Millisecond)
 	h, err := api.New(e.deps)
 	require.NoError(t, err)
 	e.srv = httptest.NewServer(h)
@@ -113,6 +116,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	var wg sync.WaitGroup
+	wg.Go(func() { assert.NoError(t, e.deps.Live.Run(ctx)) })
 	wg.Go(func() {
 		e.deps.Cache.Listen(ctx, func(ctx context.Context) (*pgx.Conn, error) { return pgx.Connect(ctx, url) }, ready)
 	})

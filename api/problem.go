@@ -11,6 +11,7 @@ import (
 	"github.com/bookingledger/ledger/domain"
 	"github.com/bookingledger/ledger/eventstore"
 	"github.com/bookingledger/ledger/ledger"
+	"github.com/bookingledger/ledger/live"
 	"github.com/bookingledger/ledger/projections"
 	"github.com/bookingledger/ledger/users"
 )
@@ -42,7 +43,8 @@ func problemFor(err error) Problem {
 			Detail: fmt.Sprintf("the body may be at most %d bytes", tooLarge.Limit)}
 	case errors.Is(err, errUnauthenticated), errors.Is(err, users.ErrInvalidCredentials):
 		return Problem{Status: http.StatusUnauthorized, Title: "Unauthorized", Detail: err.Error()}
-	case errors.Is(err, projections.ErrNotFound), errors.Is(err, domain.ErrShowNotFound), errors.Is(err, domain.ErrBookingNotFound):
+	case errors.Is(err, projections.ErrNotFound), errors.Is(err, domain.ErrShowNotFound), errors.Is(err, domain.ErrBookingNotFound),
+		errors.Is(err, live.ErrNoShow):
 		return Problem{Status: http.StatusNotFound, Title: "Not found", Detail: err.Error()}
 	case errors.Is(err, errBadRequest), errors.Is(err, projections.ErrBadCursor), errors.Is(err, eventstore.ErrPositionNotFound):
 		return Problem{Status: http.StatusBadRequest, Title: "Bad request", Detail: err.Error()}
@@ -59,6 +61,8 @@ func problemFor(err error) Problem {
 		return Problem{Status: http.StatusConflict, Title: "Conflict", Detail: err.Error()}
 	case errors.Is(err, ledger.ErrTooManyConflicts):
 		return Problem{Status: http.StatusServiceUnavailable, Title: "Busy", Detail: err.Error()}
+	case errors.Is(err, errLiveOff):
+		return Problem{Status: http.StatusServiceUnavailable, Title: "Unavailable", Detail: err.Error()}
 	default:
 		return Problem{Status: http.StatusInternalServerError, Title: "Internal server error"}
 	}

@@ -35,11 +35,13 @@ import (
 	"github.com/bookingledger/ledger/eventstore"
 	"github.com/bookingledger/ledger/internal/logctx"
 	"github.com/bookingledger/ledger/ledger"
+	"github.com/bookingledger/ledger/live"
 	"github.com/bookingledger/ledger/migrations"
 	"github.com/bookingledger/ledger/projections"
 	"github.com/bookingledger/ledger/ratelimit"
 	"github.com/bookingledger/ledger/readpath"
 	"github.com/bookingledger/ledger/users"
+	"github.com/bookingledger/ledger/web"
 	"github.com/bookingledger/ledger/workers"
 )
 
@@ -94,9 +96,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer func() { cancel(); wg.Wait() }()
 	errs := make(chan error, 1)
 	wg.Go(func() { d.announcer.Run(ctx) })
-	if cfg.has("projector") || cfg.has("worker") {
-		wg.Go(func() { d.listener.Run(ctx) }) // wakes their consumers of the stream
-	}
+	wg.Go(func() { d.listener.Run(ctx) }) // wakes the consumers of the stream and the live feeds
 	if cfg.has("projector") {
 		p := projections.NewProjector(d.projector, projections.ProjectorConfig{PollInterval: cfg.PollInterval,
 			Wake: d.listener.Wake(), OnBatch: d.batches.projected}, logger)
@@ -284,6 +284,8 @@ func newAPI(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, svc *l
 		rdb = d.redis
 	}
 	reads := readpath.New(d.primary, d.replicas, logger)
+	hub := live.NewHub(svc.Store(), d.listener.Wake(), 0)
+	wg.Go(func() { supervise(ctx, "live hub", hub.Run, logger) })
 	showCache := cache.New(rdb, cache.Config{Prefix: cfg.RedisPrefix, TTL: cfg.CacheTTL, Logger: logger, Registerer: d.registry})
 	wg.Go(func() { reads.Watch(ctx, 2*time.Second) })
 	wg.Go(func() {
@@ -299,6 +301,8 @@ func newAPI(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, svc *l
 		Reads:    reads,
 		Tokens:   readpath.NewTokens(rdb, cfg.RedisPrefix, 2*time.Minute),
 		Cache:    showCache,
+		Live:     hub,
+		Web:      web.Handler(nil),
 		Limiter:  ratelimit.New(rdb, ratelimit.Config{Prefix: cfg.RedisPrefix, Logger: logger, Registerer: d.registry}),
 		Logger:   logger,
 		Registry: d.registry,

@@ -125,11 +125,18 @@ func TestServesProjectedShows(t *testing.T) {
 	resp, body = get(t, base+"/api/shows?type=movie")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, string(body), "Opening night")
-	for _, path := range []string{"/api/shows/999999", "/api/shows/abc", "/nope"} {
+	for _, path := range []string{"/api/shows/999999", "/api/shows/abc", "/api/nope", "/api"} {
 		resp, body = get(t, base+path)
 		assert.Equal(t, http.StatusNotFound, resp.StatusCode, path)
 		assert.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"), path)
 		assert.Contains(t, string(body), `"status":404`)
+	}
+	// Everything else is the web app (or the page saying it was not built).
+	for _, path := range []string{"/", "/shows/1", "/bookings"} {
+		resp, body = get(t, base+path)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, path)
+		assert.Equal(t, "text/html; charset=utf-8", resp.Header.Get("Content-Type"), path)
+		assert.Contains(t, string(body), "<html", path)
 	}
 	resp, _ = get(t, base+"/api/shows?type=opera")
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)

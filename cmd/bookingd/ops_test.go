@@ -60,8 +60,10 @@ func TestOperatorEndpoints(t *testing.T) {
 	resp, body := get(t, "http://"+admin+"/debug/pprof/")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, string(body), "goroutine")
-	resp, _ = get(t, base+"/debug/pprof/")
-	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "the public listener has no profiler")
+	resp, body = get(t, base+"/debug/pprof/")
+	assert.NotContains(t, string(body), "goroutine", "the public listener has no profiler")
+	resp, _ = get(t, base+"/debug/pprof/profile?seconds=1")
+	assert.NotEqual(t, "application/octet-stream", resp.Header.Get("Content-Type"), "the public listener has no profiler")
 
 	show := scheduleBus(t, url, "1", "2")
 	c := newClient(t, base, "ops@example.com")

@@ -1,0 +1,159 @@
+// Package live fans the event stream out to the seat maps people have open:
+// GET /api/shows/{id}/live is a server-sent event stream of a show's seat
+// changes.
+//
+// Each bookingd process runs one Hub. It tails the global stream (waking on
+// the appenders' announcements, polling as a fallback) and hands every event
+// to the subscribers of its show, so a seat map follows changes made through
+// any process. A Feed turns a show's events into seat changes: it folds the
+// show's stream from the start (to know which seats a confirmation books),
+// sends what came after the version the client already has, then what the
+// Hub delivers, in version order, never skipping or repeating a version. A
+// subscriber that falls too far behind is dropped; its client reconnects
+// with Last-Event-ID and the Feed resumes from the event store.
+package live
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/bookingledger/ledger/eventstore"
+)
+
+// subscriberBuffer is how many events a subscriber may fall behind before it
+// is dropped (its client reconnects and resumes from the store).
+const subscriberBuffer = 1024
+
+// Hub tails the global stream and delivers each event to the subscribers of
+// its stream. It is safe for concurrent use.
+type Hub struct {
+	store  *eventstore.Store
+	wake   <-chan struct{}
+	poll   time.Duration
+	buffer int // per subscriber
+
+	mu     sync.Mutex
+	subs   map[string]map[*Subscription]struct{}
+	closed bool
+}
+
+// NewHub returns a hub reading store; wake (may be nil) ends its wait for
+// new events early (eventstore.Listener.Wake), poll is the fallback.
+func NewHub(store *eventstore.Store, wake <-chan struct{}, poll time.Duration) *Hub {
+	if poll <= 0 {
+		poll = 100 * time.Millisecond
+	}
+	return &Hub{store: store, wake: wake, poll: poll, buffer: subscriberBuffer, subs: map[string]map[*Subscription]struct{}{}}
+}
+
+// Subscription receives the events of one stream appended after it was made
+// (and possibly a few from just before: a Feed drops what it has sent).
+type Subscription struct {
+	hub    *Hub
+	stream string
+	c      chan eventstore.Event
+	done   chan struct{} // closed when the hub drops the subscription
+	once   sync.Once
+}
+
+// Events delivers the stream's events in order.
+func (s *Subscription) Events() <-chan eventstore.Event { return s.c }
+
+// Dropped is closed when the hub stopped delivering: it was closed, or the
+// subscriber fell behind.
+func (s *Subscription) Dropped() <-chan struct{} { return s.done }
+
+// Close ends the subscription.
+func (s *Subscription) Close() {
+	s.hub.mu.Lock()
+	delete(s.hub.subs[s.stream], s)
+	if len(s.hub.subs[s.stream]) == 0 {
+		delete(s.hub.subs, s.stream)
+	}
+	s.hub.mu.Unlock()
+	s.drop()
+}
+
+func (s *Subscription) drop() { s.once.Do(func() { close(s.done) }) }
+
+// Subscribe starts delivering stream's events.
+func (h *Hub) Subscribe(stream string) *Subscription {
+	s := &Subscription{hub: h, stream: stream, c: make(chan eventstore.Event, h.buffer), done: make(chan struct{})}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		s.drop()
+		return s
+	}
+	if h.subs[stream] == nil {
+		h.subs[stream] = map[*Subscription]struct{}{}
+	}
+	h.subs[stream][s] = struct{}{}
+	return s
+}
+
+// Run tails the stream from its current end until ctx ends or reading
+// fails, then drops every subscription (their clients reconnect and resume
+// from the store). Run may be called again after it returned.
+func (h *Hub) Run(ctx context.Context) error {
+	h.mu.Lock()
+	h.closed = false
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		h.closed = true
+		for _, subs := range h.subs {
+			for s := range subs {
+				s.drop()
+			}
+		}
+		h.subs = map[string]map[*Subscription]struct{}{}
+		h.mu.Unlock()
+	}()
+	cp, err := h.store.Last(ctx)
+	if err != nil {
+		return err
+	}
+	timer := time.NewTimer(h.poll)
+	defer timer.Stop()
+	for {
+		events, err := h.store.ReadAll(ctx, cp, 1000)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		for _, e := range events {
+			h.deliver(e)
+			cp = e.Checkpoint()
+		}
+		if len(events) == 1000 {
+			continue
+		}
+		timer.Reset(h.poll)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-h.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+func (h *Hub) deliver(e eventstore.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs[e.StreamID] {
+		select {
+		case s.c <- e:
+		default: // too far behind: its client resumes from the store
+			delete(h.subs[e.StreamID], s)
+			s.drop()
+		}
+	}
+	if len(h.subs[e.StreamID]) == 0 {
+		delete(h.subs, e.StreamID)
+	}
+}

@@ -1,0 +1,119 @@
+package live
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/eventstore"
+	"github.com/bookingledger/ledger/internal/pgtest"
+	"github.com/bookingledger/ledger/ledger"
+)
+
+func runHub(t *testing.T, h *Hub) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { assert.NoError(t, h.Run(ctx)) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+func next(t *testing.T, f *Feed) Change {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		c, ok, err := f.Next(ctx, nil)
+		require.NoError(t, err)
+		if ok {
+			return c
+		}
+	}
+}
+
+// Two ledgers stand for two bookingd processes writing to one database; a
+// feed served by a third process's hub sees every change of both, once, in
+// version order, with the right seat statuses.
+func TestFeedFollowsEveryProcess(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	ctx := context.Background()
+	a, err := ledger.New(pool, ledger.DefaultConfig())
+	require.NoError(t, err)
+	b, err := ledger.New(pool, ledger.DefaultConfig())
+	require.NoError(t, err)
+	hub := NewHub(eventstore.New(pool), nil, 5*time.Millisecond)
+	runHub(t, hub)
+
+	res, err := a.ScheduleShow(ctx, ledger.ScheduleInput{Name: "x", ShowType: domain.ShowBus,
+		StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1", "2", "3", "4", "5", "6"}}, ledger.Metadata{})
+	require.NoError(t, err)
+	f, err := Open(ctx, hub, res.ShowID, 1)
+	require.NoError(t, err)
+	defer f.Close()
+
+	var wg sync.WaitGroup
+	for i, svc := range []*ledger.Service{a, b, a} {
+		wg.Go(func() {
+			seat := fmt.Sprint(i + 1)
+			bk, _, err := svc.Hold(ctx, res.ShowID, domain.UserID(fmt.Sprintf("0190c6e4-0000-7000-8000-00000000000%d", i)), []string{seat}, ledger.Metadata{})
+			if assert.NoError(t, err) {
+				_, err = svc.Confirm(ctx, res.ShowID, bk.ID, ledger.Metadata{})
+				assert.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+
+	status := map[string]string{}
+	for v := 2; v <= 7; v++ {
+		c := next(t, f)
+		require.Equal(t, v, c.Version, "in version order, none skipped or repeated")
+		for _, s := range c.Seats {
+			status[s.SeatNumber] = s.Status
+		}
+	}
+	assert.Equal(t, map[string]string{"1": "booked", "2": "booked", "3": "booked"}, status)
+
+	// The backlog: a feed opened after all that, from version 3, starts at 4.
+	g, err := Open(ctx, hub, res.ShowID, 3)
+	require.NoError(t, err)
+	defer g.Close()
+	assert.Equal(t, 4, next(t, g).Version)
+
+	_, err = Open(ctx, hub, 999, 0)
+	require.ErrorIs(t, err, ErrNoShow)
+}
+
+// A subscriber that does not keep up is dropped rather than slowing the
+// hub; its client reconnects and resumes from the store.
+func TestSlowSubscriberIsDropped(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	ctx := context.Background()
+	svc, err := ledger.New(pool, ledger.DefaultConfig())
+	require.NoError(t, err)
+	hub := NewHub(eventstore.New(pool), nil, 5*time.Millisecond)
+	hub.buffer = 2
+	runHub(t, hub)
+	res, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{Name: "x", ShowType: domain.ShowBus,
+		StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1", "2", "3", "4"}}, ledger.Metadata{})
+	require.NoError(t, err)
+	sub := hub.Subscribe(res.ShowID.StreamID())
+	defer sub.Close()
+	for _, seat := range []string{"1", "2", "3", "4"} {
+		_, _, err := svc.Hold(ctx, res.ShowID, "0190c6e4-0000-7000-8000-000000000001", []string{seat}, ledger.Metadata{})
+		require.NoError(t, err)
+	}
+	select {
+	case <-sub.Dropped():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the slow subscriber was not dropped")
+	}
+}
