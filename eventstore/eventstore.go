@@ -409,3 +409,14 @@ func (s *Store) ConsumerGroups(ctx context.Context) ([]string, error) {
 	}
 	return groups, nil
 }
+
+// DeleteConsumerGroup forgets a consumer group's checkpoint: its next
+// consumer starts from the beginning of the stream. It reports whether the
+// group existed.
+func (s *Store) DeleteConsumerGroup(ctx context.Context, group string) (bool, error) {
+	tag, err := s.db.Exec(ctx, `DELETE FROM consumer_offsets WHERE consumer_group = $1`, group)
+	if err != nil {
+		return false, fmt.Errorf("delete consumer group %s: %w", group, err)
+	}
+	return tag.RowsAffected() > 0, nil
+}

@@ -84,8 +84,19 @@ func Rebase(ctx context.Context, pool *pgxpool.Pool) (RebaseStats, error) {
 		st.Burned = need + 100
 	}
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE events, consumer_offsets IN EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		// Under the lock: nothing was appended since the ids were counted,
+		// and this transaction's own id is above every new one.
+		var fits bool
+		if err := tx.QueryRow(ctx, `SELECT count(DISTINCT transaction_id) + 2 < pg_current_xact_id()::text::bigint FROM events`).Scan(&fits); err != nil {
+			return err
+		}
+		if !fits {
+			return errors.New("events were appended while rebasing (stop every bookingd and bookingctl first); nothing was changed")
+		}
 		for _, q := range []string{
-			`LOCK TABLE events, consumer_offsets IN EXCLUSIVE MODE`,
 			`CREATE TEMP TABLE xid_map ON COMMIT DROP AS
 				SELECT transaction_id AS old, (row_number() OVER (ORDER BY transaction_id) + 2)::text::xid8 AS new
 				FROM (SELECT DISTINCT transaction_id FROM events) d`,
@@ -150,27 +161,29 @@ func burnTransactionIDs(ctx context.Context, pool *pgxpool.Pool, n int64) error 
 
 // Import appends events exported by another ledger (bookingctl export) as
 // they were: their positions, ids, types, data, metadata and times. It is one
-// transaction: every stream must continue exactly where this ledger's copy
-// of it ends (the first event of a stream it does not have yet is version
-// 1), and every position must come after the last one here, so importing the
-// same export twice fails instead of duplicating anything. The identity
-// sequence of global_position and the show id sequence move past what was
-// imported, so new appends and new shows do not collide with it.
+// transaction. Every stream must continue exactly where this ledger's copy
+// of it ends (the first event of a stream it does not have yet is version 1);
+// an event this ledger already has — the same stream, version and event id —
+// is skipped, so an import that failed halfway is resumed by running it again
+// and a repeated import adds nothing, while a different event at a version
+// already taken is refused. Positions need not increase through the input:
+// an export is in stream order, where concurrent transactions interleave
+// positions. The identity sequence of global_position and the show id
+// sequence move past what was imported, so new appends and new shows do not
+// collide with it. Import returns how many events it added.
 //
 // The imported events get this server's transaction id, so they sort after
-// everything already here and before anything appended later: in order of
-// position, which within each stream is version order.
-func Import(ctx context.Context, pool *pgxpool.Pool, events []Event) error {
+// everything already here and before anything appended later: within one
+// import transaction in order of position, which within each stream is
+// version order.
+func Import(ctx context.Context, pool *pgxpool.Pool, events []Event) (int, error) {
 	if len(events) == 0 {
-		return nil
+		return 0, nil
 	}
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	added := 0
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `LOCK TABLE events IN EXCLUSIVE MODE`); err != nil {
-			return fmt.Errorf("import: %w", err)
-		}
-		var last int64
-		if err := tx.QueryRow(ctx, `SELECT coalesce(max(global_position), 0) FROM events`).Scan(&last); err != nil {
-			return fmt.Errorf("import: %w", err)
+			return err
 		}
 		streams := map[string]int{}
 		var ids []string
@@ -182,48 +195,69 @@ func Import(ctx context.Context, pool *pgxpool.Pool, events []Event) error {
 		}
 		rows, err := tx.Query(ctx, `SELECT stream_id, max(stream_version) FROM events WHERE stream_id = ANY($1) GROUP BY stream_id`, ids)
 		if err != nil {
-			return fmt.Errorf("import: %w", err)
+			return err
 		}
 		for rows.Next() {
 			var id string
 			var v int
 			if err := rows.Scan(&id, &v); err != nil {
 				rows.Close()
-				return fmt.Errorf("import: %w", err)
+				return err
 			}
 			streams[id] = v
 		}
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("import: %w", err)
+			return err
 		}
-		copyRows := make([][]any, len(events))
-		for i, e := range events {
+		var (
+			copyRows [][]any
+			last     int64
+		)
+		for _, e := range events {
 			switch {
-			case e.GlobalPosition <= last:
-				return fmt.Errorf("import: event %s at position %d does not come after position %d (already imported?)", e.ID, e.GlobalPosition, last)
+			case e.ID == uuid.Nil || e.Type == "" || len(e.Data) == 0 || e.StreamID == "" || e.GlobalPosition <= 0:
+				return fmt.Errorf("the event at position %d needs a stream_id, a global_position, an event_id, an event_type and data", e.GlobalPosition)
+			case e.StreamVersion <= streams[e.StreamID]:
+				var stored uuid.UUID
+				if err := tx.QueryRow(ctx, `SELECT event_id FROM events WHERE stream_id = $1 AND stream_version = $2`,
+					e.StreamID, e.StreamVersion).Scan(&stored); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+					return err
+				}
+				if stored != e.ID {
+					return fmt.Errorf("%s v%d is already here as another event (%s, not %s): this export is not this ledger's history", e.StreamID, e.StreamVersion, stored, e.ID)
+				}
+				continue // imported before
 			case e.StreamVersion != streams[e.StreamID]+1:
-				return fmt.Errorf("import: %s v%d does not continue the stream (here at v%d)", e.StreamID, e.StreamVersion, streams[e.StreamID])
-			case e.ID == uuid.Nil || e.Type == "" || len(e.Data) == 0:
-				return fmt.Errorf("import: the event at position %d needs an event_id, an event_type and data", e.GlobalPosition)
+				return fmt.Errorf("%s v%d does not continue the stream (here at v%d)", e.StreamID, e.StreamVersion, streams[e.StreamID])
 			}
-			last, streams[e.StreamID] = e.GlobalPosition, e.StreamVersion
+			streams[e.StreamID] = e.StreamVersion
+			last = max(last, e.GlobalPosition)
 			meta := e.Metadata
 			if len(meta) == 0 {
 				meta = []byte("{}")
 			}
-			copyRows[i] = []any{e.GlobalPosition, e.StreamID, e.StreamVersion, [16]byte(e.ID), e.Type, string(e.Data), string(meta), e.RecordedAt}
+			copyRows = append(copyRows, []any{e.GlobalPosition, e.StreamID, e.StreamVersion, [16]byte(e.ID), e.Type, string(e.Data), string(meta), e.RecordedAt})
+		}
+		if len(copyRows) == 0 {
+			return nil
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
 			[]string{"global_position", "stream_id", "stream_version", "event_id", "event_type", "data", "metadata", "recorded_at"},
 			pgx.CopyFromRows(copyRows)); err != nil {
-			return fmt.Errorf("import: %w", err)
+			return err
 		}
-		_, err = tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence('events', 'global_position'), $1),
+		_, err = tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence('events', 'global_position'),
+				greatest($1, (SELECT max(global_position) FROM events))),
 			setval('show_ids', greatest((SELECT last_value FROM show_ids),
 				(SELECT coalesce(max(substr(stream_id, 6)::bigint), 1) FROM events WHERE stream_id LIKE 'show-%')))`, last)
 		if err != nil {
-			return fmt.Errorf("import: move the sequences: %w", err)
+			return fmt.Errorf("move the sequences: %w", err)
 		}
+		added = len(copyRows)
 		return nil
 	})
+	if err != nil {
+		return 0, fmt.Errorf("import: %w", err)
+	}
+	return added, nil
 }

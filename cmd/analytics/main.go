@@ -69,6 +69,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return usageError{fmt.Errorf("DATABASE_URL: %w", err)}
 	}
 	defer pool.Close()
+	if args[0] != "report" {
+		if err := eventstore.New(pool).CheckTransactionIDs(ctx); err != nil {
+			return err
+		}
+	}
 
 	print := func(stats []analytics.ShowStats) error {
 		if *asJSON {

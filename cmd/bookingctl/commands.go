@@ -132,6 +132,9 @@ func (c *cli) seedDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := eventstore.New(pool).CheckTransactionIDs(ctx); err != nil {
+		return err
+	}
 	// Seed when no show is still ahead, so a demo a week later has shows again.
 	var upcoming int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE event_type = $1
@@ -429,18 +432,20 @@ func (c *cli) importEvents(ctx context.Context, args []string) error {
 	defer done()
 	dec := json.NewDecoder(bufio.NewReaderSize(in, 1<<20))
 	var (
-		batch []eventstore.Event
-		n     int
-		line  int
+		batch       []eventstore.Event
+		read, added int
+		line        int
 	)
 	flush := func() error {
-		if err := eventstore.Import(ctx, pool, batch); err != nil {
-			return err
+		k, err := eventstore.Import(ctx, pool, batch)
+		if err != nil {
+			return fmt.Errorf("%w (the events before this batch of %d are in; fix the input and run the same import again: what is in already is skipped)", err, len(batch))
 		}
-		n += len(batch)
+		read += len(batch)
+		added += k
 		batch = batch[:0]
 		if progress != nil {
-			progress(n)
+			progress(read)
 		}
 		return nil
 	}
@@ -452,7 +457,7 @@ func (c *cli) importEvents(ctx context.Context, args []string) error {
 		}
 		line++
 		if err != nil {
-			return fmt.Errorf("import: event %d of the input: %w (nothing after the last full batch of %d was imported)", line, err, importBatch)
+			return fmt.Errorf("import: event %d of the input: %w (%d events before it are in; fix the input and run the same import again: what is in already is skipped)", line, err, read)
 		}
 		batch = append(batch, e)
 		if len(batch) == importBatch {
@@ -465,7 +470,8 @@ func (c *cli) importEvents(ctx context.Context, args []string) error {
 		return err
 	}
 	done()
-	fmt.Fprintf(c.stdout, "imported %d events; run bookingctl replay to build the projections from them\n", n)
+	fmt.Fprintf(c.stdout, "imported %d events (%d of the %d read were here already); run bookingctl replay to build the projections, and see `bookingctl consumers` for the other consumer groups\n",
+		added, read-added, read)
 	return nil
 }
 
@@ -487,5 +493,94 @@ func (c *cli) rebaseXIDs(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "rebased %d transaction ids (consumed %d to get past them) and %d consumer checkpoints; every consumer resumes where it was\n",
 		st.Transactions, st.Burned, st.Checkpoints)
+	fmt.Fprintln(c.stdout, "next: delete the ledger's Redis keys (cached reads and read-your-writes tokens name the old ids), then bookingctl verify")
 	return nil
+}
+
+func (c *cli) consumers(ctx context.Context, args []string) error {
+	sub := "list"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	var (
+		group  string
+		toEnd  bool
+		after  int64 = -1
+		define       = func(fs *flag.FlagSet) {
+			fs.StringVar(&group, "group", "", "")
+			if sub == "reset" {
+				fs.BoolVar(&toEnd, "to-end", false, "")
+				fs.Int64Var(&after, "after", -1, "")
+			}
+		}
+	)
+	switch sub {
+	case "list", "reset", "delete":
+	default:
+		return usagef("consumers: unknown subcommand %q (list, reset, delete)", sub)
+	}
+	if err := c.flags("consumers "+sub, args, define); err != nil {
+		return err
+	}
+	if sub != "list" && group == "" {
+		return usagef("consumers %s: --group is required", sub)
+	}
+	if sub == "reset" && toEnd == (after >= 0) {
+		return usagef("consumers reset: give exactly one of --to-end and --after POS")
+	}
+	pool, err := c.db(ctx)
+	if err != nil {
+		return err
+	}
+	store := eventstore.New(pool)
+	if err := store.CheckTransactionIDs(ctx); err != nil {
+		return err
+	}
+	switch sub {
+	case "delete":
+		ok, err := store.DeleteConsumerGroup(ctx, group)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("consumers delete: no consumer group %q", group)
+		}
+		fmt.Fprintf(c.stdout, "deleted %s: its next consumer starts from the beginning of the stream\n", group)
+		return nil
+	case "reset":
+		cp, err := store.Last(ctx)
+		if err != nil {
+			return err
+		}
+		if !toEnd {
+			if cp, err = store.CheckpointAt(ctx, after); errors.Is(err, eventstore.ErrPositionNotFound) {
+				return usagef("consumers reset: --after %d: no event has that position", after)
+			} else if err != nil {
+				return err
+			}
+		}
+		if err := store.SetConsumerCheckpoint(ctx, group, cp); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "%s continues after position %d\n", group, cp.Position)
+		return nil
+	}
+	groups, err := store.ConsumerGroups(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tAFTER POSITION\tEVENTS BEHIND\tOLDEST UNCONSUMED")
+	for _, g := range groups {
+		cp, err := store.ConsumerCheckpoint(ctx, g)
+		if err != nil {
+			return err
+		}
+		n, age, err := store.Lag(ctx, g)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", g, cp.Position, n, age.Round(time.Millisecond))
+	}
+	return tw.Flush()
 }

@@ -57,6 +57,9 @@ Commands:
   history --show ID [--as-of RFC3339]      a show's events and its seat map at that moment
   export [--after POS] [--limit N]         the global stream as NDJSON, in stream order
   import [--file F]                        append an export (NDJSON, stdin by default) as it was; then run replay
+  consumers [list]                         every consumer group of the stream, where it stands and how far behind
+  consumers reset --group G (--to-end | --after POS)   move a group (stop its consumers first)
+  consumers delete --group G               forget a group: its next consumer starts from the beginning
   rebase-xids                              after a pg_dump restored into another cluster: renumber the stored
                                            transaction ids into this server's past, keeping every order and checkpoint
 
@@ -95,6 +98,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = env.importEvents(ctx, args[1:])
 	case "rebase-xids":
 		err = env.rebaseXIDs(ctx, args[1:])
+	case "consumers":
+		err = env.consumers(ctx, args[1:])
 	default:
 		err = usagef("unknown command %q (run bookingctl help)", args[0])
 	}

@@ -5,10 +5,12 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -195,13 +197,40 @@ func TestExportImportReplay(t *testing.T) {
 	export := filepath.Join(t.TempDir(), "events.ndjson")
 	require.NoError(t, os.WriteFile(export, []byte(r.stdout), 0o600))
 
+	// Concurrent writers interleave positions in stream order: the input
+	// need not be in position order. Swap two neighbours of different
+	// streams to make sure.
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	swapped := false
+	for i := 1; i+1 < len(lines) && !swapped; i++ {
+		a, b := normalize(t, lines[i])[0], normalize(t, lines[i+1])[0]
+		if a.StreamID != b.StreamID {
+			lines[i], lines[i+1], swapped = lines[i+1], lines[i], true
+		}
+	}
+	require.True(t, swapped)
+	half := filepath.Join(t.TempDir(), "half.ndjson")
+	require.NoError(t, os.WriteFile(half, []byte(strings.Join(lines[:len(lines)/2], "\n")+"\n"), 0o600))
+	require.NoError(t, os.WriteFile(export, []byte(strings.Join(lines, "\n")+"\n"), 0o600))
+
+	// An import that stopped halfway is resumed by running the whole import
+	// again; once more adds nothing.
 	_, targetURL := pgtest.NewDB(t)
+	r = ctl(t, targetURL, "import", "--file", half)
+	require.Equal(t, exitOK, r.code, r.stderr)
 	r = ctl(t, targetURL, "import", "--file", export)
 	require.Equal(t, exitOK, r.code, r.stderr)
-	assert.Contains(t, r.stdout, "imported")
+	assert.Contains(t, r.stdout, fmt.Sprintf("imported %d events (%d of the %d read were here already)", len(lines)-len(lines)/2, len(lines)/2, len(lines)))
 	r = ctl(t, targetURL, "import", "--file", export)
-	require.Equal(t, exitFail, r.code, "a second import of the same events is refused")
-	assert.Contains(t, r.stderr, "already imported")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "imported 0 events")
+
+	// Another history is refused.
+	other, otherURL := pgtest.NewDB(t)
+	workedLedger(t, other)
+	r = ctl(t, otherURL, "import", "--file", export)
+	require.Equal(t, exitFail, r.code)
+	assert.Contains(t, r.stderr, "not this ledger's history")
 
 	again := ctl(t, targetURL, "export")
 	require.Equal(t, exitOK, again.code, again.stderr)
@@ -212,6 +241,27 @@ func TestExportImportReplay(t *testing.T) {
 	r = ctl(t, targetURL, "verify")
 	require.Equal(t, exitOK, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "ok:")
+
+	// Other consumer groups: listed, moved to the end, forgotten.
+	store := eventstore.New(mustPool(t, targetURL))
+	require.NoError(t, store.SetConsumerCheckpoint(context.Background(), "payments", eventstore.Checkpoint{}))
+	r = ctl(t, targetURL, "consumers")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Regexp(t, `payments\s+0\s+[1-9]`, r.stdout, "payments is behind by every event")
+	assert.Regexp(t, `projections\s+[1-9][0-9]*\s+0\s`, r.stdout)
+	r = ctl(t, targetURL, "consumers", "reset", "--group", "payments", "--to-end")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	n, _, err := store.Lag(context.Background(), "payments")
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	r = ctl(t, targetURL, "consumers", "delete", "--group", "payments")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	r = ctl(t, targetURL, "consumers", "delete", "--group", "payments")
+	assert.Equal(t, exitFail, r.code)
+	for _, args := range [][]string{{"consumers", "reset", "--group", "x"}, {"consumers", "reset", "--group", "x", "--to-end", "--after", "3"},
+		{"consumers", "delete"}, {"consumers", "move"}} {
+		assert.Equal(t, exitUsage, ctl(t, targetURL, args...).code, args)
+	}
 }
 
 // r0 is the source's export.
@@ -236,4 +286,12 @@ func normalize(t *testing.T, ndjson string) []eventstore.Event {
 	// source's order may interleave streams differently.
 	slices.SortFunc(out, func(a, b eventstore.Event) int { return cmp.Compare(a.GlobalPosition, b.GlobalPosition) })
 	return out
+}
+
+func mustPool(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
 }

@@ -59,7 +59,7 @@ func main() {
 // not nil, the API's listening address is sent on it once it accepts.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) error {
 	if len(args) > 0 && args[0] == "healthcheck" {
-		return healthcheck(ctx, args[1:], stderr)
+		return healthcheck(ctx, args[1:], getenv, stderr)
 	}
 	fs := flag.NewFlagSet("bookingd", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -52,8 +53,11 @@ func TestOperatorEndpoints(t *testing.T) {
 	admin := freeAddr(t)
 	base := startBookingd(t, map[string]string{"DATABASE_URL": url, "ADMIN_ADDR": admin, "CONFIRM_DELAY": "0"})
 
-	require.NoError(t, healthcheck(context.Background(), []string{"--url", base + "/readyz"}, io.Discard))
-	err := healthcheck(context.Background(), []string{"--url", "http://" + freeAddr(t) + "/readyz"}, io.Discard)
+	require.NoError(t, healthcheck(context.Background(), []string{"--url", base + "/readyz"}, os.Getenv, io.Discard))
+	port := base[strings.LastIndex(base, ":"):]
+	require.NoError(t, healthcheck(context.Background(), nil, env(map[string]string{"HTTP_ADDR": port}), io.Discard),
+		"without --url it asks HTTP_ADDR's port on the loopback")
+	err := healthcheck(context.Background(), []string{"--url", "http://" + freeAddr(t) + "/readyz"}, os.Getenv, io.Discard)
 	require.Error(t, err, "nothing listens there")
 	assert.Contains(t, err.Error(), "healthcheck")
 
@@ -86,7 +90,7 @@ func TestWorkerRoleAnswersProbes(t *testing.T) {
 		resp, _ := get(t, base+path)
 		assert.Equal(t, http.StatusOK, resp.StatusCode, path)
 	}
-	require.NoError(t, healthcheck(context.Background(), []string{"--url", base + "/readyz"}, io.Discard))
+	require.NoError(t, healthcheck(context.Background(), []string{"--url", base + "/readyz"}, os.Getenv, io.Discard))
 	eventuallyMetric(t, base+"/metrics", `bookingledger_db_pool_max_conns{pool="primary"}`)
 	resp, _ := get(t, base+"/api/shows")
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
