@@ -6,6 +6,7 @@
 #
 #   scripts/services.sh                      # PostgreSQL and Redis (make run)
 #   scripts/services.sh postgres redis nats  # also NATS JetStream (make test)
+#   scripts/services.sh node chromium        # Node.js and npm (make web), Chromium (make test)
 set -euo pipefail
 
 want=${*:-postgres redis}
@@ -125,12 +126,27 @@ ensure_nats() {
   say "NATS did not start on $host:$port"; exit 1
 }
 
+# Node.js 18 or newer with npm builds the web app (Debian 12's apt has 18).
+ensure_node() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then apt_install nodejs npm; fi
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  [ "$major" -ge 18 ] || { say "Node.js $(node --version) is too old for the web app: install Node.js 18 or newer"; exit 1; }
+}
+
+# The end-to-end test drives Debian's Chromium (no browser download).
+ensure_chromium() {
+  command -v chromium >/dev/null || apt_install chromium
+}
+
 for service in $want; do
   case $service in
     postgres) ensure_postgres ;;
     redis) ensure_redis ;;
     nats) ensure_nats ;;
-    *) say "unknown service $service (postgres, redis, nats)"; exit 2 ;;
+    node) ensure_node ;;
+    chromium) ensure_chromium ;;
+    *) say "unknown service $service (postgres, redis, nats, node, chromium)"; exit 2 ;;
   esac
 done
 say "ready"
