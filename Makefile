@@ -27,20 +27,31 @@ services: ## make sure PostgreSQL and Redis run and the database exists (apt ins
 build: ## build bookingd, bookingctl, analytics and bookingbench into bin/
 	$(GO) build -o $(BIN)/ ./cmd/...
 
+# The web app's dependencies, installed again when the lockfile changes.
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	@scripts/services.sh node
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: web
+web: web/node_modules/.package-lock.json ## build the web app into web/dist/app, which bookingd embeds (Node.js and npm, installed when missing)
+	cd web && npm run build
+
 .PHONY: run
 # run makes a JWT secret once for this checkout in .dev/ (not committed).
-run: services build ## start PostgreSQL and Redis if needed, migrate, seed demo data, run bookingd on :8080
+run: services web build ## start PostgreSQL and Redis if needed, migrate, seed demo data, build the web app, run bookingd on :8080
 	$(BIN)/bookingctl migrate
 	$(BIN)/bookingctl seed-demo
 	@test -s .dev/jwt-secret || { mkdir -p .dev && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > .dev/jwt-secret; }
 	JWT_SECRET=$$(cat .dev/jwt-secret) $(BIN)/bookingd
 
 .PHONY: test
-test: ## vet, then every test with the race detector against real PostgreSQL, Redis and NATS
-	@scripts/services.sh postgres redis nats
+test: web ## vet, the web app's component tests, then every Go test (with the race detector) and the browser end-to-end test against real PostgreSQL, Redis and NATS
+	@scripts/services.sh postgres redis nats chromium
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
-	$(GO) test -race -timeout 15m ./...
+	cd web && npm test
+	WEB_E2E=1 $(GO) test -race -timeout 15m ./...
 
 .PHONY: fuzz
 fuzz: ## fuzz the domain's decide function for a minute

@@ -207,6 +207,21 @@ func TestDockerfile(t *testing.T) {
 	assert.True(t, strings.HasPrefix(build.image, "golang:"+string(goLine[1])),
 		"build image %s must be Go %s (go.mod)", build.image, goLine[1])
 
+	// The web app is built in its own stage and copied to where bookingd
+	// embeds it from (web/web.go: dist/app) before go build.
+	webStage, ok := im.stage("web")
+	require.True(t, ok, "a stage named web builds the web app")
+	var builds bool
+	for _, n := range instructions(webStage, "run") {
+		builds = builds || strings.Contains(n.Original, "npm run build")
+	}
+	assert.True(t, builds, "the web stage runs npm run build")
+	var copied bool
+	for _, n := range instructions(build, "copy") {
+		copied = copied || (strings.Contains(n.Original, "--from=web") && strings.HasSuffix(strings.TrimSpace(n.Original), "./web/dist/app"))
+	}
+	assert.True(t, copied, "the build stage copies the built app into web/dist/app")
+
 	words, env := goBuild(t, build)
 	assert.Equal(t, "0", env["CGO_ENABLED"], "static binaries: CGO_ENABLED=0")
 	assert.Contains(t, words, "-trimpath")

@@ -144,7 +144,8 @@ func (r *Router) Watch(ctx context.Context, interval time.Duration) {
 	defer t.Stop()
 	for {
 		for _, rep := range r.replicas {
-			pctx, cancel := context.WithTimeout(ctx, interval)
+			// A slow answer on a busy machine is not a dead replica.
+			pctx, cancel := context.WithTimeout(ctx, max(interval, time.Second))
 			err := rep.pool.Ping(pctx)
 			cancel()
 			if ctx.Err() != nil {

@@ -1,0 +1,85 @@
+// Failures in words a person understands, from the API's problem details.
+import { ApiError } from '../api/client';
+
+export type Tone = 'error' | 'warning' | 'info' | 'success';
+
+export interface NoticeData {
+  tone: Tone;
+  title: string;
+  detail?: string;
+  /** Seconds to wait before trying again (rate limits, a busy show). */
+  retryAfter?: number;
+  /** Offer a link to the login page. */
+  login?: boolean;
+}
+
+export function describeError(e: unknown, context?: string): NoticeData {
+  if (e instanceof ApiError) {
+    if (e.kind === 'offline') {
+      return { tone: 'warning', title: 'You are offline', detail: 'Check your connection and try again.' };
+    }
+    if (e.kind === 'network') {
+      return {
+        tone: 'error',
+        title: 'Cannot reach the booking service',
+        detail: 'The server did not answer. Try again in a moment.',
+      };
+    }
+    if (e.status === 429) {
+      const wait = e.retryAfter;
+      return {
+        tone: 'warning',
+        title: 'Too many requests',
+        // The notice counts the wait down from retryAfter.
+        detail:
+          wait !== undefined
+            ? 'You have made a lot of requests in a short time.'
+            : 'You have made a lot of requests in a short time. Please wait a moment.',
+        retryAfter: wait,
+      };
+    }
+    if (e.status === 503 && e.retryAfter !== undefined) {
+      return {
+        tone: 'warning',
+        title: e.problem.title || 'Busy',
+        detail: 'Many people are booking this show right now. Nothing was recorded; try again shortly.',
+        retryAfter: e.retryAfter,
+      };
+    }
+    if (e.status === 401) {
+      return {
+        tone: 'warning',
+        title: e.problem.title === 'Unauthorized' ? 'Please log in' : e.problem.title || 'Please log in',
+        detail: e.problem.detail,
+        login: true,
+      };
+    }
+    if (e.status === 403) {
+      return {
+        tone: 'error',
+        title: 'Not allowed',
+        detail: e.problem.detail || 'Your account cannot do this.',
+      };
+    }
+    if (e.status >= 500) {
+      return {
+        tone: 'error',
+        title: 'Something went wrong on our side',
+        detail: e.problem.request_id ? `Try again. (Request ${e.problem.request_id})` : 'Try again.',
+      };
+    }
+    return {
+      tone: 'error',
+      title: e.problem.title || `Request failed (${e.status})`,
+      detail: e.problem.detail,
+    };
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  return { tone: 'error', title: context ?? 'Something went wrong', detail: msg };
+}
+
+/** "A1", "A1 and A2", "A1, A2 and A3". */
+export function listSeats(seats: string[]): string {
+  if (seats.length <= 1) return seats.join('');
+  return `${seats.slice(0, -1).join(', ')} and ${seats[seats.length - 1]}`;
+}

@@ -1,0 +1,85 @@
+import { act, render } from '@testing-library/react';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { LiveMessage } from '../api/types';
+import { FakeEventSource, installEventSource, makeShow } from '../test/helpers';
+import { applyLiveMessage, useLiveShow, type LiveState } from './live';
+
+const msg = (version: number, seats: LiveMessage['seats'], available = 0): LiveMessage => ({
+  show_id: 1,
+  version,
+  type: 'SeatLocked',
+  booking_id: 'b',
+  seats,
+  available_seats: available,
+});
+
+describe('applyLiveMessage', () => {
+  const show = makeShow('bus', ['1', '2', '3'], { version: 4 });
+
+  it('changes only the seats named, and takes the version and count', () => {
+    const r = applyLiveMessage(show, msg(5, [{ seat_number: '2', status: 'locked' }], 2));
+    expect(r.stale).toBe(false);
+    expect(r.gap).toBe(false);
+    expect(r.show.version).toBe(5);
+    expect(r.show.available_seats).toBe(2);
+    expect(r.show.seats.map((s) => s.status)).toEqual(['available', 'locked', 'available']);
+    expect(r.show.seats[0]).toBe(show.seats[0]);
+  });
+
+  it('ignores versions at or below the map’s, and messages of other shows', () => {
+    expect(applyLiveMessage(show, msg(4, [{ seat_number: '1', status: 'booked' }])).stale).toBe(true);
+    expect(applyLiveMessage(show, msg(3, [{ seat_number: '1', status: 'booked' }])).show).toBe(show);
+    expect(applyLiveMessage(show, { ...msg(5, []), show_id: 2 }).stale).toBe(true);
+  });
+
+  it('reports a gap in versions', () => {
+    expect(applyLiveMessage(show, msg(7, [{ seat_number: '1', status: 'booked' }])).gap).toBe(true);
+  });
+});
+
+function Probe({ version, onState }: { version: number; onState: (s: LiveState) => void }) {
+  onState(useLiveShow(1, () => version, () => {}));
+  return null;
+}
+
+describe('useLiveShow', () => {
+  beforeEach(() => {
+    installEventSource();
+    vi.useFakeTimers();
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it('reopens a stream the browser gave up on, with backoff, after the newest version', () => {
+    const states: LiveState[] = [];
+    const { rerender, unmount } = render(<Probe version={3} onState={(s) => states.push(s)} />);
+    const first = FakeEventSource.latest();
+    expect(first.url).toBe('/api/shows/1/live?after=3');
+
+    rerender(<Probe version={6} onState={(s) => states.push(s)} />);
+    act(() => {
+      first.readyState = FakeEventSource.CLOSED; // e.g. a 503: EventSource does not retry
+      first.onerror?.(new Event('error'));
+    });
+    expect(states.at(-1)).toBe('reconnecting');
+    expect(FakeEventSource.instances).toHaveLength(1);
+    act(() => vi.advanceTimersByTime(1000));
+    expect(FakeEventSource.instances).toHaveLength(2);
+    expect(FakeEventSource.latest().url).toBe('/api/shows/1/live?after=6');
+
+    // The second failure in a row waits twice as long.
+    act(() => {
+      const es = FakeEventSource.latest();
+      es.readyState = FakeEventSource.CLOSED;
+      es.onerror?.(new Event('error'));
+    });
+    act(() => vi.advanceTimersByTime(1999));
+    expect(FakeEventSource.instances).toHaveLength(2);
+    act(() => vi.advanceTimersByTime(1));
+    expect(FakeEventSource.instances).toHaveLength(3);
+    act(() => FakeEventSource.latest().open());
+    expect(states.at(-1)).toBe('live');
+
+    unmount();
+    expect(FakeEventSource.latest().readyState).toBe(FakeEventSource.CLOSED);
+  });
+});

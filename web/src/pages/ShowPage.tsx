@@ -1,0 +1,578 @@
+// One show: its seat map, live; pick seats, hold them, watch the hold's
+// countdown, confirm (pay) or cancel.
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { Link, useLocation, useNavigate, useParams } from 'react-router';
+import {
+  cancelBooking,
+  confirmBooking,
+  getShow,
+  holdSeats,
+  isApiError,
+  listBookings,
+  serverNow,
+} from '../api/client';
+import type { Booking, BookingStatus, LiveMessage, SeatStatus, ShowDetail } from '../api/types';
+import { canAudit, canBook, useSession } from '../auth/session';
+import { Countdown } from '../components/Countdown';
+import { LiveBadge } from '../components/LiveBadge';
+import { Notice } from '../components/Notice';
+import { SeatLegend, SeatMap } from '../components/SeatMap';
+import { describeError, listSeats, type NoticeData } from '../lib/errors';
+import { formatDateTime, STATUS_LABEL, TYPE_LABEL } from '../lib/format';
+import { placeNoun } from '../lib/layout';
+import { applyLiveMessage, useLiveShow } from '../lib/live';
+import { useOnline } from '../lib/useOnline';
+import { useTitle } from '../lib/useTitle';
+
+const MAX_SEATS_PER_HOLD = 100;
+const FLASH_MS = 2400;
+const SELECTION_KEY = (id: number) => `bookingledger.selection.${id}`;
+
+/** The booking status a 409's detail names ("booking … is expired, not pending"). */
+function statusFromConflict(detail: string | undefined): BookingStatus | null {
+  const m = /\bis (confirmed|expired|cancelled), not pending/.exec(detail ?? '');
+  return m ? (m[1] as BookingStatus) : null;
+}
+
+function withSeats(show: ShowDetail, seats: Iterable<string>, status: SeatStatus, onlyFrom?: SeatStatus): ShowDetail {
+  const set = new Set(seats);
+  let changed = false;
+  const next = show.seats.map((s) => {
+    if (!set.has(s.seat_number) || s.status === status || (onlyFrom && s.status !== onlyFrom)) return s;
+    changed = true;
+    return { ...s, status };
+  });
+  if (!changed) return show;
+  return { ...show, seats: next, available_seats: next.filter((s) => s.status === 'available').length };
+}
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+interface BookingCardProps {
+  booking: Booking;
+  noun: string;
+  busy: string | null;
+  timedOut: boolean;
+  onConfirm: (b: Booking) => void;
+  onCancel: (b: Booking) => void;
+  onTimeout: (b: Booking) => void;
+  onDismiss: (b: Booking) => void;
+}
+
+function BookingCard({ booking: b, noun, busy, timedOut, onConfirm, onCancel, onTimeout, onDismiss }: BookingCardProps) {
+  const seats = listSeats(b.seat_numbers);
+  const nouns = b.seat_numbers.length === 1 ? noun.toLowerCase() : `${noun.toLowerCase()}s`;
+  const pending = b.status === 'pending' && !timedOut;
+  return (
+    <li className={`hold hold--${timedOut && b.status === 'pending' ? 'expired' : b.status}`} data-testid="hold" data-booking={b.id}>
+      {pending && (
+        <>
+          <div className="hold-head">
+            <span className="hold-title">
+              Held {nouns} {seats}
+            </span>
+            <span className="hold-timer">
+              <span className="muted">expires in</span>{' '}
+              <Countdown until={b.expires_at} label="Hold expires in" onExpire={() => onTimeout(b)} />
+            </span>
+          </div>
+          <p className="muted small">Nobody else can take them until then. Pay to make them yours.</p>
+          <div className="hold-actions">
+            <button
+              type="button"
+              className="btn btn--primary"
+              onClick={() => onConfirm(b)}
+              disabled={busy !== null}
+            >
+              {busy === `confirm:${b.id}` ? 'Paying…' : 'Confirm and pay'}
+            </button>
+            <button type="button" className="btn btn--ghost" onClick={() => onCancel(b)} disabled={busy !== null}>
+              {busy === `cancel:${b.id}` ? 'Cancelling…' : 'Cancel hold'}
+            </button>
+          </div>
+        </>
+      )}
+      {b.status === 'pending' && timedOut && (
+        <div className="hold-head">
+          <span className="hold-title">
+            Your hold on {seats} has expired
+          </span>
+          <button type="button" className="btn btn--ghost btn--small" onClick={() => onDismiss(b)}>
+            Dismiss
+          </button>
+        </div>
+      )}
+      {b.status === 'confirmed' && (
+        <>
+          <div className="hold-head">
+            <span className="hold-title">
+              Booked {nouns} {seats}
+            </span>
+            <span className="status-pill status-pill--confirmed">{STATUS_LABEL.confirmed}</span>
+          </div>
+          <div className="hold-actions">
+            <button type="button" className="btn btn--ghost" onClick={() => onCancel(b)} disabled={busy !== null}>
+              {busy === `cancel:${b.id}` ? 'Cancelling…' : 'Cancel booking'}
+            </button>
+          </div>
+        </>
+      )}
+      {(b.status === 'cancelled' || b.status === 'expired') && (
+        <div className="hold-head">
+          <span className="hold-title">
+            {seats}: {STATUS_LABEL[b.status].toLowerCase()}
+          </span>
+          <button type="button" className="btn btn--ghost btn--small" onClick={() => onDismiss(b)}>
+            Dismiss
+          </button>
+        </div>
+      )}
+    </li>
+  );
+}
+
+export function ShowPage() {
+  const params = useParams();
+  const showId = /^[1-9]\d*$/.test(params.id ?? '') ? Number(params.id) : null;
+  const { session } = useSession();
+  const online = useOnline();
+  const navigate = useNavigate();
+  const location = useLocation();
+
+  const [show, setShowState] = useState<ShowDetail | null>(null);
+  const showRef = useRef<ShowDetail | null>(null);
+  const [loadError, setLoadError] = useState<NoticeData | null>(null);
+  const [selected, setSelected] = useState<Set<string>>(() => new Set());
+  const [flashing, setFlashing] = useState<Set<string>>(() => new Set());
+  const [bookings, setBookings] = useState<Booking[]>([]);
+  const [timedOut, setTimedOut] = useState<Set<string>>(() => new Set());
+  const [notice, setNotice] = useState<NoticeData | null>(
+    () => (location.state as { notice?: NoticeData } | null)?.notice ?? null,
+  );
+  const [busy, setBusy] = useState<string | null>(null);
+  // Said to screen readers only (the hold card shows the same).
+  const [announcement, setAnnouncement] = useState('');
+  const [blockedUntil, setBlockedUntil] = useState(0);
+  const pendingHold = useRef<Set<string> | null>(null);
+  const flashTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+
+  const commit = useCallback((s: ShowDetail | null) => {
+    showRef.current = s;
+    setShowState(s);
+  }, []);
+
+  const flash = useCallback((seats: string[]) => {
+    setFlashing(new Set(seats));
+    clearTimeout(flashTimer.current);
+    flashTimer.current = setTimeout(() => setFlashing(new Set()), FLASH_MS);
+  }, []);
+  useEffect(() => () => clearTimeout(flashTimer.current), []);
+
+  // A rate limit's wait ends by itself.
+  useEffect(() => {
+    if (!blockedUntil) return;
+    const t = setTimeout(() => setBlockedUntil(0), Math.max(0, blockedUntil - Date.now()));
+    return () => clearTimeout(t);
+  }, [blockedUntil]);
+
+  const reload = useCallback(
+    async (signal?: AbortSignal, sameVersionToo = false) => {
+      if (showId === null) return;
+      const s = await getShow(showId, signal);
+      const cur = showRef.current;
+      // A lagging read model may answer with a version live messages have
+      // already passed; at the same version, what this page learnt since
+      // (a 409's taken seats) is newer, unless a gap in the live versions
+      // left seats behind.
+      if (!cur || cur.id !== s.id || s.version > cur.version || (sameVersionToo && s.version === cur.version)) {
+        commit(s);
+      }
+    },
+    [showId, commit],
+  );
+
+  // The show.
+  useEffect(() => {
+    commit(null);
+    setLoadError(null);
+    if (showId === null) {
+      setLoadError({ tone: 'error', title: 'No such show', detail: 'This address does not name a show.' });
+      return;
+    }
+    const ctl = new AbortController();
+    reload(ctl.signal).catch((e: unknown) => {
+      if (ctl.signal.aborted) return;
+      const n = describeError(e);
+      setLoadError(
+        isApiError(e) && e.status === 404
+          ? { tone: 'error', title: 'Show not found', detail: 'It may have been removed, or the address is wrong.' }
+          : n,
+      );
+    });
+    return () => ctl.abort();
+  }, [showId, reload, commit]);
+
+  // A selection kept across the trip to the login page.
+  useEffect(() => {
+    if (!show || showId === null) return;
+    const raw = sessionStorage.getItem(SELECTION_KEY(showId));
+    if (!raw) return;
+    sessionStorage.removeItem(SELECTION_KEY(showId));
+    try {
+      const free = new Set(show.seats.filter((s) => s.status === 'available').map((s) => s.seat_number));
+      const keep = (JSON.parse(raw) as string[]).filter((s) => free.has(s));
+      if (keep.length) setSelected(new Set(keep));
+    } catch {
+      // ignore a damaged entry
+    }
+    // Only once, when the show has loaded.
+  }, [show !== null, showId]);
+
+  // My bookings on this show that still matter.
+  useEffect(() => {
+    if (!canBook(session) || showId === null) {
+      setBookings([]);
+      return;
+    }
+    const ctl = new AbortController();
+    listBookings(ctl.signal)
+      .then((all) => {
+        const now = serverNow();
+        setBookings(
+          all.filter(
+            (b) =>
+              b.show_id === showId &&
+              ((b.status === 'pending' && Date.parse(b.expires_at) > now) || b.status === 'confirmed'),
+          ),
+        );
+      })
+      .catch(() => {
+        // The seat map works without them; errors show on the next action.
+      });
+    return () => ctl.abort();
+  }, [session, showId]);
+
+  const bookingsRef = useRef(bookings);
+  bookingsRef.current = bookings;
+  const selectedRef = useRef(selected);
+  selectedRef.current = selected;
+
+  const onLive = useCallback(
+    (m: LiveMessage) => {
+      const cur = showRef.current;
+      if (!cur) return;
+      const r = applyLiveMessage(cur, m);
+      if (r.stale) return;
+      commit(r.show);
+      if (r.gap) reload(undefined, true).catch(() => {});
+
+      if (m.booking_id && bookingsRef.current.some((b) => b.id === m.booking_id)) {
+        const status: BookingStatus | null =
+          m.type === 'BookingConfirmed'
+            ? 'confirmed'
+            : m.type === 'BookingExpired'
+              ? 'expired'
+              : m.type === 'BookingCancelled'
+                ? 'cancelled'
+                : null;
+        if (status) setBookings((bs) => bs.map((b) => (b.id === m.booking_id ? { ...b, status } : b)));
+        return;
+      }
+      // Seats someone else just took out of my selection.
+      const inFlight = pendingHold.current;
+      const taken = m.seats
+        .filter((s) => s.status !== 'available' && selectedRef.current.has(s.seat_number))
+        .filter((s) => !inFlight?.has(s.seat_number))
+        .map((s) => s.seat_number);
+      if (taken.length) {
+        setSelected((sel) => {
+          const next = new Set(sel);
+          taken.forEach((s) => next.delete(s));
+          return next;
+        });
+        flash(taken);
+        setNotice({
+          tone: 'warning',
+          title: `${listSeats(taken)} ${taken.length === 1 ? 'was' : 'were'} just taken by someone else`,
+          detail: `We removed ${taken.length === 1 ? 'it' : 'them'} from your selection.`,
+        });
+      }
+    },
+    [commit, reload, flash],
+  );
+
+  useTitle(show?.name ?? 'Show');
+
+  const live = useLiveShow(showId, () => showRef.current?.version ?? null, onLive);
+
+  const mine = useMemo(() => {
+    const s = new Set<string>();
+    for (const b of bookings) {
+      if (b.status === 'pending' || b.status === 'confirmed') b.seat_numbers.forEach((n) => s.add(n));
+    }
+    return s;
+  }, [bookings]);
+
+  const toggle = useCallback((seat: string) => {
+    setSelected((sel) => {
+      const next = new Set(sel);
+      if (next.has(seat)) next.delete(seat);
+      else if (next.size < MAX_SEATS_PER_HOLD) next.add(seat);
+      return next;
+    });
+  }, []);
+
+  if (loadError) {
+    return (
+      <section>
+        <Notice notice={loadError} />
+        <p>
+          <Link to="/">Back to all shows</Link>
+        </p>
+      </section>
+    );
+  }
+  if (!show) {
+    return (
+      <p className="muted" role="status">
+        Loading the seat map…
+      </p>
+    );
+  }
+
+  const noun = placeNoun(show.show_type);
+  const started = Date.parse(show.start_time) <= serverNow();
+  const orderedSelection = show.seats.map((s) => s.seat_number).filter((s) => selected.has(s));
+  const rateLimited = blockedUntil > Date.now();
+
+  const hold = async () => {
+    if (!canBook(session)) {
+      sessionStorage.setItem(SELECTION_KEY(show.id), JSON.stringify(orderedSelection));
+      navigate(`/login?next=${encodeURIComponent(`/shows/${show.id}`)}`);
+      return;
+    }
+    if (orderedSelection.length === 0) return;
+    pendingHold.current = new Set(orderedSelection);
+    setBusy('hold');
+    setNotice(null);
+    setAnnouncement('');
+    try {
+      const b = await holdSeats(show.id, orderedSelection);
+      setBookings((bs) => [b, ...bs.filter((x) => x.id !== b.id)]);
+      setSelected(new Set());
+      if (showRef.current) commit(withSeats(showRef.current, b.seat_numbers, 'locked', 'available'));
+      setAnnouncement(`Held ${listSeats(b.seat_numbers)}. Confirm before the timer runs out, or cancel to let them go.`);
+    } catch (e) {
+      if (isApiError(e) && e.status === 409 && e.unavailableSeats.length > 0) {
+        const taken = e.unavailableSeats;
+        const left = orderedSelection.filter((s) => !taken.includes(s));
+        setSelected(new Set(left));
+        flash(taken);
+        if (showRef.current) commit(withSeats(showRef.current, taken, 'locked', 'available'));
+        setNotice({
+          tone: 'error',
+          title: `Sorry, ${listSeats(taken)} ${taken.length === 1 ? 'was' : 'were'} just taken by someone else`,
+          detail:
+            left.length > 0
+              ? `We deselected ${taken.length === 1 ? 'it' : 'them'}; ${listSeats(left)} ${left.length === 1 ? 'is' : 'are'} still selected. Hold again, or pick others.`
+              : `We deselected ${taken.length === 1 ? 'it' : 'them'}. Please pick other ${noun.toLowerCase()}s.`,
+        });
+        reload().catch(() => {});
+      } else {
+        const n = describeError(e);
+        setNotice(n);
+        if (n.retryAfter) setBlockedUntil(Date.now() + n.retryAfter * 1000);
+      }
+    } finally {
+      pendingHold.current = null;
+      setBusy(null);
+    }
+  };
+
+  const setBookingStatus = (id: string, status: BookingStatus) =>
+    setBookings((bs) => bs.map((b) => (b.id === id ? { ...b, status } : b)));
+
+  const confirm = async (b: Booking) => {
+    setBusy(`confirm:${b.id}`);
+    setNotice(null);
+    try {
+      const nb = await confirmBooking(b.id);
+      setBookings((bs) => bs.map((x) => (x.id === nb.id ? { ...x, ...nb } : x)));
+      if (showRef.current) commit(withSeats(showRef.current, nb.seat_numbers, 'booked'));
+      setNotice({
+        tone: 'success',
+        title: 'Booked!',
+        detail: `${listSeats(nb.seat_numbers)} ${nb.seat_numbers.length === 1 ? 'is' : 'are'} yours. See them in My bookings.`,
+      });
+    } catch (e) {
+      if (isApiError(e) && e.status === 409) {
+        const st = e.problem.title === 'Hold expired' ? 'expired' : statusFromConflict(e.problem.detail);
+        if (st === 'expired') {
+          setBookingStatus(b.id, 'expired');
+          setNotice({
+            tone: 'error',
+            title: 'Your hold has expired',
+            detail: `${listSeats(b.seat_numbers)} went back on sale before the payment arrived. Pick them again if they are still free.`,
+          });
+        } else if (st) {
+          setBookingStatus(b.id, st);
+          setNotice({
+            tone: st === 'confirmed' ? 'info' : 'error',
+            title: st === 'confirmed' ? 'Already paid' : `This booking is ${st}`,
+            detail: e.problem.detail,
+          });
+        } else {
+          setNotice(describeError(e));
+        }
+        reload().catch(() => {});
+      } else {
+        const n = describeError(e);
+        setNotice(n);
+        if (n.retryAfter) setBlockedUntil(Date.now() + n.retryAfter * 1000);
+      }
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  const cancel = async (b: Booking) => {
+    setBusy(`cancel:${b.id}`);
+    setNotice(null);
+    try {
+      const nb = await cancelBooking(b.id);
+      setBookings((bs) => bs.map((x) => (x.id === nb.id ? { ...x, ...nb } : x)));
+      if (showRef.current) commit(withSeats(showRef.current, nb.seat_numbers, 'available'));
+      setNotice({
+        tone: 'info',
+        title: 'Cancelled',
+        detail: `${listSeats(nb.seat_numbers)} ${nb.seat_numbers.length === 1 ? 'is' : 'are'} free again.`,
+      });
+    } catch (e) {
+      if (isApiError(e) && e.status === 409) {
+        const st = e.problem.title === 'Hold expired' ? 'expired' : statusFromConflict(e.problem.detail);
+        if (st && st !== 'pending') setBookingStatus(b.id, st);
+        setNotice({
+          tone: 'error',
+          title: st === 'expired' ? 'This hold has already expired' : e.problem.title || 'Cannot cancel',
+          detail: e.problem.detail,
+        });
+        reload().catch(() => {});
+      } else {
+        setNotice(describeError(e));
+      }
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  const visibleBookings = bookings.filter((b) => b.show_id === show.id);
+  const holdLabel =
+    orderedSelection.length === 0
+      ? `Select ${noun.toLowerCase()}s to hold`
+      : `Hold ${plural(orderedSelection.length, noun.toLowerCase())}`;
+
+  return (
+    <section className="show-page" aria-labelledby="show-title" data-version={show.version}>
+      <div className="page-head">
+        <div>
+          <p className="eyebrow">
+            <span className={`type-badge type-badge--${show.show_type}`}>{TYPE_LABEL[show.show_type]}</span>{' '}
+            {formatDateTime(show.start_time)}
+          </p>
+          <h1 id="show-title">{show.name}</h1>
+        </div>
+        <div className="page-head-side">
+          <LiveBadge state={live} online={online} />
+          {canAudit(session) && (
+            <Link className="btn btn--ghost btn--small" to={`/shows/${show.id}/history`}>
+              History
+            </Link>
+          )}
+        </div>
+      </div>
+
+      <div className="show-layout">
+        <div className="show-map card">
+          <p className="availability-line" aria-live="polite" data-testid="available-count">
+            {show.available_seats === 0
+              ? 'Sold out'
+              : `${show.available_seats} of ${show.total_seats} ${noun.toLowerCase()}s free`}
+          </p>
+          <SeatMap
+            showType={show.show_type}
+            seats={show.seats}
+            selected={selected}
+            mine={mine}
+            flashing={flashing}
+            onToggle={toggle}
+            readOnly={started || session?.role === 'auditor'}
+            label={`${show.show_type === 'doctor' ? 'Appointment slots' : 'Seat map'} for ${show.name}`}
+          />
+          <SeatLegend showType={show.show_type} />
+        </div>
+
+        <aside className="show-panel" aria-label="Your booking">
+          <p className="sr-only" role="status">
+            {announcement}
+          </p>
+          <Notice notice={notice} onDismiss={() => setNotice(null)} />
+
+          {visibleBookings.length > 0 && (
+            <ul className="holds" aria-label="Your holds and bookings for this show">
+              {visibleBookings.map((b) => (
+                <BookingCard
+                  key={b.id}
+                  booking={b}
+                  noun={noun}
+                  busy={busy}
+                  timedOut={timedOut.has(b.id)}
+                  onConfirm={confirm}
+                  onCancel={cancel}
+                  onTimeout={(x) => setTimedOut((t) => new Set(t).add(x.id))}
+                  onDismiss={(x) => setBookings((bs) => bs.filter((y) => y.id !== x.id))}
+                />
+              ))}
+            </ul>
+          )}
+
+          {started ? (
+            <p className="muted">This {show.show_type === 'bus' ? 'trip' : 'show'} has started; booking is closed.</p>
+          ) : session?.role === 'auditor' ? (
+            <p className="muted">Auditors can look at seat maps and history, but not book.</p>
+          ) : (
+            <div className="card selection">
+              <h2 className="h3">Your selection</h2>
+              {orderedSelection.length === 0 ? (
+                <p className="muted">Pick {noun.toLowerCase()}s on the map. Arrow keys move between them.</p>
+              ) : (
+                <p data-testid="selection">
+                  {listSeats(orderedSelection)}{' '}
+                  <button type="button" className="link-button" onClick={() => setSelected(new Set())}>
+                    Clear
+                  </button>
+                </p>
+              )}
+              {canBook(session) ? (
+                <button
+                  type="button"
+                  className="btn btn--primary btn--block"
+                  onClick={hold}
+                  disabled={orderedSelection.length === 0 || busy !== null || rateLimited || !online}
+                >
+                  {busy === 'hold' ? 'Holding…' : holdLabel}
+                </button>
+              ) : (
+                <button type="button" className="btn btn--primary btn--block" onClick={hold}>
+                  Log in to hold {noun.toLowerCase()}s
+                </button>
+              )}
+              {!online && <p className="muted small">You are offline; holding waits for the connection.</p>}
+            </div>
+          )}
+        </aside>
+      </div>
+    </section>
+  );
+}
