@@ -82,6 +82,12 @@ func withRedis(rdb redis.UniversalClient) envOption {
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	pool, url := pgtest.NewDB(t)
+	return newEnvOn(t, pool, url, opts...)
+}
+
+// newEnvOn is newEnv on a migrated database of the caller's.
+func newEnvOn(t *testing.T, pool *pgxpool.Pool, url string, opts ...envOption) *env {
+	t.Helper()
 	rdb, prefix := redistest.New(t)
 	e := &env{t: t, url: url, pool: pool, rdb: rdb, prefix: prefix, clock: &clock{}, reg: prometheus.NewRegistry()}
 	lcfg := ledger.DefaultConfig()

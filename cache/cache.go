@@ -135,6 +135,12 @@ func (c *Cache) List(ctx context.Context, q string, load func() ([]byte, error))
 	return c.fill(ctx, "", c.listGenKey(), q, load)
 }
 
+// Enabled reports whether values are kept at all (a Redis client was
+// given). A value loaded for a cache that keeps it must come from the
+// primary: a lagging replica's rows, stored after the invalidation that
+// announced a newer version, would stay until the next change or the TTL.
+func (c *Cache) Enabled() bool { return c.rdb != nil }
+
 // localGen is genKey's local generation counter.
 func (c *Cache) localGen(genKey string) *atomic.Uint64 {
 	if g, ok := c.gens.Load(genKey); ok {
