@@ -10,6 +10,10 @@ HTTP_ADDR ?= :8080
 REDIS_URL ?= redis://127.0.0.1:6379/0
 export DATABASE_URL TEST_DATABASE_URL HTTP_ADDR REDIS_URL
 
+# make run: people confirm (pay for) their holds on the page themselves;
+# CONFIRM_DELAY=1s simulates a payment that confirms every hold after 1 s.
+CONFIRM_DELAY ?= 0
+
 GO ?= go
 BIN := bin
 
@@ -43,7 +47,7 @@ run: services web build ## start PostgreSQL and Redis if needed, migrate, seed d
 	$(BIN)/bookingctl migrate
 	$(BIN)/bookingctl seed-demo
 	@test -s .dev/jwt-secret || { mkdir -p .dev && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' > .dev/jwt-secret; }
-	JWT_SECRET=$$(cat .dev/jwt-secret) $(BIN)/bookingd
+	JWT_SECRET=$$(cat .dev/jwt-secret) CONFIRM_DELAY=$(CONFIRM_DELAY) $(BIN)/bookingd
 
 .PHONY: test
 test: web ## vet, the web app's component tests, then every Go test (with the race detector) and the browser end-to-end test against real PostgreSQL, Redis and NATS

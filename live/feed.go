@@ -28,7 +28,7 @@ type SeatChange struct {
 }
 
 // ErrNoShow: the show has no stream.
-var ErrNoShow = errors.New("live: no such show")
+var ErrNoShow = errors.New("no such show")
 
 // Feed is one client's view of one show: the show's state folded up to the
 // last change sent.
@@ -53,7 +53,7 @@ func Open(ctx context.Context, hub *Hub, id domain.ShowID, after int) (*Feed, er
 	}
 	if len(events) == 0 {
 		f.Close()
-		return nil, fmt.Errorf("%w: %d", ErrNoShow, id)
+		return nil, fmt.Errorf("show %d: %w", id, ErrNoShow)
 	}
 	for _, e := range events {
 		c, err := f.apply(e)

@@ -10,12 +10,16 @@ package web
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"io/fs"
 	"net/http"
 	"path"
 	"strings"
 	"time"
+
+	"github.com/go-chi/chi/v5/middleware"
 )
 
 //go:embed all:dist
@@ -40,11 +44,17 @@ func Built() bool {
 }
 
 // Handler serves the app; requests for files that do not exist are passed
-// to notFound (nil: a plain 404).
+// to notFound (nil: a plain 404). Text responses are gzipped for clients
+// that accept it.
 func Handler(notFound http.Handler) http.Handler {
 	app, _ := fs.Sub(dist, "dist/app")
 	return handler(app, notFound)
 }
+
+// contentSecurityPolicy allows the app's own scripts, styles, API calls and
+// live feed, the data: icon, and nothing else; no page may frame it.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 
 // handler serves the built app in app (the placeholder when it has no
 // index.html).
@@ -52,26 +62,34 @@ func handler(app fs.FS, notFound http.Handler) http.Handler {
 	if notFound == nil {
 		notFound = http.NotFoundHandler()
 	}
+	compress := middleware.Compress(5, "text/html", "text/css", "text/javascript", "application/javascript", "image/svg+xml", "application/json")
 	if _, err := fs.Stat(app, "index.html"); err != nil {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		return secure(compress(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if path.Ext(r.URL.Path) != "" { // a file, not a page: there is none
+				notFound.ServeHTTP(w, r)
+				return
+			}
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			w.Header().Set("Cache-Control", "no-cache")
 			http.ServeContent(w, r, "index.html", time.Time{}, strings.NewReader(placeholder))
-		})
+		})))
 	}
 	index, _ := fs.ReadFile(app, "index.html")
+	sum := sha256.Sum256(index)
+	indexTag := `"` + hex.EncodeToString(sum[:8]) + `"`
 	files := http.FileServerFS(app)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return secure(compress(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
 		if name == "" || name == "index.html" {
-			serveIndex(w, r, index)
+			serveIndex(w, r, index, indexTag)
 			return
 		}
-		if _, err := fs.Stat(app, name); err != nil {
-			if path.Ext(name) == "" {
-				serveIndex(w, r, index) // a route of the app
-				return
-			}
+		info, err := fs.Stat(app, name)
+		switch {
+		case err != nil && path.Ext(name) == "":
+			serveIndex(w, r, index, indexTag) // a route of the app
+			return
+		case err != nil || info.IsDir(): // no file there, and no directory listings
 			notFound.ServeHTTP(w, r)
 			return
 		}
@@ -81,11 +99,25 @@ func handler(app fs.FS, notFound http.Handler) http.Handler {
 			w.Header().Set("Cache-Control", "no-cache")
 		}
 		files.ServeHTTP(w, r)
+	})))
+}
+
+// secure adds the headers every page of the app carries.
+func secure(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		next.ServeHTTP(w, r)
 	})
 }
 
-func serveIndex(w http.ResponseWriter, r *http.Request, index []byte) {
+// serveIndex answers with index.html, revalidated by its ETag.
+func serveIndex(w http.ResponseWriter, r *http.Request, index []byte, etag string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("ETag", etag)
 	http.ServeContent(w, r, "index.html", time.Time{}, bytes.NewReader(index))
 }

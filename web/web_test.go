@@ -35,6 +35,27 @@ func TestServesTheBuiltApp(t *testing.T) {
 	rec = get(h, "/favicon.svg")
 	assert.Equal(t, "no-cache", rec.Header().Get("Cache-Control"))
 	assert.Equal(t, http.StatusTeapot, get(h, "/assets/gone-123.js").Code, "a missing file is not the app")
+	assert.Equal(t, http.StatusTeapot, get(h, "/assets/").Code, "no directory listings")
+
+	// index.html is revalidated by its ETag.
+	etag := get(h, "/").Header().Get("ETag")
+	assert.NotEmpty(t, etag)
+	req := httptest.NewRequest(http.MethodGet, "/shows/3", nil)
+	req.Header.Set("If-None-Match", etag)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	assert.Equal(t, http.StatusNotModified, rec.Code)
+
+	// Every answer carries the security headers; text is gzipped on request.
+	rec = get(h, "/")
+	assert.Contains(t, rec.Header().Get("Content-Security-Policy"), "frame-ancestors 'none'")
+	assert.Equal(t, "nosniff", rec.Header().Get("X-Content-Type-Options"))
+	assert.Equal(t, "DENY", rec.Header().Get("X-Frame-Options"))
+	req = httptest.NewRequest(http.MethodGet, "/assets/index-abc.js", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	assert.Equal(t, "gzip", rec.Header().Get("Content-Encoding"))
 }
 
 func TestPlaceholderWhenNotBuilt(t *testing.T) {
@@ -43,4 +64,5 @@ func TestPlaceholderWhenNotBuilt(t *testing.T) {
 	assert.Equal(t, http.StatusOK, rec.Code)
 	assert.Contains(t, rec.Body.String(), "has not been built")
 	assert.Contains(t, rec.Body.String(), "make web")
+	assert.Equal(t, http.StatusNotFound, get(h, "/assets/index-abc.js").Code, "no file is the placeholder")
 }
