@@ -21,6 +21,25 @@ import (
 	"github.com/bookingledger/ledger/users"
 )
 
+// replicatedLedger is a migrated ledger database on a primary of the test's
+// own and a pg_basebackup -R standby of it, with a pool on each.
+func replicatedLedger(t *testing.T) (primary, standby *pgtest.Cluster, pool, replica *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	primary = pgtest.NewCluster(t)
+	primary.CreateDB("ledger")
+	pool, err := pgxpool.New(ctx, primary.URL("ledger"))
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	_, err = migrations.Up(ctx, pool)
+	require.NoError(t, err)
+	standby = primary.Standby()
+	replica, err = pgxpool.New(ctx, standby.URL("ledger"))
+	require.NoError(t, err)
+	t.Cleanup(replica.Close)
+	return primary, standby, pool, replica
+}
+
 // The read path on real streaming replication: a primary of the test's own
 // and a standby made with pg_basebackup -R. With the standby's replay
 // paused, others' reads are stale, yet a client sees its own booking at once
@@ -28,18 +47,8 @@ import (
 // down is skipped, and once it is back (and caught up) it serves again.
 func TestReadPathOnAStreamingStandby(t *testing.T) {
 	t.Parallel()
-	primary := pgtest.NewCluster(t)
-	primary.CreateDB("ledger")
+	primary, standby, pool, replica := replicatedLedger(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, primary.URL("ledger"))
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	_, err = migrations.Up(ctx, pool)
-	require.NoError(t, err)
-	standby := primary.Standby()
-	replica, err := pgxpool.New(ctx, standby.URL("ledger"))
-	require.NoError(t, err)
-	t.Cleanup(replica.Close)
 
 	reads := readpath.New(pool, []*pgxpool.Pool{replica}, nil)
 	e := newEnvOn(t, pool, primary.URL("ledger"), func(d *api.Deps, _ *ledger.Config) {
@@ -114,18 +123,7 @@ func (e *env) doJSON(method, path, token string) map[string]any {
 // commit invalidated it.
 func TestCacheIsNotFilledFromALaggingStandby(t *testing.T) {
 	t.Parallel()
-	primary := pgtest.NewCluster(t)
-	primary.CreateDB("ledger")
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, primary.URL("ledger"))
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	_, err = migrations.Up(ctx, pool)
-	require.NoError(t, err)
-	standby := primary.Standby()
-	replica, err := pgxpool.New(ctx, standby.URL("ledger"))
-	require.NoError(t, err)
-	t.Cleanup(replica.Close)
+	primary, standby, pool, replica := replicatedLedger(t)
 
 	e := newEnvOn(t, pool, primary.URL("ledger"), func(d *api.Deps, _ *ledger.Config) {
 		d.Reads = readpath.New(pool, []*pgxpool.Pool{replica}, nil)

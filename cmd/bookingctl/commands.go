@@ -60,6 +60,20 @@ func (c *cli) db(ctx context.Context) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
+// ledgerDB is db for the commands that read or write the stream: it
+// refuses a database whose stored transaction ids are another cluster's
+// (see bookingctl rebase-xids).
+func (c *cli) ledgerDB(ctx context.Context) (*pgxpool.Pool, error) {
+	pool, err := c.db(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := eventstore.New(pool).CheckTransactionIDs(ctx); err != nil {
+		return nil, err
+	}
+	return pool, nil
+}
+
 // flags parses a command's flags; extra positional arguments are an error.
 func (c *cli) flags(name string, args []string, define func(*flag.FlagSet)) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -128,11 +142,8 @@ func (c *cli) seedDemo(ctx context.Context, args []string) error {
 	if err := c.flags("seed-demo", args, func(*flag.FlagSet) {}); err != nil {
 		return err
 	}
-	pool, err := c.db(ctx)
+	pool, err := c.ledgerDB(ctx)
 	if err != nil {
-		return err
-	}
-	if err := eventstore.New(pool).CheckTransactionIDs(ctx); err != nil {
 		return err
 	}
 	// Seed when no show is still ahead, so a demo a week later has shows again.
@@ -211,11 +222,8 @@ func (c *cli) replay(ctx context.Context, args []string) error {
 	if err := c.flags("replay", args, func(*flag.FlagSet) {}); err != nil {
 		return err
 	}
-	pool, err := c.db(ctx)
+	pool, err := c.ledgerDB(ctx)
 	if err != nil {
-		return err
-	}
-	if err := eventstore.New(pool).CheckTransactionIDs(ctx); err != nil {
 		return err
 	}
 	progress, done := c.progress("replayed")
@@ -240,11 +248,8 @@ func (c *cli) verify(ctx context.Context, args []string) error {
 	if err := c.flags("verify", args, func(*flag.FlagSet) {}); err != nil {
 		return err
 	}
-	pool, err := c.db(ctx)
+	pool, err := c.ledgerDB(ctx)
 	if err != nil {
-		return err
-	}
-	if err := eventstore.New(pool).CheckTransactionIDs(ctx); err != nil {
 		return err
 	}
 	progress, done := c.progress("replayed")
@@ -353,14 +358,11 @@ func (c *cli) export(ctx context.Context, args []string) error {
 	if after < 0 || limit < 0 {
 		return usagef("export: --after and --limit must not be negative")
 	}
-	pool, err := c.db(ctx)
+	pool, err := c.ledgerDB(ctx)
 	if err != nil {
 		return err
 	}
 	store := eventstore.New(pool)
-	if err := store.CheckTransactionIDs(ctx); err != nil {
-		return err
-	}
 	cp, err := store.CheckpointAt(ctx, after)
 	if errors.Is(err, eventstore.ErrPositionNotFound) {
 		return usagef("export: --after %d: no event has that position; use 0 or a global_position from an earlier export", after)
@@ -421,11 +423,8 @@ func (c *cli) importEvents(ctx context.Context, args []string) error {
 		defer f.Close()
 		in = f
 	}
-	pool, err := c.db(ctx)
+	pool, err := c.ledgerDB(ctx)
 	if err != nil {
-		return err
-	}
-	if err := eventstore.New(pool).CheckTransactionIDs(ctx); err != nil {
 		return err
 	}
 	progress, done := c.progress("imported")
@@ -528,14 +527,11 @@ func (c *cli) consumers(ctx context.Context, args []string) error {
 	if sub == "reset" && toEnd == (after >= 0) {
 		return usagef("consumers reset: give exactly one of --to-end and --after POS")
 	}
-	pool, err := c.db(ctx)
+	pool, err := c.ledgerDB(ctx)
 	if err != nil {
 		return err
 	}
 	store := eventstore.New(pool)
-	if err := store.CheckTransactionIDs(ctx); err != nil {
-		return err
-	}
 	switch sub {
 	case "delete":
 		ok, err := store.DeleteConsumerGroup(ctx, group)
