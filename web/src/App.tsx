@@ -1,4 +1,5 @@
-import { NavLink, Route, Routes, useNavigate } from 'react-router';
+import { useEffect, useRef } from 'react';
+import { NavLink, Route, Routes, useLocation, useNavigate } from 'react-router';
 import { canBook, useSession } from './auth/session';
 import { useOnline } from './lib/useOnline';
 import { AdminNewShow } from './pages/AdminNewShow';
@@ -71,7 +72,44 @@ function OfflineBanner() {
   );
 }
 
+/**
+ * After a client-side navigation, moves the focus to the new page's <h1>
+ * (so screen readers announce it and Tab starts from the page), waiting
+ * for a page that loads first. The first page load keeps the browser's focus.
+ */
+function useFocusHeadingOnNavigate() {
+  const location = useLocation();
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    const main = document.getElementById('main');
+    if (!main) return;
+    const focus = () => {
+      const h1 = main.querySelector<HTMLElement>('h1');
+      if (!h1) return false;
+      if (!h1.hasAttribute('tabindex')) h1.tabIndex = -1;
+      h1.focus({ preventScroll: false });
+      return true;
+    };
+    if (focus()) return;
+    const obs = new MutationObserver(() => {
+      if (focus()) stop();
+    });
+    const timer = setTimeout(() => stop(), 10_000);
+    const stop = () => {
+      obs.disconnect();
+      clearTimeout(timer);
+    };
+    obs.observe(main, { childList: true, subtree: true });
+    return stop;
+  }, [location.pathname]);
+}
+
 export function App() {
+  useFocusHeadingOnNavigate();
   return (
     <>
       <a className="skip-link" href="#main">

@@ -23,7 +23,16 @@ export function useRetryCountdown(seconds: number | undefined, key: unknown): nu
   return left;
 }
 
-export function Notice({ notice, onDismiss }: { notice: NoticeData | null; onDismiss?: () => void }) {
+export function Notice({
+  notice,
+  onDismiss,
+  onRetry,
+}: {
+  notice: NoticeData | null;
+  onDismiss?: () => void;
+  /** Offers a "Try again" button (a page that failed to load). */
+  onRetry?: () => void;
+}) {
   const left = useRetryCountdown(notice?.retryAfter, notice);
   const location = useLocation();
   if (!notice) return null;
@@ -37,6 +46,12 @@ export function Notice({ notice, onDismiss }: { notice: NoticeData | null; onDis
       <div className="notice-body">
         <strong className="notice-title">{notice.title}</strong>
         {notice.detail && <span className="notice-detail"> {notice.detail}</span>}
+        {notice.link && (
+          <>
+            {' '}
+            <Link to={notice.link.to}>{notice.link.text}</Link>
+          </>
+        )}
         {notice.retryAfter !== undefined && (
           <span className="notice-retry" data-testid="retry-after">
             {left > 0 ? ` You can try again in ${left} s.` : ' You can try again now.'}
@@ -45,7 +60,17 @@ export function Notice({ notice, onDismiss }: { notice: NoticeData | null; onDis
         {notice.login && (
           <>
             {' '}
-            <Link to={`/login?next=${encodeURIComponent(location.pathname + location.search)}`}>Log in</Link>
+            <Link to={notice.loginTo ?? `/login?next=${encodeURIComponent(location.pathname + location.search)}`}>
+              {notice.loginText ?? 'Log in'}
+            </Link>
+          </>
+        )}
+        {onRetry && (
+          <>
+            {' '}
+            <button type="button" className="btn btn--ghost btn--small notice-retry-button" onClick={onRetry}>
+              Try again
+            </button>
           </>
         )}
       </div>

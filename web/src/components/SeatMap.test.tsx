@@ -40,8 +40,8 @@ describe('SeatMap', () => {
     const buttons = within(map).getAllByRole('button');
     expect(buttons).toHaveLength(20);
     expect(screen.getByRole('button', { name: 'Seat A1, available' })).toBeEnabled();
-    expect(screen.getByRole('button', { name: 'Seat A3, locked' })).toBeDisabled();
-    expect(screen.getByRole('button', { name: 'Seat B1, booked' })).toBeDisabled();
+    expect(screen.getByRole('button', { name: 'Seat A3, locked' })).toHaveAttribute('aria-disabled', 'true');
+    expect(screen.getByRole('button', { name: 'Seat B1, booked' })).toHaveAttribute('aria-disabled', 'true');
     expect(screen.getByRole('button', { name: 'Seat B10, available' })).toHaveTextContent('10');
     expect(map.querySelectorAll('.seat-row')).toHaveLength(2);
     expect(map).toHaveTextContent('Screen');
@@ -59,7 +59,7 @@ describe('SeatMap', () => {
   it('draws a doctor’s day as time slots by the hour', () => {
     render(<SeatMap showType="doctor" seats={seats(['08:00', '08:15', '08:30', '08:45', '09:00'], { '08:15': 'booked' })} />);
     expect(screen.getByRole('button', { name: 'Time slot 08:00, available' })).toBeEnabled();
-    expect(screen.getByRole('button', { name: 'Time slot 08:15, booked' })).toBeDisabled();
+    expect(screen.getByRole('button', { name: 'Time slot 08:15, booked' })).toHaveAttribute('aria-disabled', 'true');
     expect(document.querySelectorAll('.seat-row')).toHaveLength(2);
   });
 
@@ -119,5 +119,37 @@ describe('SeatMap', () => {
       expect(b).toBeDisabled();
       expect(b).not.toHaveAttribute('aria-pressed');
     }
+  });
+
+  it('is one Tab stop, and a seat that becomes unavailable keeps the focus but cannot be picked', async () => {
+    const user = userEvent.setup();
+    const { rerender } = render(
+      <>
+        <Selectable type="movie" list={seats(movieLabels('AB', 5))} />
+        <button type="button">after</button>
+      </>,
+    );
+    expect(screen.getAllByRole('button').filter((b) => b.classList.contains('seat') && b.tabIndex === 0)).toHaveLength(1);
+    await user.tab();
+    expect(screen.getByRole('button', { name: 'Seat A1, available' })).toHaveFocus();
+    await user.keyboard('{ArrowRight}');
+    await user.tab();
+    expect(screen.getByRole('button', { name: 'after' })).toHaveFocus();
+    await user.tab({ shift: true });
+    expect(screen.getByRole('button', { name: 'Seat A2, available' })).toHaveFocus();
+
+    rerender(
+      <>
+        <Selectable type="movie" list={seats(movieLabels('AB', 5), { A2: 'locked' })} />
+        <button type="button">after</button>
+      </>,
+    );
+    const a2 = screen.getByRole('button', { name: 'Seat A2, locked' });
+    expect(a2).toHaveFocus();
+    expect(a2).toHaveAttribute('aria-disabled', 'true');
+    await user.keyboard('{Enter}');
+    expect(screen.getByTestId('picked')).toHaveTextContent('');
+    await user.keyboard('{ArrowRight}');
+    expect(screen.getByRole('button', { name: 'Seat A3, available' })).toHaveFocus();
   });
 });

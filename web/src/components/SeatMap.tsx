@@ -1,7 +1,10 @@
 // The seat map: every seat (or time slot) is a toggle button that says what
 // it is and whether it can be had ("Seat A1, available"), with arrow keys to
 // move between seats. Rows scroll sideways on a narrow screen.
-import { memo, useMemo, type KeyboardEvent } from 'react';
+// The map is one Tab stop (a roving tabindex): arrow keys move within it.
+// Seats that cannot be had are aria-disabled, not disabled, so a seat that
+// a live update locks keeps the keyboard focus.
+import { memo, useMemo, useState, type KeyboardEvent } from 'react';
 import type { Seat, SeatStatus, ShowType } from '../api/types';
 import { layoutSeats, placeNoun, type LayoutKind } from '../lib/layout';
 
@@ -43,7 +46,10 @@ function onArrowKeys(e: KeyboardEvent<HTMLDivElement>) {
   if (!keys.includes(e.key)) return;
   const target = e.target as HTMLElement;
   if (!target.matches('button.seat')) return;
-  const all = Array.from(e.currentTarget.querySelectorAll<HTMLButtonElement>('button.seat:not(:disabled)'));
+  // The seats that can be pressed, and the focused one even if it just became unavailable.
+  const all = Array.from(e.currentTarget.querySelectorAll<HTMLButtonElement>('button.seat:not(:disabled)')).filter(
+    (b) => b === target || b.getAttribute('aria-disabled') !== 'true',
+  );
   if (all.length === 0) return;
   const row = Number(target.dataset.row);
   const col = Number(target.dataset.col);
@@ -102,6 +108,13 @@ function SeatMapImpl({
     [showType, seats],
   );
   const noun = placeNoun(showType);
+  const [active, setActive] = useState<string | null>(null);
+  // The one seat in the Tab order: the last one focused, else the first selected, else the first free one.
+  const tabStop = useMemo(() => {
+    if (active !== null && status.has(active)) return active;
+    for (const s of seats) if (selected.has(s.seat_number)) return s.seat_number;
+    return (seats.find((s) => s.status === 'available') ?? seats[0])?.seat_number ?? null;
+  }, [active, status, seats, selected]);
 
   return (
     <div className={`seatmap seatmap--${layout.kind}`} role="group" aria-label={label}>
@@ -129,6 +142,7 @@ function SeatMapImpl({
               {row.cells.map((seat, c) => {
                 if (seat === null) return <span className="aisle" key={`aisle-${c}`} aria-hidden="true" />;
                 const st = status.get(seat) ?? 'available';
+                const unavailable = !readOnly && st !== 'available';
                 const isSelected = !readOnly && selected.has(seat);
                 const isMine = mine.has(seat);
                 const classes = [
@@ -148,13 +162,18 @@ function SeatMapImpl({
                     className={classes}
                     aria-label={seatAriaLabel(noun, seat, st, isMine)}
                     aria-pressed={readOnly ? undefined : isSelected}
-                    disabled={readOnly || st !== 'available'}
+                    disabled={readOnly}
+                    aria-disabled={unavailable || undefined}
+                    tabIndex={seat === tabStop ? 0 : -1}
+                    onFocus={() => setActive(seat)}
                     data-seat={seat}
                     data-status={st}
                     data-row={r}
                     data-col={c}
                     title={seatAriaLabel(noun, seat, st, isMine)}
-                    onClick={() => onToggle?.(seat)}
+                    onClick={() => {
+                      if (!unavailable) onToggle?.(seat);
+                    }}
                   >
                     {shortLabel(layout.kind, seat)}
                   </button>

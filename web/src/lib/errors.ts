@@ -11,6 +11,12 @@ export interface NoticeData {
   retryAfter?: number;
   /** Offer a link to the login page. */
   login?: boolean;
+  /** Where the login link goes (default: the login page, back to this one). */
+  loginTo?: string;
+  /** The login link's words (default "Log in"). */
+  loginText?: string;
+  /** A link after the detail, e.g. to My bookings. */
+  link?: { to: string; text: string };
 }
 
 export function describeError(e: unknown, context?: string): NoticeData {
@@ -82,4 +88,16 @@ export function describeError(e: unknown, context?: string): NoticeData {
 export function listSeats(seats: string[]): string {
   if (seats.length <= 1) return seats.join('');
   return `${seats.slice(0, -1).join(', ')} and ${seats[seats.length - 1]}`;
+}
+
+/** "seat A1", "seats A1 and A2", "time slot 08:00": the noun keeps bare bus seat numbers readable. */
+export function seatWords(noun: string, seats: string[]): string {
+  const n = noun.toLowerCase();
+  return `${seats.length === 1 ? n : `${n}s`} ${listSeats(seats)}`;
+}
+
+/** seatWords with a capital first letter, to start a sentence. */
+export function SeatWords(noun: string, seats: string[]): string {
+  const s = seatWords(noun, seats);
+  return s.charAt(0).toUpperCase() + s.slice(1);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { EventType, StoredEvent } from '../api/types';
-import { foldHistory } from './fold';
+import { foldHistory, HistoryCursor, type Step } from './fold';
 
 let n = 0;
 function ev(version: number, type: EventType, data: Record<string, unknown>): StoredEvent {
@@ -28,9 +28,9 @@ const stream = [
   ev(6, 'BookingCancelled', { booking_id: b1, seat_numbers: ['A1', 'A2'] }),
 ];
 
-function statuses(i: number, snaps = foldHistory(stream)): string {
-  const s = snaps[i];
-  return s.order.map((seat) => `${seat}=${s.seats.get(seat)?.status}`).join(' ');
+function statuses(i: number, snaps: Step[] = foldHistory(stream), cursor = new HistoryCursor(snaps)): string {
+  cursor.moveTo(i);
+  return cursor.order.map((seat) => `${seat}=${cursor.seats.get(seat)?.status}`).join(' ');
 }
 
 describe('foldHistory', () => {
@@ -48,12 +48,23 @@ describe('foldHistory', () => {
   it('names the seats each event changed and who holds them', () => {
     const snaps = foldHistory(stream);
     expect(snaps.map((s) => s.changed)).toEqual([['A1', 'A2', 'A3', 'A4'], ['A1', 'A2'], ['A3'], ['A1', 'A2'], ['A3'], ['A1', 'A2']]);
-    expect(snaps[3].seats.get('A1')).toEqual({ status: 'booked', bookingId: b1 });
+    expect(new HistoryCursor(snaps).moveTo(3).seats.get('A1')).toEqual({ status: 'booked', bookingId: b1 });
+    // Only what changed is kept per event.
+    expect(snaps.map((s) => s.changes.length)).toEqual([4, 2, 1, 2, 1, 2]);
   });
 
   it('leaves earlier snapshots alone and sorts by stream version', () => {
     const snaps = foldHistory([...stream].reverse());
     expect(statuses(1, snaps)).toBe('A1=locked A2=locked A3=available A4=available');
     expect(statuses(5, snaps)).toBe('A1=available A2=available A3=available A4=available');
+  });
+
+  it('moves back and forth by applying and undoing only the events in between', () => {
+    const snaps = foldHistory(stream);
+    const cursor = new HistoryCursor(snaps);
+    for (const i of [5, 0, 3, 1, 4, 2, 5, 3]) {
+      expect(statuses(i, snaps, cursor)).toBe(statuses(i, snaps));
+    }
+    expect(cursor.moveTo(-1).seats.size).toBe(0);
   });
 });

@@ -82,4 +82,41 @@ describe('useLiveShow', () => {
     unmount();
     expect(FakeEventSource.latest().readyState).toBe(FakeEventSource.CLOSED);
   });
+
+  it('closes the stream while the page is hidden and resumes after the newest version when shown', () => {
+    let visibility: DocumentVisibilityState = 'visible';
+    const spy = vi.spyOn(document, 'visibilityState', 'get').mockImplementation(() => visibility);
+    try {
+      const states: LiveState[] = [];
+      const { rerender, unmount } = render(<Probe version={3} onState={(s) => states.push(s)} />);
+      const first = FakeEventSource.latest();
+      act(() => first.open());
+      rerender(<Probe version={5} onState={(s) => states.push(s)} />);
+
+      visibility = 'hidden';
+      act(() => {
+        document.dispatchEvent(new Event('visibilitychange'));
+      });
+      expect(first.readyState).toBe(FakeEventSource.CLOSED);
+      expect(FakeEventSource.instances).toHaveLength(1);
+      // Coming back online while hidden opens nothing either.
+      act(() => {
+        window.dispatchEvent(new Event('online'));
+        vi.advanceTimersByTime(60_000);
+      });
+      expect(FakeEventSource.instances).toHaveLength(1);
+
+      visibility = 'visible';
+      act(() => {
+        document.dispatchEvent(new Event('visibilitychange'));
+      });
+      expect(FakeEventSource.instances).toHaveLength(2);
+      expect(FakeEventSource.latest().url).toBe('/api/shows/1/live?after=5');
+      act(() => FakeEventSource.latest().open());
+      expect(states.at(-1)).toBe('live');
+      unmount();
+    } finally {
+      spy.mockRestore();
+    }
+  });
 });

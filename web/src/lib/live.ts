@@ -4,7 +4,9 @@
 // with Last-Event-ID. A stream the browser gave up on (an HTTP error) is
 // reopened here, after the newest version applied; so is one closed while
 // the browser was offline (a dead connection can look open for a long
-// time, and EventSource shows no pings to notice it by).
+// time, and EventSource shows no pings to notice it by). A hidden page (a
+// background tab) closes its stream, so it holds none of the browser's six
+// connections per site, and reopens it after its newest version when shown.
 import { useEffect, useRef, useState } from 'react';
 import type { LiveMessage, ShowDetail } from '../api/types';
 
@@ -108,17 +110,33 @@ export function useLiveShow(
       es = null;
       setState('reconnecting');
     };
+    const hidden = () => typeof document !== 'undefined' && document.visibilityState === 'hidden';
     const online = () => {
-      if (es || stopped) return;
+      if (es || stopped || hidden()) return;
       clearTimeout(timer);
       failures = 0;
       open();
     };
+    const visibility = () => {
+      if (stopped) return;
+      if (hidden()) {
+        clearTimeout(timer);
+        es?.close();
+        es = null;
+        setState('reconnecting');
+      } else if (!es) {
+        clearTimeout(timer);
+        failures = 0;
+        setState('connecting');
+        open();
+      }
+    };
     window.addEventListener('offline', offline);
     window.addEventListener('online', online);
+    document.addEventListener('visibilitychange', visibility);
 
     setState('connecting');
-    open();
+    if (!hidden()) open();
 
     return () => {
       stopped = true;
@@ -126,6 +144,7 @@ export function useLiveShow(
       es?.close();
       window.removeEventListener('offline', offline);
       window.removeEventListener('online', online);
+      document.removeEventListener('visibilitychange', visibility);
     };
   }, [showId, ready]);
 

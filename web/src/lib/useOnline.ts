@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 
 /** navigator.onLine, kept current by the online and offline events. */
 export function useOnline(): boolean {
@@ -14,4 +14,15 @@ export function useOnline(): boolean {
     };
   }, []);
   return online;
+}
+
+/** Calls fn each time the browser comes back online (to reload what failed while offline). */
+export function useOnReconnect(fn: () => void): void {
+  const ref = useRef(fn);
+  ref.current = fn;
+  useEffect(() => {
+    const up = () => ref.current();
+    window.addEventListener('online', up);
+    return () => window.removeEventListener('online', up);
+  }, []);
 }

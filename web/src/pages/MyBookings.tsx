@@ -8,6 +8,7 @@ import { Notice } from '../components/Notice';
 import { RequireRole } from '../components/RequireRole';
 import { describeError, listSeats, type NoticeData } from '../lib/errors';
 import { formatDateTime, STATUS_LABEL, TYPE_LABEL } from '../lib/format';
+import { useOnReconnect } from '../lib/useOnline';
 import { useTitle } from '../lib/useTitle';
 
 const MAX_SHOW_LOOKUPS = 20;
@@ -18,6 +19,14 @@ function BookingsList() {
   const [notice, setNotice] = useState<NoticeData | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
   const [, setTick] = useState(0);
+  const [loadError, setLoadError] = useState<NoticeData | null>(null);
+  const [attempt, setAttempt] = useState(0);
+  const retry = useCallback(() => setAttempt((n) => n + 1), []);
+  // Bookings that failed to load (offline, say) load again when the connection is back.
+  const failed = loadError !== null;
+  useOnReconnect(() => {
+    if (failed) retry();
+  });
 
   const load = useCallback(async (signal?: AbortSignal) => {
     const list = await listBookings(signal);
@@ -29,14 +38,12 @@ function BookingsList() {
 
   useEffect(() => {
     const ctl = new AbortController();
+    setLoadError(null);
     load(ctl.signal).catch((e: unknown) => {
-      if (!ctl.signal.aborted) {
-        setBookings([]);
-        setNotice(describeError(e));
-      }
+      if (!ctl.signal.aborted) setLoadError(describeError(e));
     });
     return () => ctl.abort();
-  }, [load]);
+  }, [load, attempt]);
 
   const act = async (b: Booking, what: 'confirm' | 'cancel') => {
     setBusy(`${what}:${b.id}`);
@@ -64,6 +71,10 @@ function BookingsList() {
     }
   };
 
+  if (bookings === null && loadError) {
+    // Only the error: no "No bookings yet" under it, since we do not know.
+    return <Notice notice={loadError} onRetry={retry} />;
+  }
   if (bookings === null) {
     return (
       <p className="muted" role="status">

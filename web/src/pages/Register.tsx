@@ -37,7 +37,16 @@ export function Register() {
     } catch (err) {
       setBusy(false);
       if (isApiError(err) && err.status === 409) {
-        setNotice({ tone: 'error', title: 'That email is already registered', detail: 'Log in instead.', login: true });
+        // To the login page with the address filled in, and on to where this page was going.
+        const q = new URLSearchParams({ email: address });
+        if (next) q.set('next', safeNext(next));
+        setNotice({
+          tone: 'error',
+          title: 'That email is already registered.',
+          login: true,
+          loginTo: `/login?${q.toString()}`,
+          loginText: 'Log in instead',
+        });
       } else if (isApiError(err) && err.status === 422) {
         setNotice({ tone: 'error', title: 'Check your details', detail: err.problem.detail });
       } else {
@@ -53,7 +62,14 @@ export function Register() {
     } catch (err) {
       setBusy(false);
       const n = describeError(err);
-      setNotice({ ...n, title: `Your account is ready, but logging in failed: ${n.title}`, login: true });
+      const q = new URLSearchParams({ email: address });
+      if (next) q.set('next', safeNext(next));
+      setNotice({
+        ...n,
+        title: `Your account is ready, but logging in failed: ${n.title}`,
+        login: true,
+        loginTo: `/login?${q.toString()}`,
+      });
     }
   };
 

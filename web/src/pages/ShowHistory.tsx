@@ -1,6 +1,6 @@
 // Time travel for auditors: a show's event stream as a timeline, and a
 // slider that redraws the seat map as it stood after any event.
-import { useCallback, useEffect, useMemo, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { Link, useParams } from 'react-router';
 import { getShow, showEvents } from '../api/client';
 import type { Seat, ShowDetail, StoredEvent } from '../api/types';
@@ -8,8 +8,9 @@ import { Notice } from '../components/Notice';
 import { RequireRole } from '../components/RequireRole';
 import { SeatLegend, SeatMap } from '../components/SeatMap';
 import { describeError, type NoticeData } from '../lib/errors';
-import { describeEvent, foldHistory, type Snapshot } from '../lib/fold';
+import { describeEvent, foldHistory, HistoryCursor } from '../lib/fold';
 import { formatDateTime, formatTime, TYPE_LABEL } from '../lib/format';
+import { useOnReconnect } from '../lib/useOnline';
 import { useTitle } from '../lib/useTitle';
 
 function counts(seats: Seat[]) {
@@ -18,12 +19,26 @@ function counts(seats: Seat[]) {
   return c;
 }
 
+/** The end of an id: UUIDv7s begin with their timestamp, so their heads look alike. */
 function shortId(id: unknown): string {
-  return typeof id === 'string' ? id.slice(0, 8) : '';
+  return typeof id === 'string' ? id.slice(-8) : '';
 }
 
-export function seatsAt(snap: Snapshot): Seat[] {
-  return snap.order.map((n) => ({ seat_number: n, status: snap.seats.get(n)?.status ?? 'available' }));
+function IdTail({ what, id }: { what: string; id: unknown }) {
+  if (typeof id !== 'string' || !id) return null;
+  return (
+    <>
+      {' · '}
+      {what}{' '}
+      <span className="id-tail" title={id}>
+        …{shortId(id)}
+      </span>
+    </>
+  );
+}
+
+export function seatsAt(cursor: HistoryCursor): Seat[] {
+  return cursor.order.map((n) => ({ seat_number: n, status: cursor.seats.get(n)?.status ?? 'available' }));
 }
 
 function Timeline({ showId }: { showId: number }) {
@@ -42,17 +57,28 @@ function Timeline({ showId }: { showId: number }) {
     [showId],
   );
 
+  const [attempt, setAttempt] = useState(0);
+  const retry = useCallback(() => setAttempt((n) => n + 1), []);
   useEffect(() => {
     const ctl = new AbortController();
+    setNotice(null);
     load(ctl.signal).catch((e: unknown) => {
       if (!ctl.signal.aborted) setNotice(describeError(e));
     });
     return () => ctl.abort();
-  }, [load]);
+  }, [load, attempt]);
+  const failed = notice !== null && !events;
+  useOnReconnect(() => {
+    if (failed) retry();
+  });
+  useTitle(show ? `History of ${show.name}` : 'History');
 
   const snapshots = useMemo(() => (events ? foldHistory(events) : []), [events]);
+  // One seat map, moved along the history as the slider moves.
+  const cursorRef = useRef<HistoryCursor | null>(null);
+  if (!cursorRef.current || cursorRef.current.steps !== snapshots) cursorRef.current = new HistoryCursor(snapshots);
 
-  if (notice && !events) return <Notice notice={notice} />;
+  if (notice && !events) return <Notice notice={notice} onRetry={retry} />;
   if (!events || !show) {
     return (
       <p className="muted" role="status">
@@ -63,7 +89,7 @@ function Timeline({ showId }: { showId: number }) {
   if (snapshots.length === 0) return <p className="muted">This show has no events.</p>;
 
   const snap = snapshots[Math.min(index, snapshots.length - 1)];
-  const seats = seatsAt(snap);
+  const seats = seatsAt(cursorRef.current.moveTo(Math.min(index, snapshots.length - 1)));
   const c = counts(seats);
   const last = snapshots.length;
   const step = (d: number) => setIndex((i) => Math.max(0, Math.min(last - 1, i + d)));
@@ -139,8 +165,8 @@ function Timeline({ showId }: { showId: number }) {
                     <span className="timeline-desc">{describeEvent(s.event)}</span>
                     <span className="muted small">
                       {formatTime(s.event.recorded_at)}
-                      {s.event.data?.booking_id ? ` · booking ${shortId(s.event.data.booking_id)}` : ''}
-                      {s.event.metadata?.user_id ? ` · user ${shortId(s.event.metadata.user_id)}` : ''}
+                      <IdTail what="booking" id={s.event.data?.booking_id} />
+                      <IdTail what="user" id={s.event.metadata?.user_id} />
                     </span>
                   </span>
                 </button>
@@ -154,7 +180,6 @@ function Timeline({ showId }: { showId: number }) {
 }
 
 export function ShowHistory() {
-  useTitle('History');
   const params = useParams();
   const showId = /^[1-9]\d*$/.test(params.id ?? '') ? Number(params.id) : null;
   return (

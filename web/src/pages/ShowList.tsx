@@ -7,6 +7,7 @@ import { useSession } from '../auth/session';
 import { Notice } from '../components/Notice';
 import { describeError, type NoticeData } from '../lib/errors';
 import { dayEnd, dayStart, formatDateTime, TYPE_LABEL, TYPE_PLURAL } from '../lib/format';
+import { useOnReconnect } from '../lib/useOnline';
 import { useTitle } from '../lib/useTitle';
 
 const PAGE_SIZE = 20;
@@ -52,6 +53,11 @@ export function ShowList() {
   const [loadingMore, setLoadingMore] = useState(false);
   const [notice, setNotice] = useState<NoticeData | null>(null);
   const [reload, setReload] = useState(0);
+  // A list that failed to load (offline, say) loads again when the connection is back.
+  const failed = notice !== null;
+  useOnReconnect(() => {
+    if (failed) setReload((n) => n + 1);
+  });
 
   useEffect(() => {
     const ctl = new AbortController();

@@ -66,7 +66,7 @@ describe('ShowPage', () => {
     };
     act(() => es.emit('seats', msg, '8'));
     expect(seat('A1')).toHaveAccessibleName('Seat A1, locked');
-    expect(seat('A1')).toBeDisabled();
+    expect(seat('A1')).toHaveAttribute('aria-disabled', 'true');
     expect(screen.getByTestId('available-count')).toHaveTextContent('18 of 20 seats free');
 
     // An old or repeated version changes nothing.
@@ -143,6 +143,9 @@ describe('ShowPage', () => {
 
     const hold = await screen.findByTestId('hold');
     expect(hold).toHaveTextContent('Held seats A1 and A2');
+    expect(hold).toHaveTextContent('Nobody else can take them until then');
+    // The Hold button went disabled: the focus moves to the new hold, not to <body>.
+    await waitFor(() => expect(within(hold).getByRole('heading', { name: 'Held seats A1 and A2' })).toHaveFocus());
     expect(within(hold).getByRole('timer')).toHaveTextContent(/^(10:00|9:5\d)$/);
     expect(seat('A1')).toHaveAccessibleName('Seat A1, locked, held by you');
     expect(keys).toHaveLength(1);
@@ -152,7 +155,8 @@ describe('ShowPage', () => {
     await user.click(within(hold).getByRole('button', { name: 'Confirm and pay' }));
     await waitFor(() => expect(seat('A1')).toHaveAccessibleName('Seat A1, booked, yours'));
     expect(screen.getByTestId('hold')).toHaveTextContent('Booked seats A1 and A2');
-    expect(screen.getByTestId('notice')).toHaveTextContent('Booked! A1 and A2 are yours');
+    expect(screen.getByTestId('notice')).toHaveTextContent('Booked! Seats A1 and A2 are yours. See them in My bookings');
+    expect(within(screen.getByTestId('notice')).getByRole('link', { name: 'See them in My bookings' })).toHaveAttribute('href', '/bookings');
   });
 
   it('on a 409 deselects and flashes the seats taken a moment ago, keeps the rest', async () => {
@@ -180,11 +184,11 @@ describe('ShowPage', () => {
     await user.click(screen.getByRole('button', { name: 'Hold 2 seats' }));
 
     const alert = await screen.findByRole('alert');
-    expect(alert).toHaveTextContent('Sorry, A2 was just taken by someone else');
+    expect(alert).toHaveTextContent('Sorry, seat A2 was just taken by someone else');
     expect(alert).toHaveTextContent('A1 is still selected');
     expect(seat('A2')).toHaveClass('is-flash');
     expect(seat('A2')).toHaveAttribute('aria-pressed', 'false');
-    expect(seat('A2')).toBeDisabled();
+    expect(seat('A2')).toHaveAttribute('aria-disabled', 'true');
     expect(seat('A1')).toHaveAttribute('aria-pressed', 'true');
     expect(screen.queryByTestId('hold')).not.toBeInTheDocument();
   });
@@ -253,5 +257,60 @@ describe('ShowPage', () => {
     await user.click(screen.getByRole('button', { name: 'Log in to hold seats' }));
     expect(await screen.findByRole('heading', { name: 'Log in' })).toBeInTheDocument();
     expect(sessionStorage.getItem('bookingledger.selection.1')).toBe('["A2"]');
+  });
+
+  it('loads the show again when the browser comes back online, and offers Try again', async () => {
+    let up = false;
+    Object.defineProperty(navigator, 'onLine', { configurable: true, get: () => up });
+    mockFetch((_m, url) => {
+      if (!up) throw new TypeError('Failed to fetch');
+      if (url === '/api/shows/1') return json(200, makeShow('movie', movieLabels('A', 3)));
+      return json(404, { title: 'Not found' });
+    });
+    try {
+      renderApp('/shows/1');
+      expect(await screen.findByRole('button', { name: 'Try again' }, { timeout: 5000 })).toBeInTheDocument();
+      expect(screen.getByTestId('notice')).toHaveTextContent('You are offline');
+      up = true;
+      act(() => {
+        window.dispatchEvent(new Event('online'));
+      });
+      expect(await screen.findByRole('heading', { name: 'Test show' })).toBeInTheDocument();
+    } finally {
+      Object.defineProperty(navigator, 'onLine', { configurable: true, get: () => true });
+    }
+  });
+
+  it('says "Show not found" in the page heading for an unknown show', async () => {
+    mockFetch(() => json(404, { title: 'Not found', status: 404 }));
+    renderApp('/shows/99');
+    expect(await screen.findByRole('heading', { level: 1, name: 'Show not found' })).toBeInTheDocument();
+  });
+
+  it('keeps a running hold when the login ends, with a way to log in again and pay', async () => {
+    logInAs('user');
+    let refused = false;
+    mockFetch((method, url) => {
+      if (url === '/api/shows/1') return json(200, makeShow('movie', movieLabels('A', 3)));
+      if (method === 'GET' && url.startsWith('/api/bookings')) return json(200, { bookings: [booking(['A1'])] });
+      if (method === 'POST' && url.endsWith('/confirm')) {
+        refused = true;
+        return json(401, { title: 'Unauthorized', status: 401, detail: 'token expired' });
+      }
+      return json(404, { title: 'Not found' });
+    });
+    await openShow(makeShow('movie', movieLabels('A', 3)));
+    const hold = await screen.findByTestId('hold');
+    expect(hold).toHaveTextContent('Held seat A1');
+    expect(hold).toHaveTextContent('Nobody else can take it until then');
+    const user = userEvent.setup();
+    await user.click(within(hold).getByRole('button', { name: 'Confirm and pay' }));
+    await waitFor(() => expect(screen.getByTestId('login-ended')).toBeInTheDocument());
+    expect(refused).toBe(true);
+    expect(screen.getByTestId('hold')).toHaveTextContent(/Your login ended — log in again to pay before \d/);
+    expect(within(screen.getByTestId('login-ended')).getByRole('link', { name: 'Log in' })).toHaveAttribute(
+      'href',
+      '/login?next=%2Fshows%2F1',
+    );
   });
 });

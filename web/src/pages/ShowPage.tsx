@@ -17,11 +17,11 @@ import { Countdown } from '../components/Countdown';
 import { LiveBadge } from '../components/LiveBadge';
 import { Notice } from '../components/Notice';
 import { SeatLegend, SeatMap } from '../components/SeatMap';
-import { describeError, listSeats, type NoticeData } from '../lib/errors';
-import { formatDateTime, STATUS_LABEL, TYPE_LABEL } from '../lib/format';
+import { describeError, listSeats, SeatWords, seatWords, type NoticeData } from '../lib/errors';
+import { formatDateTime, formatTime, STATUS_LABEL, TYPE_LABEL } from '../lib/format';
 import { placeNoun } from '../lib/layout';
 import { applyLiveMessage, useLiveShow } from '../lib/live';
-import { useOnline } from '../lib/useOnline';
+import { useOnline, useOnReconnect } from '../lib/useOnline';
 import { useTitle } from '../lib/useTitle';
 
 const MAX_SEATS_PER_HOLD = 100;
@@ -59,27 +59,39 @@ interface BookingCardProps {
   onCancel: (b: Booking) => void;
   onTimeout: (b: Booking) => void;
   onDismiss: (b: Booking) => void;
+  /** The login ended (expired or refused): the hold still runs, but paying needs a new login. */
+  loggedOut: boolean;
 }
 
-function BookingCard({ booking: b, noun, busy, timedOut, onConfirm, onCancel, onTimeout, onDismiss }: BookingCardProps) {
+function BookingCard({ booking: b, noun, busy, timedOut, onConfirm, onCancel, onTimeout, onDismiss, loggedOut }: BookingCardProps) {
   const seats = listSeats(b.seat_numbers);
-  const nouns = b.seat_numbers.length === 1 ? noun.toLowerCase() : `${noun.toLowerCase()}s`;
+  const words = seatWords(noun, b.seat_numbers);
+  const one = b.seat_numbers.length === 1;
   const pending = b.status === 'pending' && !timedOut;
   return (
     <li className={`hold hold--${timedOut && b.status === 'pending' ? 'expired' : b.status}`} data-testid="hold" data-booking={b.id}>
       {pending && (
         <>
           <div className="hold-head">
-            <span className="hold-title">
-              Held {nouns} {seats}
-            </span>
+            <h3 className="hold-title" tabIndex={-1}>
+              Held {words}
+            </h3>
             <span className="hold-timer">
               <span className="muted">expires in</span>{' '}
               <Countdown until={b.expires_at} label="Hold expires in" onExpire={() => onTimeout(b)} />
             </span>
           </div>
-          <p className="muted small">Nobody else can take them until then. Pay to make them yours.</p>
-          <div className="hold-actions">
+          {loggedOut ? (
+            <p className="small" data-testid="login-ended">
+              Your login ended — log in again to pay before {formatTime(b.expires_at)}.{' '}
+              <Link to={`/login?next=${encodeURIComponent(`/shows/${b.show_id}`)}`}>Log in</Link>
+            </p>
+          ) : (
+            <p className="muted small">
+              Nobody else can take {one ? 'it' : 'them'} until then. Pay to make {one ? 'it' : 'them'} yours.
+            </p>
+          )}
+          {!loggedOut && <div className="hold-actions">
             <button
               type="button"
               className="btn btn--primary"
@@ -91,14 +103,14 @@ function BookingCard({ booking: b, noun, busy, timedOut, onConfirm, onCancel, on
             <button type="button" className="btn btn--ghost" onClick={() => onCancel(b)} disabled={busy !== null}>
               {busy === `cancel:${b.id}` ? 'Cancelling…' : 'Cancel hold'}
             </button>
-          </div>
+          </div>}
         </>
       )}
       {b.status === 'pending' && timedOut && (
         <div className="hold-head">
-          <span className="hold-title">
-            Your hold on {seats} has expired
-          </span>
+          <h3 className="hold-title" tabIndex={-1}>
+            Your hold on {words} has expired
+          </h3>
           <button type="button" className="btn btn--ghost btn--small" onClick={() => onDismiss(b)}>
             Dismiss
           </button>
@@ -107,9 +119,9 @@ function BookingCard({ booking: b, noun, busy, timedOut, onConfirm, onCancel, on
       {b.status === 'confirmed' && (
         <>
           <div className="hold-head">
-            <span className="hold-title">
-              Booked {nouns} {seats}
-            </span>
+            <h3 className="hold-title" tabIndex={-1}>
+              Booked {words}
+            </h3>
             <span className="status-pill status-pill--confirmed">{STATUS_LABEL.confirmed}</span>
           </div>
           <div className="hold-actions">
@@ -121,9 +133,9 @@ function BookingCard({ booking: b, noun, busy, timedOut, onConfirm, onCancel, on
       )}
       {(b.status === 'cancelled' || b.status === 'expired') && (
         <div className="hold-head">
-          <span className="hold-title">
-            {seats}: {STATUS_LABEL[b.status].toLowerCase()}
-          </span>
+          <h3 className="hold-title" tabIndex={-1}>
+            {one ? noun : `${noun}s`} {seats}: {STATUS_LABEL[b.status].toLowerCase()}
+          </h3>
           <button type="button" className="btn btn--ghost btn--small" onClick={() => onDismiss(b)}>
             Dismiss
           </button>
@@ -136,7 +148,7 @@ function BookingCard({ booking: b, noun, busy, timedOut, onConfirm, onCancel, on
 export function ShowPage() {
   const params = useParams();
   const showId = /^[1-9]\d*$/.test(params.id ?? '') ? Number(params.id) : null;
-  const { session } = useSession();
+  const { session, expired } = useSession();
   const online = useOnline();
   const navigate = useNavigate();
   const location = useLocation();
@@ -155,6 +167,8 @@ export function ShowPage() {
   // Said to screen readers only (the hold card shows the same).
   const [announcement, setAnnouncement] = useState('');
   const [blockedUntil, setBlockedUntil] = useState(0);
+  const [attempt, setAttempt] = useState(0);
+  const [focusHold, setFocusHold] = useState<string | null>(null);
   const pendingHold = useRef<Set<string> | null>(null);
   const flashTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
 
@@ -212,7 +226,23 @@ export function ShowPage() {
       );
     });
     return () => ctl.abort();
-  }, [showId, reload, commit]);
+  }, [showId, reload, commit, attempt]);
+
+  // A page that failed to load (offline, say) tries again when the connection is back.
+  const retry = useCallback(() => setAttempt((n) => n + 1), []);
+  useOnReconnect(() => {
+    if (!showRef.current) retry();
+  });
+
+  // After a hold, the keyboard focus moves to its card (the Hold button is disabled meanwhile).
+  useEffect(() => {
+    if (!focusHold) return;
+    const el = document.querySelector<HTMLElement>(`[data-booking="${CSS.escape(focusHold)}"] .hold-title`);
+    if (el) {
+      el.focus();
+      setFocusHold(null);
+    }
+  });
 
   // A selection kept across the trip to the login page.
   useEffect(() => {
@@ -233,7 +263,11 @@ export function ShowPage() {
   // My bookings on this show that still matter.
   useEffect(() => {
     if (!canBook(session) || showId === null) {
-      setBookings([]);
+      // A login that ended (expired, or refused by the server) keeps the
+      // running holds on show, with a way back to pay for them.
+      setBookings((bs) =>
+        !session && expired ? bs.filter((b) => b.status === 'pending' && Date.parse(b.expires_at) > serverNow()) : [],
+      );
       return;
     }
     const ctl = new AbortController();
@@ -252,7 +286,7 @@ export function ShowPage() {
         // The seat map works without them; errors show on the next action.
       });
     return () => ctl.abort();
-  }, [session, showId]);
+  }, [session, showId, attempt]);
 
   const bookingsRef = useRef(bookings);
   bookingsRef.current = bookings;
@@ -295,7 +329,7 @@ export function ShowPage() {
         flash(taken);
         setNotice({
           tone: 'warning',
-          title: `${listSeats(taken)} ${taken.length === 1 ? 'was' : 'were'} just taken by someone else`,
+          title: `${SeatWords(placeNoun(cur.show_type), taken)} ${taken.length === 1 ? 'was' : 'were'} just taken by someone else`,
           detail: `We removed ${taken.length === 1 ? 'it' : 'them'} from your selection.`,
         });
       }
@@ -303,7 +337,10 @@ export function ShowPage() {
     [commit, reload, flash],
   );
 
-  useTitle(show?.name ?? 'Show');
+  useTitle(
+    show?.name ??
+      (loadError?.title === 'Show not found' || loadError?.title === 'No such show' ? 'Show not found' : 'Show'),
+  );
 
   const live = useLiveShow(showId, () => showRef.current?.version ?? null, onLive);
 
@@ -325,9 +362,11 @@ export function ShowPage() {
   }, []);
 
   if (loadError) {
+    const notFound = loadError.title === 'Show not found' || loadError.title === 'No such show';
     return (
-      <section>
-        <Notice notice={loadError} />
+      <section aria-labelledby="show-title">
+        <h1 id="show-title">{notFound ? 'Show not found' : 'The show could not be loaded'}</h1>
+        {notFound ? <p>{loadError.detail}</p> : <Notice notice={loadError} onRetry={retry} />}
         <p>
           <Link to="/">Back to all shows</Link>
         </p>
@@ -362,8 +401,11 @@ export function ShowPage() {
       const b = await holdSeats(show.id, orderedSelection);
       setBookings((bs) => [b, ...bs.filter((x) => x.id !== b.id)]);
       setSelected(new Set());
+      setFocusHold(b.id);
       if (showRef.current) commit(withSeats(showRef.current, b.seat_numbers, 'locked', 'available'));
-      setAnnouncement(`Held ${listSeats(b.seat_numbers)}. Confirm before the timer runs out, or cancel to let them go.`);
+      setAnnouncement(
+        `Held ${seatWords(noun, b.seat_numbers)}. Confirm before the timer runs out, or cancel to let ${b.seat_numbers.length === 1 ? 'it' : 'them'} go.`,
+      );
     } catch (e) {
       if (isApiError(e) && e.status === 409 && e.unavailableSeats.length > 0) {
         const taken = e.unavailableSeats;
@@ -373,7 +415,7 @@ export function ShowPage() {
         if (showRef.current) commit(withSeats(showRef.current, taken, 'locked', 'available'));
         setNotice({
           tone: 'error',
-          title: `Sorry, ${listSeats(taken)} ${taken.length === 1 ? 'was' : 'were'} just taken by someone else`,
+          title: `Sorry, ${seatWords(noun, taken)} ${taken.length === 1 ? 'was' : 'were'} just taken by someone else`,
           detail:
             left.length > 0
               ? `We deselected ${taken.length === 1 ? 'it' : 'them'}; ${listSeats(left)} ${left.length === 1 ? 'is' : 'are'} still selected. Hold again, or pick others.`
@@ -404,7 +446,8 @@ export function ShowPage() {
       setNotice({
         tone: 'success',
         title: 'Booked!',
-        detail: `${listSeats(nb.seat_numbers)} ${nb.seat_numbers.length === 1 ? 'is' : 'are'} yours. See them in My bookings.`,
+        detail: `${SeatWords(noun, nb.seat_numbers)} ${nb.seat_numbers.length === 1 ? 'is' : 'are'} yours.`,
+        link: { to: '/bookings', text: `See ${nb.seat_numbers.length === 1 ? 'it' : 'them'} in My bookings` },
       });
     } catch (e) {
       if (isApiError(e) && e.status === 409) {
@@ -414,7 +457,7 @@ export function ShowPage() {
           setNotice({
             tone: 'error',
             title: 'Your hold has expired',
-            detail: `${listSeats(b.seat_numbers)} went back on sale before the payment arrived. Pick them again if they are still free.`,
+            detail: `${SeatWords(noun, b.seat_numbers)} went back on sale before the payment arrived. Pick ${b.seat_numbers.length === 1 ? 'it' : 'them'} again if ${b.seat_numbers.length === 1 ? 'it is' : 'they are'} still free.`,
           });
         } else if (st) {
           setBookingStatus(b.id, st);
@@ -447,7 +490,7 @@ export function ShowPage() {
       setNotice({
         tone: 'info',
         title: 'Cancelled',
-        detail: `${listSeats(nb.seat_numbers)} ${nb.seat_numbers.length === 1 ? 'is' : 'are'} free again.`,
+        detail: `${SeatWords(noun, nb.seat_numbers)} ${nb.seat_numbers.length === 1 ? 'is' : 'are'} free again.`,
       });
     } catch (e) {
       if (isApiError(e) && e.status === 409) {
@@ -532,6 +575,7 @@ export function ShowPage() {
                   onCancel={cancel}
                   onTimeout={(x) => setTimedOut((t) => new Set(t).add(x.id))}
                   onDismiss={(x) => setBookings((bs) => bs.filter((y) => y.id !== x.id))}
+                  loggedOut={!canBook(session)}
                 />
               ))}
             </ul>
@@ -542,13 +586,16 @@ export function ShowPage() {
           ) : session?.role === 'auditor' ? (
             <p className="muted">Auditors can look at seat maps and history, but not book.</p>
           ) : (
-            <div className="card selection">
+            <div className={`card selection${orderedSelection.length > 0 ? ' selection--active' : ''}`}>
               <h2 className="h3">Your selection</h2>
               {orderedSelection.length === 0 ? (
-                <p className="muted">Pick {noun.toLowerCase()}s on the map. Arrow keys move between them.</p>
+                <p className="muted">
+                  Tap or click {noun.toLowerCase()}s on the map to pick them. With a keyboard, Tab to the map and move with
+                  the arrow keys.
+                </p>
               ) : (
                 <p data-testid="selection">
-                  {listSeats(orderedSelection)}{' '}
+                  {SeatWords(noun, orderedSelection)}{' '}
                   <button type="button" className="link-button" onClick={() => setSelected(new Set())}>
                     Clear
                   </button>
