@@ -29,6 +29,7 @@ import (
 
 	"github.com/bookingledger/ledger/domain"
 	"github.com/bookingledger/ledger/eventstore"
+	"github.com/bookingledger/ledger/shards"
 )
 
 // ErrTooManyConflicts: the stream kept moving while the command was retried.
@@ -81,6 +82,8 @@ type Service struct {
 	onConflict func()
 	announcer  *eventstore.Announcer // nil: appends are not announced
 	onBatch    func(commands int)
+	// newBookingID makes a hold's booking id (a UUIDv7; WithShard marks it).
+	newBookingID func() uuid.UUID
 }
 
 // Option changes a Service at construction.
@@ -97,6 +100,13 @@ func WithConflictHook(f func()) Option { return func(s *Service) { s.onConflict 
 // in one transaction (group commit), for metrics.
 func WithBatchHook(f func(commands int)) Option { return func(s *Service) { s.onBatch = f } }
 
+// WithShard makes the service shard k of a sharded ledger: its booking ids
+// name the shard (shards.NewBookingID), so a command that names only the
+// booking finds its shard without asking every one.
+func WithShard(k int) Option {
+	return func(s *Service) { s.newBookingID = func() uuid.UUID { return shards.NewBookingID(k) } }
+}
+
 // WithAnnouncer announces every committed append through a, so consumers of
 // the stream in every process wake at once (see eventstore.Announcer).
 func WithAnnouncer(a *eventstore.Announcer) Option { return func(s *Service) { s.announcer = a } }
@@ -106,7 +116,8 @@ func New(db DB, cfg Config, opts ...Option) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{store: eventstore.New(db), db: db, cfg: cfg, now: time.Now, cache: newShowCache(cfg.CachedShows)}
+	s := &Service{store: eventstore.New(db), db: db, cfg: cfg, now: time.Now, cache: newShowCache(cfg.CachedShows),
+		newBookingID: func() uuid.UUID { return uuid.Must(uuid.NewV7()) }}
 	for _, o := range opts {
 		o(s)
 	}
@@ -160,7 +171,7 @@ func (s *Service) Hold(ctx context.Context, show domain.ShowID, user domain.User
 		return domain.Booking{}, Result{}, &domain.InvalidCommandError{Field: "user_id", Reason: "must be a UUID"}
 	}
 	user = domain.UserID(parsed.String()) // canonical: what the projections' uuid columns accept
-	id := domain.BookingID(uuid.Must(uuid.NewV7()).String())
+	id := domain.BookingID(s.newBookingID().String())
 	res, err := s.execute(ctx, show, meta, func(now time.Time) domain.Command {
 		return domain.LockSeats{BookingID: id, UserID: user, SeatNumbers: seats, HoldTTL: s.cfg.HoldTTL, Now: now}
 	})

@@ -20,6 +20,7 @@ import (
 	"github.com/bookingledger/ledger/ledger"
 	"github.com/bookingledger/ledger/migrations"
 	"github.com/bookingledger/ledger/projections"
+	"github.com/bookingledger/ledger/shards"
 	"github.com/bookingledger/ledger/users"
 )
 
@@ -101,7 +102,42 @@ func (c *cli) migrate(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "schema at version %d\n", v)
+	// Each shard gets the schema and a show id sequence of its own residue.
+	urls := splitURLs(c.getenv("DATABASE_SHARD_URLS"))
+	for k, u := range urls {
+		if err := migrateShard(ctx, u, k, len(urls)); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "shard %d of %d: schema at version %d, show ids ≡ %d (mod %d)\n", k, len(urls), v, k, len(urls))
+	}
 	return nil
+}
+
+func migrateShard(ctx context.Context, url string, k, n int) error {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return usagef("DATABASE_SHARD_URLS, shard %d: %v", k, err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("shard %d: %w", k, err)
+	}
+	defer pool.Close()
+	if _, err := migrations.Up(ctx, pool); err != nil {
+		return fmt.Errorf("shard %d: %w", k, err)
+	}
+	return shards.ConfigureIDs(ctx, pool, k, n)
+}
+
+// splitURLs reads a comma-separated list of connection strings.
+func splitURLs(v string) []string {
+	var out []string
+	for _, u := range strings.Split(v, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 func (c *cli) users(ctx context.Context, args []string) error {

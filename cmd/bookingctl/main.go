@@ -64,7 +64,8 @@ Commands:
                                            transaction ids into this server's past, keeping every order and checkpoint
 
 Environment:
-  DATABASE_URL   PostgreSQL connection string (required)
+  DATABASE_URL          PostgreSQL connection string (required)
+  DATABASE_SHARD_URLS   comma-separated shards: migrate sets each one up (schema, show ids of its residue)
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {

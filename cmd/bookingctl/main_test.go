@@ -18,6 +18,7 @@ import (
 	"github.com/bookingledger/ledger/eventstore"
 	"github.com/bookingledger/ledger/internal/pgtest"
 	"github.com/bookingledger/ledger/ledger"
+	"github.com/bookingledger/ledger/shards"
 )
 
 type result struct {
@@ -216,4 +217,46 @@ func TestVerifyAndReplay(t *testing.T) {
 	require.Equal(t, exitOK, ctl(t, url, "replay").code)
 	r = ctl(t, url, "verify")
 	assert.Equal(t, exitOK, r.code, r.stdout)
+}
+
+// migrate sets up every shard of DATABASE_SHARD_URLS: each gets the schema
+// and hands out only show ids of its own residue.
+func TestMigrateShards(t *testing.T) {
+	t.Parallel()
+	home := pgtest.CreateDB(t)
+	var urls []string
+	for range 4 {
+		urls = append(urls, pgtest.CreateDB(t))
+	}
+	var out, errOut bytes.Buffer
+	getenv := func(k string) string {
+		switch k {
+		case "DATABASE_URL":
+			return home
+		case "DATABASE_SHARD_URLS":
+			return strings.Join(urls, ", ")
+		}
+		return ""
+	}
+	for range 2 { // again: nothing changes
+		out.Reset()
+		require.Equal(t, exitOK, run(context.Background(), []string{"migrate"}, getenv, &out, &errOut), errOut.String())
+		assert.Contains(t, out.String(), "shard 3 of 4: schema at version")
+	}
+	for k, u := range urls {
+		pool, err := pgxpool.New(context.Background(), u)
+		require.NoError(t, err)
+		svc, err := ledger.New(pool, ledger.DefaultConfig(), ledger.WithShard(k))
+		require.NoError(t, err)
+		res, err := svc.ScheduleShow(context.Background(), ledger.ScheduleInput{Name: "s", ShowType: domain.ShowBus,
+			StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1"}}, ledger.Metadata{})
+		require.NoError(t, err)
+		assert.Equal(t, k, int(res.ShowID)%4, "a show created on shard %d has an id of its residue", k)
+		b, _, err := svc.Hold(context.Background(), res.ShowID, "0190c6e4-0000-7000-8000-000000000001", []string{"1"}, ledger.Metadata{})
+		require.NoError(t, err)
+		shard, ok := shards.BookingShard(uuid.MustParse(string(b.ID)), 4)
+		assert.True(t, ok)
+		assert.Equal(t, k, shard, "the booking id names its shard")
+		pool.Close()
+	}
 }
