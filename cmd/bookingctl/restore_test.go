@@ -105,8 +105,8 @@ func TestRestoreFromPgDumpIntoAnotherCluster(t *testing.T) {
 	require.NoError(t, err)
 	defer target.Close()
 
-	var before struct{ events, bookings int64 }
-	require.NoError(t, target.QueryRow(ctx, `SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM bookings)`).Scan(&before.events, &before.bookings))
+	var before struct{ events int64 }
+	require.NoError(t, target.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&before.events))
 	require.Positive(t, before.events)
 
 	// Another cluster: its counter is far behind the stored ids. (Restoring
@@ -172,10 +172,13 @@ func TestRestoreFromPgDumpIntoAnotherCluster(t *testing.T) {
 	assert.Equal(t, 2, d.AvailableSeats)
 	_, err = projections.NewReader(target).Booking(ctx, string(b.ID))
 	require.NoError(t, err)
-	var after struct{ events, bookings int64 }
-	require.NoError(t, target.QueryRow(ctx, `SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM bookings)`).Scan(&after.events, &after.bookings))
+	var after struct{ events, bookings, holds int64 }
+	require.NoError(t, target.QueryRow(ctx, `SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM bookings),
+		(SELECT count(*) FROM events WHERE event_type = 'SeatLocked')`).Scan(&after.events, &after.bookings, &after.holds))
 	assert.Equal(t, before.events+2, after.events)
-	assert.Equal(t, before.bookings+1, after.bookings, "nothing restored was projected twice")
+	// The dump may have caught the projector a little behind: it projects
+	// the rest now, each hold once (a duplicate would fail the insert).
+	assert.Equal(t, after.holds, after.bookings, "every hold projected once, across the restore")
 
 	r = ctl(t, targetURL, "verify")
 	require.Equal(t, exitOK, r.code, r.stderr)
