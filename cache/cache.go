@@ -211,6 +211,10 @@ func (c *Cache) Invalidate(ctx context.Context, id int64) error {
 	if c.rdb == nil {
 		return nil
 	}
+	// Local before Redis too: this process stops serving the old value at
+	// once, even while Redis is slow or down.
+	c.localGen(c.showGenKey(id)).Add(1)
+	c.localGen(c.listGenKey()).Add(1)
 	_, err := c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Incr(ctx, c.showGenKey(id))
 		p.Expire(ctx, c.showGenKey(id), 24*time.Hour)

@@ -327,6 +327,25 @@ func (s *Store) Last(ctx context.Context) (Checkpoint, error) {
 	return cp, nil
 }
 
+// Settled returns the checkpoint of the last event a reader may read now:
+// the newest one below every transaction still running on the server
+// (pg_snapshot_xmin). A reader that starts there misses nothing that commits
+// later, which starting at Last could (a transaction older than Last's
+// may still be adding events before it).
+func (s *Store) Settled(ctx context.Context) (Checkpoint, error) {
+	var cp Checkpoint
+	err := s.db.QueryRow(ctx, `SELECT transaction_id::text::bigint, global_position FROM events
+		WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).Scan(&cp.TransactionID, &cp.Position)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Checkpoint{}, nil
+	}
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("settled checkpoint: %w", err)
+	}
+	return cp, nil
+}
+
 // Less reports whether c comes before d in the global stream.
 func (c Checkpoint) Less(d Checkpoint) bool {
 	if c.TransactionID != d.TransactionID {

@@ -32,6 +32,9 @@ type Hub struct {
 	wake   <-chan struct{}
 	poll   time.Duration
 	buffer int // per subscriber
+	// started, when set (tests), is closed once Run has chosen where to
+	// start reading.
+	started chan struct{}
 
 	mu     sync.Mutex
 	subs   map[string]map[*Subscription]struct{}
@@ -111,9 +114,15 @@ func (h *Hub) Run(ctx context.Context) error {
 		h.subs = map[string]map[*Subscription]struct{}{}
 		h.mu.Unlock()
 	}()
-	cp, err := h.store.Last(ctx)
+	// From the settled end, not the last event: an older transaction may
+	// still be adding events before the last one. What a feed already has
+	// from the store is dropped by its version check.
+	cp, err := h.store.Settled(ctx)
 	if err != nil {
 		return err
+	}
+	if h.started != nil {
+		close(h.started)
 	}
 	timer := time.NewTimer(h.poll)
 	defer timer.Stop()

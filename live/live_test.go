@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -101,7 +102,9 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 	require.NoError(t, err)
 	hub := NewHub(eventstore.New(pool), nil, 5*time.Millisecond)
 	hub.buffer = 2
+	hub.started = make(chan struct{})
 	runHub(t, hub)
+	<-hub.started // it reads what comes next
 	res, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{Name: "x", ShowType: domain.ShowBus,
 		StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1", "2", "3", "4"}}, ledger.Metadata{})
 	require.NoError(t, err)
@@ -116,4 +119,45 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the slow subscriber was not dropped")
 	}
+}
+
+// A hub that starts while an older transaction is still appending must not
+// start after that transaction's events (the sequence-gap problem): the
+// feed gets the event once it commits, even though a newer transaction had
+// committed before the hub started.
+func TestHubStartsBelowRunningTransactions(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	ctx := context.Background()
+	svc, err := ledger.New(pool, ledger.DefaultConfig())
+	require.NoError(t, err)
+	var ids []domain.ShowID
+	for range 2 {
+		res, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{Name: "x", ShowType: domain.ShowBus,
+			StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1", "2"}}, ledger.Metadata{})
+		require.NoError(t, err)
+		ids = append(ids, res.ShowID)
+	}
+	hold := func(db eventstore.Conn, show domain.ShowID) {
+		data, err := domain.MarshalEvent(domain.SeatLocked{BookingID: domain.BookingID(uuid.NewString()),
+			UserID: domain.UserID(uuid.NewString()), SeatNumbers: []string{"1"}, ExpiresAt: time.Now().Add(time.Hour)})
+		require.NoError(t, err)
+		_, err = eventstore.New(db).Append(ctx, show.StreamID(), 1, []eventstore.EventData{{ID: uuid.Must(uuid.NewV7()), Type: domain.TypeSeatLocked, Data: data}})
+		require.NoError(t, err)
+	}
+	older, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = older.Rollback(ctx) }()
+	hold(older, ids[0]) // still running
+	hold(pool, ids[1])  // newer, committed
+
+	hub := NewHub(eventstore.New(pool), nil, 5*time.Millisecond)
+	hub.started = make(chan struct{})
+	runHub(t, hub)
+	<-hub.started
+	f, err := Open(ctx, hub, ids[0], 1)
+	require.NoError(t, err)
+	defer f.Close()
+	require.NoError(t, older.Commit(ctx))
+	assert.Equal(t, 2, next(t, f).Version, "the older transaction's hold reaches the feed")
 }

@@ -53,19 +53,19 @@ func NewProjector(pool *pgxpool.Pool, cfg ProjectorConfig, logger *slog.Logger) 
 	return &Projector{pool: pool, cfg: cfg, logger: logger}
 }
 
-// Run consumes the stream until ctx ends or an event cannot be projected.
+// Run consumes the stream until ctx ends or an event cannot be decoded.
 // Several projectors may run at once (one per bookingd): the consumer group's
 // checkpoint row is locked while a batch is applied, so each event is applied
 // by exactly one of them.
 //
 // The events of a batch are not sent one by one: their statements queue up
 // and go to PostgreSQL in one round trip (a pgx batch) right before the
-// subscriber stores the batch's checkpoint, in the same transaction. An
-// event that fails to project stops Run with its error; the batch commits
-// up to the event before it (watermill-sql commits the acked prefix) or,
-// when the failure aborted the transaction, rolls back whole: either way the
-// tables and the checkpoint agree, and a restarted projector retries the
-// event and never skips it.
+// subscriber stores the batch's checkpoint, in the same transaction. When
+// they fail (a database error, an event out of order), watermill-sql rolls
+// the whole batch back with its checkpoint, logs the error and tries the
+// batch again a second later: the tables and the checkpoint always agree,
+// and no event is skipped or applied twice; the projector stays at that
+// batch (its lag grows, which the lag metrics show) until it can apply it.
 func (p *Projector) Run(ctx context.Context) error {
 	sub, err := eventstore.NewSubscriber(wsql.BeginnerFromPgx(p.pool), eventstore.SubscriberConfig{
 		ConsumerGroup: ConsumerGroup,

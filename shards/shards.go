@@ -30,7 +30,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bookingledger/ledger/domain"
 )
@@ -41,10 +40,9 @@ const MaxShards = 256
 // Of returns the shard of show id among n shards.
 func Of(id domain.ShowID, n int) int { return int(int64(id) % int64(n)) }
 
-// DB is what ConfigureIDs needs: a pool, a connection or a transaction.
+// DB is what ConfigureIDs needs: a pool or a connection.
 type DB interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
 // ErrForeignShows: a shard holds shows whose ids belong to another shard
@@ -55,10 +53,20 @@ var ErrForeignShows = errors.New("the shard holds shows of another shard")
 // ConfigureIDs makes shard k of n hand out only show ids ≡ k (mod n) — k,
 // k+n, k+2n … (shard 0: n, 2n …) — continuing after every id it handed out
 // before. It is idempotent, and refuses a shard that already holds shows of
-// another residue.
+// another residue. It is one transaction that changes the sequence before
+// reading it, which holds off every nextval until it commits, so shows may
+// be created meanwhile.
 func ConfigureIDs(ctx context.Context, db DB, k, n int) error {
 	if n < 1 || n > MaxShards || k < 0 || k >= n {
 		return fmt.Errorf("shard %d of %d: want 0 ≤ k < n ≤ %d", k, n, MaxShards)
+	}
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error { return configureIDs(ctx, tx, k, n) })
+}
+
+func configureIDs(ctx context.Context, db pgx.Tx, k, n int) error {
+	// First: ALTER SEQUENCE locks the sequence against nextval until commit.
+	if _, err := db.Exec(ctx, fmt.Sprintf(`ALTER SEQUENCE show_ids INCREMENT BY %d`, n)); err != nil {
+		return fmt.Errorf("shard %d of %d: %w", k, n, err)
 	}
 	var foreign int64
 	if err := db.QueryRow(ctx, `SELECT count(*) FROM events WHERE event_type = $1
@@ -82,16 +90,15 @@ func ConfigureIDs(ctx context.Context, db DB, k, n int) error {
 	if err != nil {
 		return fmt.Errorf("shard %d of %d: read show_ids: %w", k, n, err)
 	}
-	seqNext := last // what nextval returns now
+	// The sequence's increment is already n (set above); last_value is what
+	// it handed out last under the old one.
+	seqNext := last // what nextval would return now
 	if called {
 		seqNext = last + increment
 	}
 	next := NextID(max(seqNext-1, stored), k, n)
-	if increment == int64(n) && seqNext == next {
+	if seqNext == next {
 		return nil // already configured
-	}
-	if _, err := db.Exec(ctx, fmt.Sprintf(`ALTER SEQUENCE show_ids INCREMENT BY %d`, n)); err != nil {
-		return fmt.Errorf("shard %d of %d: %w", k, n, err)
 	}
 	if _, err := db.Exec(ctx, `SELECT setval('show_ids', $1, false)`, next); err != nil {
 		return fmt.Errorf("shard %d of %d: %w", k, n, err)
@@ -120,8 +127,9 @@ func NewBookingID(k int) uuid.UUID {
 }
 
 // BookingShard is the shard a booking id names among n, and false when the
-// byte names no shard of n (an id made before sharding, or under another n:
-// look for it on every shard).
+// byte names no shard of n. An id made before sharding (or under another n)
+// has a random last byte that may name a wrong shard: a caller that does not
+// find the booking on the named shard looks on every shard.
 func BookingShard(id uuid.UUID, n int) (int, bool) {
 	k := int(id[15])
 	return k, k < n
