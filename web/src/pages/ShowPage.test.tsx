@@ -35,7 +35,8 @@ function seat(name: string) {
 async function openShow(show: ShowDetail) {
   renderApp(`/shows/${show.id}`);
   await screen.findByRole('heading', { name: show.name });
-  const es = FakeEventSource.latest();
+  // The feed opens in an effect after the show renders: wait for it.
+  const es = await waitFor(() => FakeEventSource.latest());
   act(() => es.open());
   return es;
 }
