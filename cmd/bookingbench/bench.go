@@ -58,8 +58,9 @@ type result struct {
 	perSec, p50, p99  float64 // bookings/s; latencies in ms
 	firstErr          error   // the first failure a client saw, if any
 	verdict
-	lag   *lagStats  // the projector's during the run, for ledger
-	reads *readStats // for http
+	lag      *lagStats  // the projector's during the run, for ledger (shard 0's)
+	reads    *readStats // for http
+	perShard []float64  // bookings/s of each shard, for ledger
 }
 
 // summary is the JSON line of one scenario; its shape is a contract (issue 5).
@@ -86,6 +87,9 @@ type summary struct {
 	// ReadsCeilingPerS is a bare net/http server writing the same bytes
 	// to the same clients: the most any cache could serve on this machine.
 	ReadsCeilingPerS float64 `json:"reads_ceiling_per_s"`
+	// The ledger target's shards (-shards) and each one's bookings/s.
+	Shards             int       `json:"shards"`
+	LedgerPerShardPerS []float64 `json:"ledger_per_shard_per_s"`
 }
 
 // bench runs every scenario on every target, prints each scenario's table
@@ -117,6 +121,9 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result,
 			}
 			progress("%s/%s: %d ok in %.1fs: %.0f bookings/s, p50 %.2f ms, p99 %.2f ms, oversold %d, lost %d",
 				sc.name, name, r.ok, r.elapsed.Seconds(), r.perSec, r.p50, r.p99, r.oversold, r.lost)
+			if len(r.perShard) > 1 {
+				progress("%s/%s: bookings/s per shard: %.0f", sc.name, name, r.perShard)
+			}
 			if l := r.lag; l != nil {
 				progress("%s/%s: projection lag p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d samples; %d events behind at the end; %s",
 					sc.name, name, l.p50, l.p99, l.max, l.samples, l.behind, catchUpText(l.catchUp))
@@ -187,7 +194,25 @@ func runTarget(ctx context.Context, cfg config, sc scenario, labels []string, qu
 	case targetSeed:
 		t, err = newSeed(ctx, pool, sc, labels)
 	case targetLedger:
-		t, err = newLedger(ctx, pool, sc, labels)
+		pools := []*pgxpool.Pool{pool}
+		for k := 1; k < cfg.shards; k++ {
+			shardDB, err := createDB(ctx, cfg.adminURL, fmt.Sprintf("bookingbench_%s_%s_shard%d", sc.name, name, k))
+			if err != nil {
+				return result{}, err
+			}
+			defer func() {
+				if !cfg.keep {
+					_ = dropDB(ctx, cfg.adminURL, shardDB)
+				}
+			}()
+			p, err := openPool(ctx, cfg.adminURL, shardDB, cfg.concurrency)
+			if err != nil {
+				return result{}, err
+			}
+			defer p.Close()
+			pools = append(pools, p)
+		}
+		t, err = newLedger(ctx, pools, sc, labels)
 	case targetHTTP:
 		t, err = newHTTP(ctx, pool, sc, labels, cfg.concurrency)
 	default:
@@ -234,6 +259,11 @@ func runTarget(ctx context.Context, cfg config, sc scenario, labels []string, qu
 		return result{}, err
 	}
 	r.scenario, r.target = sc.name, name
+	if l, isLedger := t.(*ledgerTarget); isLedger {
+		for _, n := range l.perShard(ok) {
+			r.perShard = append(r.perShard, float64(n)/r.elapsed.Seconds())
+		}
+	}
 	if lag != nil {
 		st, err := lag.finish(ctx, ended)
 		if err != nil {
@@ -341,6 +371,10 @@ func summarize(scenario string, results []result) summary {
 		case targetLedger:
 			s.LedgerPerS = round(r.perSec, 1)
 			s.P50ms, s.P99ms = round(r.p50, 2), round(r.p99, 2)
+			s.Shards = len(r.perShard)
+			for _, v := range r.perShard {
+				s.LedgerPerShardPerS = append(s.LedgerPerShardPerS, round(v, 1))
+			}
 			if r.lag != nil {
 				s.LagP99ms, s.LagMaxms, s.CatchUpms = round(r.lag.p99, 1), round(r.lag.max, 1), round(r.lag.catchUp, 1)
 			}

@@ -48,7 +48,7 @@ const benchPassword = "bookingbench password"
 // while the clients book (holds do not read the projections); runTarget's
 // projects the set-up before.
 func newHTTP(ctx context.Context, pool *pgxpool.Pool, sc scenario, labels []string, clients int) (*httpTarget, error) {
-	l, err := newLedger(ctx, pool, sc, labels)
+	l, err := newLedger(ctx, []*pgxpool.Pool{pool}, sc, labels) // bookingd serves one database
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func newHTTP(ctx context.Context, pool *pgxpool.Pool, sc scenario, labels []stri
 	cfg.RateLimits = api.RateLimits{Auth: math.MaxInt32, Bookings: math.MaxInt32, Reads: math.MaxInt32}
 	deps := api.Deps{
 		Config:  cfg,
-		Ledger:  l.svc,
+		Ledger:  l.svc.Shard(0),
 		Users:   users.NewStore(pool),
 		Primary: pool,
 		Reads:   readpath.New(pool, nil, nil),
@@ -110,7 +110,7 @@ func newHTTP(ctx context.Context, pool *pgxpool.Pool, sc scenario, labels []stri
 // is not measured) and logs each in over HTTP, all at once so every client
 // starts with its own keep-alive connection.
 func (h *httpTarget) clients(ctx context.Context, n int) ([]bookFunc, error) {
-	store := users.NewStore(h.pool).WithCost(bcrypt.MinCost)
+	store := users.NewStore(h.pools[0]).WithCost(bcrypt.MinCost)
 	out := make([]bookFunc, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup

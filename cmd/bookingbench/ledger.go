@@ -14,26 +14,41 @@ import (
 	"github.com/bookingledger/ledger/domain"
 	"github.com/bookingledger/ledger/ledger"
 	"github.com/bookingledger/ledger/migrations"
+	"github.com/bookingledger/ledger/shards"
 )
 
-// ledgerTarget books through ledger.Service in this process.
+// ledgerTarget books through the ledger's command side in this process:
+// one ledger.Service per shard behind ledger.Sharded (one shard unless
+// -shards says more).
 type ledgerTarget struct {
-	pool  *pgxpool.Pool
-	svc   *ledger.Service
+	pools []*pgxpool.Pool // shard k at index k
+	svc   *ledger.Sharded
 	shows []domain.ShowID // by the scenario's show index
 }
 
-// newLedger migrates the database and schedules the scenario's shows
-// through the service the clients will use.
-func newLedger(ctx context.Context, pool *pgxpool.Pool, sc scenario, labels []string) (*ledgerTarget, error) {
-	if _, err := migrations.Up(ctx, pool); err != nil {
-		return nil, err
+// newLedger migrates every shard's database, sets up its show ids, and
+// schedules the scenario's shows (spread over the shards) through the
+// command side the clients will use.
+func newLedger(ctx context.Context, pools []*pgxpool.Pool, sc scenario, labels []string) (*ledgerTarget, error) {
+	services := make([]*ledger.Service, len(pools))
+	for k, pool := range pools {
+		if _, err := migrations.Up(ctx, pool); err != nil {
+			return nil, err
+		}
+		if err := shards.ConfigureIDs(ctx, pool, k, len(pools)); err != nil {
+			return nil, err
+		}
+		svc, err := ledger.New(pool, ledger.DefaultConfig(), ledger.WithShard(k))
+		if err != nil {
+			return nil, err
+		}
+		services[k] = svc
 	}
-	svc, err := ledger.New(pool, ledger.DefaultConfig())
+	svc, err := ledger.NewSharded(services...)
 	if err != nil {
 		return nil, err
 	}
-	l := &ledgerTarget{pool: pool, svc: svc, shows: make([]domain.ShowID, sc.shows)}
+	l := &ledgerTarget{pools: pools, svc: svc, shows: make([]domain.ShowID, sc.shows)}
 	start := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second)
 	var (
 		next     atomic.Int64
@@ -86,8 +101,32 @@ func (l *ledgerTarget) clients(_ context.Context, n int) ([]bookFunc, error) {
 	return out, nil
 }
 
+// verify checks every shard's events for the bookings acknowledged on it.
 func (l *ledgerTarget) verify(ctx context.Context, ok []success) (verdict, error) {
-	return verifyEvents(ctx, l.pool, l.shows, ok)
+	var v verdict
+	for k, pool := range l.pools {
+		var mine []success
+		for _, o := range ok {
+			if shards.Of(l.shows[o.show], len(l.pools)) == k {
+				mine = append(mine, o)
+			}
+		}
+		vk, err := verifyEvents(ctx, pool, l.shows, mine)
+		if err != nil {
+			return v, fmt.Errorf("shard %d: %w", k, err)
+		}
+		v.oversold, v.lost = v.oversold+vk.oversold, v.lost+vk.lost
+	}
+	return v, nil
+}
+
+// perShard counts the acknowledged bookings of each shard.
+func (l *ledgerTarget) perShard(ok []success) []int {
+	out := make([]int, len(l.pools))
+	for _, o := range ok {
+		out[shards.Of(l.shows[o.show], len(l.pools))]++
+	}
+	return out
 }
 
 func (l *ledgerTarget) close() {}

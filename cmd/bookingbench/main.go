@@ -35,6 +35,12 @@
 //     set-up and is stopped before the clients book (holds do not read the
 //     projections).
 //
+// -shards N spreads the ledger target over N databases on the -admin-url
+// server (shard k holds the shows whose id ≡ k mod N: shards.ConfigureIDs,
+// ledger.Sharded), verifies each shard's events, and reports each shard's
+// bookings/s ("shards" and "ledger_per_shard_per_s" in the JSON line; the
+// projection lag is shard 0's). The http target stays on one database.
+//
 // Every target's connection pool holds up to -concurrency connections (the
 // seed design needs one per transaction in flight) and is opened before the
 // clock starts.
@@ -187,6 +193,8 @@ type config struct {
 	jsonOnly     bool
 	// replayEvents is the size of the replay scenario's stream; 0 skips it.
 	replayEvents int
+	// shards is how many databases the ledger target spreads its shows over.
+	shards int
 }
 
 // Target names, in the order -target all runs them.
@@ -226,6 +234,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the databases instead of dropping them")
 	fs.BoolVar(&cfg.jsonOnly, "json-only", false, "print only the JSON lines")
 	replayEvents := fs.Int("replay-events", 1_000_000, "events the replay scenario generates and replays")
+	fs.IntVar(&cfg.shards, "shards", 1, "databases the ledger target spreads its shows over (show id mod N), reporting each one's bookings/s")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return config{}, err
@@ -259,6 +268,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		cfg.targets = allTargets
 	default:
 		return config{}, usagef("-target must be seed, ledger, http or all, not %q", *tg)
+	}
+	if cfg.shards < 1 || cfg.shards > 16 {
+		return config{}, usagef("-shards must be 1 to 16, not %d", cfg.shards)
 	}
 	if cfg.concurrency < 1 || cfg.concurrency > 1000 {
 		return config{}, usagef("-concurrency must be 1 to 1000, not %d", cfg.concurrency)

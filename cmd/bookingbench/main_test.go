@@ -71,7 +71,8 @@ func TestEveryTargetBooksWithoutOversellingOrLosing(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &last), "the last line is JSON")
 	assert.Equal(t, "hot", last["scenario"])
 	keys := []string{"scenario", "seed_per_s", "ledger_per_s", "http_per_s", "ledger_vs_seed", "http_vs_seed", "p50_ms", "p99_ms", "oversold", "lost",
-		"lag_p99_ms", "lag_max_ms", "catchup_ms", "reads_cached_per_s", "reads_uncached_per_s", "cache_ratio", "reads_ceiling_per_s"}
+		"lag_p99_ms", "lag_max_ms", "catchup_ms", "reads_cached_per_s", "reads_uncached_per_s", "cache_ratio", "reads_ceiling_per_s",
+		"shards", "ledger_per_shard_per_s"}
 	for _, key := range keys {
 		assert.Contains(t, last, key)
 	}

@@ -81,7 +81,7 @@ func (h *httpTarget) measureReads(ctx context.Context, redisURL string, n int, d
 	ready := make(chan struct{})
 	listening.Go(func() {
 		c.Listen(listenCtx, func(ctx context.Context) (*pgx.Conn, error) {
-			return pgx.ConnectConfig(ctx, h.pool.Config().ConnConfig)
+			return pgx.ConnectConfig(ctx, h.pools[0].Config().ConnConfig)
 		}, ready)
 	})
 	select {
