@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -374,11 +373,7 @@ func TestRedisDownLoadsFromTheDatabase(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	addr, stop := redistest.StartServer(t)
-	rdb := redis.NewClient(&redis.Options{
-		Addr: addr, MaxRetries: -1, DialerRetries: 1, DisableIdentity: true,
-		DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
-	})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := redistest.FailFastClient(t, addr)
 	reg := prometheus.NewRegistry()
 	c := cache.New(rdb, cache.Config{Prefix: "down:", TTL: time.Minute, Registerer: reg})
 

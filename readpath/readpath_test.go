@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -528,11 +527,7 @@ func TestTokensRedisDown(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	addr, stop := redistest.StartServer(t)
-	rdb := redis.NewClient(&redis.Options{
-		Addr: addr, MaxRetries: -1, DialerRetries: 1, DisableIdentity: true,
-		DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
-	})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := redistest.FailFastClient(t, addr)
 	tokens := readpath.NewTokens(rdb, "down:", time.Minute)
 
 	before := eventstore.Checkpoint{TransactionID: 1, Position: 1}

@@ -124,6 +124,19 @@ func StartServer(t testing.TB) (addr string, stop func()) {
 	return "", nil
 }
 
+// FailFastClient is a client of the server at addr that gives up at once
+// when it is down (one dial, no retries, short timeouts), for tests that stop
+// the server to see what the code does without Redis. It is closed when t
+// ends.
+func FailFastClient(t testing.TB, addr string) *redis.Client {
+	rdb := redis.NewClient(&redis.Options{
+		Addr: addr, MaxRetries: -1, DialerRetries: 1, DisableIdentity: true,
+		DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
+	})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
 // StartServerAt starts a private redis-server like StartServer, on a given
 // address, typically the one of a server the test stopped earlier: clients
 // configured with that address find Redis back.
