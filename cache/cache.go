@@ -38,6 +38,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bookingledger/ledger/internal/pglisten"
 )
 
 // Channel is the NOTIFY channel the shows trigger uses.
@@ -257,51 +259,27 @@ func (c *Cache) Listen(ctx context.Context, connect func(context.Context) (*pgx.
 		}
 		return
 	}
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := c.listenOnce(ctx, connect, &ready)
-		c.listening.Store(false)
-		if ctx.Err() != nil {
-			return
-		}
-		c.logger.Warn("cache invalidation listener stopped; reconnecting", "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
-}
-
-func (c *Cache) listenOnce(ctx context.Context, connect func(context.Context) (*pgx.Conn, error), ready *chan<- struct{}) error {
-	conn, err := connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
-		return err
-	}
-	// Whatever the local layer holds may have missed notifications.
-	c.epoch.Add(1)
-	if c.local != nil {
-		c.local.Purge()
-	}
-	c.listening.Store(true)
-	if *ready != nil {
-		close(*ready)
-		*ready = nil
-	}
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return err
-		}
-		id, err := strconv.ParseInt(n.Payload, 10, 64)
-		if err != nil {
-			continue
-		}
-		_ = c.Invalidate(ctx, id) // logged by fail; the TTL is the backstop
-	}
+	pglisten.Run(ctx, pglisten.Config{
+		Channel: Channel,
+		Connect: connect,
+		Listening: func() {
+			// Whatever the local layer holds may have missed notifications.
+			c.epoch.Add(1)
+			if c.local != nil {
+				c.local.Purge()
+			}
+			c.listening.Store(true)
+			if ready != nil {
+				close(ready)
+				ready = nil
+			}
+		},
+		Stopped: func() { c.listening.Store(false) },
+		Notify: func(ctx context.Context, payload string) {
+			if id, err := strconv.ParseInt(payload, 10, 64); err == nil {
+				_ = c.Invalidate(ctx, id) // logged by fail; the TTL is the backstop
+			}
+		},
+		Logger: c.logger,
+	})
 }

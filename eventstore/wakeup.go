@@ -8,6 +8,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/bookingledger/ledger/internal/pglisten"
 )
 
 // AppendedChannel is the PostgreSQL NOTIFY channel on which appenders
@@ -116,38 +118,13 @@ func (l *Listener) wakeAll() {
 // Run listens until ctx ends, reconnecting with backoff. Every (re)connect
 // wakes everyone, as announcements may have been missed while disconnected.
 func (l *Listener) Run(ctx context.Context) {
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := l.listenOnce(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		l.logger.Warn("appended-events listener stopped; reconnecting", "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
-}
-
-func (l *Listener) listenOnce(ctx context.Context) error {
-	conn, err := l.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+AppendedChannel); err != nil {
-		return err
-	}
-	l.wakeAll()
-	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return err
-		}
-		l.wakeAll()
-	}
+	pglisten.Run(ctx, pglisten.Config{
+		Channel:   AppendedChannel,
+		Connect:   l.connect,
+		Listening: l.wakeAll,
+		Notify:    func(context.Context, string) { l.wakeAll() },
+		Logger:    l.logger,
+	})
 }
 
 // wakeBackoff is watermill-sql's BackoffManager for a subscriber with a

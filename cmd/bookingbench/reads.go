@@ -98,22 +98,14 @@ func (h *httpTarget) measureReads(ctx context.Context, redisURL string, n int, d
 	if err != nil {
 		return st, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	cachedBase, stop, err := serveLocal(ctx, handler)
 	if err != nil {
 		return st, err
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		<-served
-	}()
+	defer stop()
 
 	path := fmt.Sprintf("/api/shows/%d", h.readShow)
-	uncachedURL, cachedURL := h.base+path, "http://"+ln.Addr().String()+path
+	uncachedURL, cachedURL := h.base+path, cachedBase+path
 	if err := h.sameSeatMap(ctx, uncachedURL, cachedURL); err != nil {
 		return st, err
 	}
@@ -146,23 +138,15 @@ func (h *httpTarget) ceiling(ctx context.Context, url string, n int, d time.Dura
 	if err != nil {
 		return 0, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	bareBase, stop, err := serveLocal(ctx, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}))
 	if err != nil {
 		return 0, err
 	}
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(body)
-	})}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		<-served
-	}()
-	bare := "http://" + ln.Addr().String() + "/"
+	defer stop()
+	bare := bareBase + "/"
 	if _, err := h.readLoad(ctx, bare, n, readWarmup); err != nil {
 		return 0, err
 	}
@@ -280,4 +264,22 @@ func (h *httpTarget) readLoad(ctx context.Context, rawURL string, n int, d time.
 		return 0, err
 	}
 	return float64(ok.Load()) / time.Since(start).Seconds(), nil
+}
+
+// serveLocal serves handler on a free 127.0.0.1 port and returns its base
+// URL and a func that shuts it down (waiting up to 10 s for requests).
+func serveLocal(ctx context.Context, handler http.Handler) (base string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		<-served
+	}, nil
 }

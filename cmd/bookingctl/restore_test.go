@@ -246,7 +246,7 @@ func TestExportImportReplay(t *testing.T) {
 	assert.Contains(t, r.stdout, "ok:")
 
 	// Other consumer groups: listed, moved to the end, forgotten.
-	store := eventstore.New(mustPool(t, targetURL))
+	store := eventstore.New(pgtest.Pool(t, targetURL))
 	require.NoError(t, store.SetConsumerCheckpoint(context.Background(), "payments", eventstore.Checkpoint{}))
 	r = ctl(t, targetURL, "consumers")
 	require.Equal(t, exitOK, r.code, r.stderr)
@@ -289,12 +289,4 @@ func normalize(t *testing.T, ndjson string) []eventstore.Event {
 	// source's order may interleave streams differently.
 	slices.SortFunc(out, func(a, b eventstore.Event) int { return cmp.Compare(a.GlobalPosition, b.GlobalPosition) })
 	return out
-}
-
-func mustPool(t *testing.T, url string) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	return pool
 }

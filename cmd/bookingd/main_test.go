@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -196,7 +195,7 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	require.Equal(t, http.StatusCreated, post("/api/auth/register", "", `{"email":"a@example.com","password":"long enough"}`).StatusCode)
 	token := decode(post("/api/auth/login", "", `{"email":"a@example.com","password":"long enough"}`))["token"].(string)
 
-	svc, err := ledger.New(mustPool(t, url), ledger.DefaultConfig())
+	svc, err := ledger.New(pgtest.Pool(t, url), ledger.DefaultConfig())
 	require.NoError(t, err)
 	res, err := svc.ScheduleShow(context.Background(), ledger.ScheduleInput{Name: "Late bus", ShowType: domain.ShowBus,
 		StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1"}}, ledger.Metadata{})
@@ -234,14 +233,6 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 	assert.Equal(t, http.StatusOK, r.status)
 	assert.Equal(t, "pending", r.body["status"], "answered from the event stream when the projector never came")
 	require.NoError(t, <-done)
-}
-
-func mustPool(t *testing.T, url string) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	return pool
 }
 
 // startBookingd runs bookingd with env on a free port until the test ends.
@@ -293,7 +284,7 @@ func (c *client) call(method, path, body string, out any) int {
 
 func scheduleBus(t *testing.T, url string, seats ...string) domain.ShowID {
 	t.Helper()
-	svc, err := ledger.New(mustPool(t, url), ledger.DefaultConfig())
+	svc, err := ledger.New(pgtest.Pool(t, url), ledger.DefaultConfig())
 	require.NoError(t, err)
 	res, err := svc.ScheduleShow(context.Background(), ledger.ScheduleInput{Name: "Bus", ShowType: domain.ShowBus,
 		StartTime: time.Now().Add(time.Hour), SeatNumbers: seats}, ledger.Metadata{})

@@ -105,7 +105,7 @@ func TestNotReadyUntilMigrated(t *testing.T) {
 	resp, body := get(t, base+"/readyz")
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	assert.Contains(t, string(body), "migrate")
-	_, err := migrations.Up(context.Background(), mustPool(t, url))
+	_, err := migrations.Up(context.Background(), pgtest.Pool(t, url))
 	require.NoError(t, err)
 	resp, _ = get(t, base+"/readyz")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)

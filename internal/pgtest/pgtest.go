@@ -61,6 +61,17 @@ func NewDB(t testing.TB) (*pgxpool.Pool, string) {
 	return pool, url
 }
 
+// Pool connects to url and closes the pool when t ends.
+func Pool(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatalf("pgtest: connect to %s: %v", url, err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
 // CreateDB creates an empty database for t (no migrations) and returns its
 // connection string. It is dropped when t ends.
 func CreateDB(t testing.TB) string {

@@ -28,9 +28,11 @@ const MAX_SEATS_PER_HOLD = 100;
 const FLASH_MS = 2400;
 const SELECTION_KEY = (id: number) => `bookingledger.selection.${id}`;
 
-/** The booking status a 409's detail names ("booking … is expired, not pending"). */
-function statusFromConflict(detail: string | undefined): BookingStatus | null {
-  const m = /\bis (confirmed|expired|cancelled), not pending/.exec(detail ?? '');
+/** The booking status a 409 on confirm or cancel reports: "Hold expired", or
+ * the status its detail names ("booking … is expired, not pending"). */
+function conflictStatus(problem: { title?: string; detail?: string }): BookingStatus | null {
+  if (problem.title === 'Hold expired') return 'expired';
+  const m = /\bis (confirmed|expired|cancelled), not pending/.exec(problem.detail ?? '');
   return m ? (m[1] as BookingStatus) : null;
 }
 
@@ -436,13 +438,18 @@ export function ShowPage() {
   const setBookingStatus = (id: string, status: BookingStatus) =>
     setBookings((bs) => bs.map((b) => (b.id === id ? { ...b, status } : b)));
 
+  // settled records a confirmed or cancelled booking and its seats' new status.
+  const settled = (nb: Booking, seats: 'booked' | 'available') => {
+    setBookings((bs) => bs.map((x) => (x.id === nb.id ? { ...x, ...nb } : x)));
+    if (showRef.current) commit(withSeats(showRef.current, nb.seat_numbers, seats));
+  };
+
   const confirm = async (b: Booking) => {
     setBusy(`confirm:${b.id}`);
     setNotice(null);
     try {
       const nb = await confirmBooking(b.id);
-      setBookings((bs) => bs.map((x) => (x.id === nb.id ? { ...x, ...nb } : x)));
-      if (showRef.current) commit(withSeats(showRef.current, nb.seat_numbers, 'booked'));
+      settled(nb, 'booked');
       setNotice({
         tone: 'success',
         title: 'Booked!',
@@ -451,7 +458,7 @@ export function ShowPage() {
       });
     } catch (e) {
       if (isApiError(e) && e.status === 409) {
-        const st = e.problem.title === 'Hold expired' ? 'expired' : statusFromConflict(e.problem.detail);
+        const st = conflictStatus(e.problem);
         if (st === 'expired') {
           setBookingStatus(b.id, 'expired');
           setNotice({
@@ -485,8 +492,7 @@ export function ShowPage() {
     setNotice(null);
     try {
       const nb = await cancelBooking(b.id);
-      setBookings((bs) => bs.map((x) => (x.id === nb.id ? { ...x, ...nb } : x)));
-      if (showRef.current) commit(withSeats(showRef.current, nb.seat_numbers, 'available'));
+      settled(nb, 'available');
       setNotice({
         tone: 'info',
         title: 'Cancelled',
@@ -494,7 +500,7 @@ export function ShowPage() {
       });
     } catch (e) {
       if (isApiError(e) && e.status === 409) {
-        const st = e.problem.title === 'Hold expired' ? 'expired' : statusFromConflict(e.problem.detail);
+        const st = conflictStatus(e.problem);
         if (st && st !== 'pending') setBookingStatus(b.id, st);
         setNotice({
           tone: 'error',
@@ -623,3 +629,4 @@ export function ShowPage() {
     </section>
   );
 }
+
