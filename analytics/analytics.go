@@ -9,9 +9,15 @@
 // event. Replay computes the same figures in memory from position 0, with
 // no tables: both must agree, and both must agree with a direct count over
 // the events table.
+//
+// On a ledger of several shards each shard's stream has its own consumer
+// (the group "analytics" and its tables live in that shard's database), and
+// Report and Replay run on each shard; Union joins their figures, whose
+// show ids are disjoint (a show lives on one shard).
 package analytics
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -232,4 +238,15 @@ func Replay(ctx context.Context, store *eventstore.Store) ([]ShowStats, error) {
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// Union joins the figures of several shards into one list by show id. A show
+// lives on one shard, so no show appears twice.
+func Union(parts ...[]ShowStats) []ShowStats {
+	out := make([]ShowStats, 0)
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	slices.SortStableFunc(out, func(a, b ShowStats) int { return cmp.Compare(a.ShowID, b.ShowID) })
+	return out
 }

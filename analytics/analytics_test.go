@@ -162,3 +162,22 @@ func TestConsumerResumesAfterKills(t *testing.T) {
 	assert.Equal(t, direct(t, pool), live)
 	t.Logf("killed %d consumer connections inside a batch", kills)
 }
+
+// Union joins the figures of shards (disjoint show ids) in show id order.
+func TestUnion(t *testing.T) {
+	t.Parallel()
+	got := analytics.Union(
+		[]analytics.ShowStats{{ShowID: 4, Holds: 1}, {ShowID: 8}},
+		nil,
+		[]analytics.ShowStats{{ShowID: 1}, {ShowID: 5, Confirmed: 2}},
+		[]analytics.ShowStats{{ShowID: 2}},
+	)
+	ids := make([]int64, len(got))
+	for i, s := range got {
+		ids[i] = s.ShowID
+	}
+	assert.Equal(t, []int64{1, 2, 4, 5, 8}, ids)
+	assert.Equal(t, 1, got[2].Holds)
+	assert.Equal(t, 2, got[3].Confirmed)
+	assert.NotNil(t, analytics.Union(), "no shows is an empty list, not null")
+}

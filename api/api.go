@@ -86,11 +86,16 @@ func (c Config) Validate() error {
 }
 
 // Deps are the API's collaborators.
+//
+// A ledger on one database gives Ledger, Reads and Live (and Primary);
+// one on several shards gives Shards, shard k at index k, and Primary is
+// then the home database of users and idempotency keys.
 type Deps struct {
 	Config   Config
 	Ledger   *ledger.Service
+	Shards   []Shard
 	Users    *users.Store
-	Primary  *pgxpool.Pool
+	Primary  *pgxpool.Pool // the home database: users, idempotency keys
 	Reads    *readpath.Router
 	Tokens   *readpath.Tokens
 	Cache    *cache.Cache
@@ -104,6 +109,8 @@ type Deps struct {
 
 type server struct {
 	Deps
+	shards  []Shard
+	ledger  *ledger.Sharded // routes commands to the shard of their show
 	metrics *metrics
 }
 
@@ -130,7 +137,19 @@ func New(d Deps) (http.Handler, error) {
 	if d.Limiter == nil {
 		d.Limiter = ratelimit.New(nil, ratelimit.Config{})
 	}
-	s := &server{Deps: d, metrics: newMetrics(d.Registry)}
+	shardList, err := shardDeps(&d)
+	if err != nil {
+		return nil, err
+	}
+	services := make([]*ledger.Service, len(shardList))
+	for k, sh := range shardList {
+		services[k] = sh.Ledger
+	}
+	router, err := ledger.NewSharded(services...)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{Deps: d, shards: shardList, ledger: router, metrics: newMetrics(d.Registry)}
 	return s.routes(), nil
 }
 
@@ -231,18 +250,32 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
+// ready answers 200 when the home database and every shard answer and are
+// migrated.
 func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.Primary.Ping(ctx); err != nil {
-		writeProblem(w, r, Problem{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "database unreachable"})
-		return
+	dbs := []*pgxpool.Pool{s.Primary}
+	for _, sh := range s.shards {
+		if sh.Primary != s.Primary {
+			dbs = append(dbs, sh.Primary)
+		}
 	}
-	pending, err := migrations.Pending(ctx, s.Primary)
-	if err != nil || pending > 0 {
-		writeProblem(w, r, Problem{Status: http.StatusServiceUnavailable, Title: "Not ready",
-			Detail: "database schema is not migrated (run bookingctl migrate)"})
-		return
+	for i, db := range dbs {
+		name := "database"
+		if len(dbs) > 1 {
+			name = fmt.Sprintf("database %d of %d (home, then the shards)", i+1, len(dbs))
+		}
+		if err := db.Ping(ctx); err != nil {
+			s.Logger.WarnContext(ctx, "not ready", "database", name, "err", err)
+			writeProblem(w, r, Problem{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: name + " unreachable"})
+			return
+		}
+		if pending, err := migrations.Pending(ctx, db); err != nil || pending > 0 {
+			writeProblem(w, r, Problem{Status: http.StatusServiceUnavailable, Title: "Not ready",
+				Detail: name + ": schema is not migrated (run bookingctl migrate)"})
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/bookingledger/ledger/eventstore"
 	"github.com/bookingledger/ledger/ledger"
 	"github.com/bookingledger/ledger/projections"
+	"github.com/bookingledger/ledger/shards"
 	"github.com/bookingledger/ledger/users"
 )
 
@@ -70,14 +71,15 @@ func (s *server) hold(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, _ := principalFrom(r.Context())
-	b, res, err := s.Ledger.Hold(r.Context(), domain.ShowID(in.ShowID), domain.UserID(p.UserID.String()), in.SeatNumbers, s.meta(r, p))
+	show := domain.ShowID(in.ShowID)
+	b, res, err := s.ledger.Hold(r.Context(), show, domain.UserID(p.UserID.String()), in.SeatNumbers, s.meta(r, p))
 	if err != nil {
 		s.outcome("hold", outcomeOf(err))
 		s.writeError(w, r, err)
 		return
 	}
 	s.outcome("hold", "held")
-	s.remember(r.Context(), p, res)
+	s.remember(r.Context(), p, s.shardOf(show), res)
 	s.Logger.InfoContext(r.Context(), "seats held", "booking_id", b.ID, "show_id", in.ShowID, "seats", b.SeatNumbers)
 	v := viewDomain(domain.ShowID(in.ShowID), b)
 	created := res.Last().RecordedAt.UTC()
@@ -86,9 +88,10 @@ func (s *server) hold(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, v)
 }
 
-// remember records the caller's write so its next reads include it.
-func (s *server) remember(ctx context.Context, p principal, res ledger.Result) {
-	s.Tokens.Set(ctx, p.UserID.String(), res.Last().Checkpoint())
+// remember records the caller's write on shard k so its next reads of that
+// shard include it.
+func (s *server) remember(ctx context.Context, p principal, k int, res ledger.Result) {
+	s.Tokens.Set(ctx, tokenKey(p.UserID.String(), k), res.Last().Checkpoint())
 }
 
 // outcomeOf names a refused booking command for metrics.
@@ -113,20 +116,27 @@ func outcomeOf(err error) string {
 	}
 }
 
-// readDB returns where the caller's reads go: a database that has the
-// caller's own last write. fresh is false when none had it in time.
-func (s *server) readDB(ctx context.Context, p principal) (db projections.Querier, fresh bool, err error) {
-	tok := s.Tokens.Get(ctx, p.UserID.String())
+// readDB returns where the caller's reads of shard k go: a database of the
+// shard that has the caller's own last write there. fresh is false when
+// none had it in time.
+func (s *server) readDB(ctx context.Context, p principal, k int) (db projections.Querier, fresh bool, err error) {
+	reads := s.shards[k].Reads
+	tok := s.Tokens.Get(ctx, tokenKey(p.UserID.String(), k))
 	if tok == (eventstore.Checkpoint{}) {
-		return s.Reads.Any(), true, nil
+		return reads.Any(), true, nil
 	}
-	db, fresh, err = s.Reads.AtLeast(ctx, tok, s.Config.ReadYourWritesWait)
+	db, fresh, err = reads.AtLeast(ctx, tok, s.Config.ReadYourWritesWait)
 	if err == nil && !fresh {
 		s.Logger.WarnContext(ctx, "projections lag behind the caller's last write")
 	}
 	return db, fresh, err
 }
 
+// listBookings pages the caller's bookings, newest first. On several
+// shards every shard answers the same keyset query at once (each from a
+// database that has the caller's own writes there) and the pages merge:
+// the next cursor is the last booking's key, which every shard
+// understands.
 func (s *server) listBookings(w http.ResponseWriter, r *http.Request) {
 	p, _ := principalFrom(r.Context())
 	limit, err := limitParam(r, 100, 500)
@@ -134,21 +144,51 @@ func (s *server) listBookings(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	db, _, err := s.readDB(r.Context(), p)
+	f := projections.BookingFilter{Limit: int(limit), Cursor: r.URL.Query().Get("cursor")}
+	if f.Cursor != "" {
+		if _, _, err := projections.DecodeBookingCursor(f.Cursor); err != nil {
+			s.writeError(w, r, badRequest("cursor: %v", err))
+			return
+		}
+	}
+	pages := make([]projections.BookingPage, len(s.shards))
+	err = s.eachShard(r.Context(), func(ctx context.Context, k int) error {
+		db, _, err := s.readDB(ctx, p, k)
+		if err != nil {
+			return err
+		}
+		pages[k], err = projections.NewReader(db).UserBookings(ctx, p.UserID.String(), f)
+		return err
+	})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	list, err := projections.NewReader(db).UserBookings(r.Context(), p.UserID.String(), int(limit))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	lists := make([][]projections.Booking, len(pages))
+	more := false
+	for k, pg := range pages {
+		lists[k] = pg.Bookings
+		more = more || pg.NextCursor != ""
 	}
+	list := shards.Merge(lists, projections.CompareBookings, f.Limit)
+	more = more || len(list) < sumLen(lists)
 	out := make([]bookingView, len(list))
 	for i, b := range list {
 		out[i] = viewProjected(b)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"bookings": out})
+	page := map[string]any{"bookings": out}
+	if more && len(list) > 0 {
+		page["next_cursor"] = projections.EncodeBookingCursor(list[len(list)-1])
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func sumLen[T any](lists [][]T) int {
+	n := 0
+	for _, l := range lists {
+		n += len(l)
+	}
+	return n
 }
 
 // bookingID parses the path's booking id; a malformed one is simply unknown.
@@ -168,15 +208,24 @@ func (s *server) getBooking(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	db, fresh, err := s.readDB(r.Context(), p)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	var v bookingView
-	b, err := projections.NewReader(db).Booking(r.Context(), string(id))
-	if err == nil {
-		v = viewProjected(b)
+	var (
+		v     bookingView
+		fresh bool
+	)
+	// The shard the id names first; ids made before sharding name none
+	// reliably, so the others follow.
+	for _, k := range s.bookingShards(id) {
+		var db projections.Querier
+		if db, fresh, err = s.readDB(r.Context(), p, k); err != nil {
+			break
+		}
+		var b projections.Booking
+		if b, err = projections.NewReader(db).Booking(r.Context(), string(id)); err == nil {
+			v = viewProjected(b)
+		}
+		if !fresh || !errors.Is(err, projections.ErrNotFound) {
+			break
+		}
 	}
 	if !fresh {
 		// The projections are behind the caller's own writes: the event
@@ -185,8 +234,8 @@ func (s *server) getBooking(w http.ResponseWriter, r *http.Request) {
 			show    domain.ShowID
 			current domain.Booking
 		)
-		if show, err = s.Ledger.ShowOfBooking(r.Context(), id); err == nil {
-			if current, err = s.Ledger.Booking(r.Context(), show, id); err == nil && v.Status != string(current.Status) {
+		if show, err = s.ledger.ShowOfBooking(r.Context(), id); err == nil {
+			if current, err = s.ledger.Booking(r.Context(), show, id); err == nil && v.Status != string(current.Status) {
 				created := v.CreatedAt
 				v = viewDomain(show, current)
 				v.CreatedAt = created
@@ -204,15 +253,32 @@ func (s *server) getBooking(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
+// bookingShards are the shards to look for a booking on, in order: the one
+// its id names (shards.BookingShard), then the others.
+func (s *server) bookingShards(id domain.BookingID) []int {
+	order := make([]int, 0, len(s.shards))
+	if u, err := uuid.Parse(string(id)); err == nil {
+		if k, ok := shards.BookingShard(u, len(s.shards)); ok {
+			order = append(order, k)
+		}
+	}
+	for k := range s.shards {
+		if len(order) == 0 || k != order[0] {
+			order = append(order, k)
+		}
+	}
+	return order
+}
+
 // ownedBooking finds a booking on the event stream and checks that the
 // caller may act on it: its owner, or one of the roles in also. Users get
 // 404 for bookings of others, so ids of other people's bookings leak nothing.
 func (s *server) ownedBooking(ctx context.Context, p principal, id domain.BookingID, also ...users.Role) (domain.ShowID, error) {
-	show, err := s.Ledger.ShowOfBooking(ctx, id)
+	show, err := s.ledger.ShowOfBooking(ctx, id)
 	if err != nil {
 		return 0, err
 	}
-	b, err := s.Ledger.Booking(ctx, show, id)
+	b, err := s.ledger.Booking(ctx, show, id)
 	if err != nil {
 		return 0, err
 	}
@@ -234,11 +300,11 @@ func (s *server) ownedBooking(ctx context.Context, p principal, id domain.Bookin
 var errForbidden = errors.New("forbidden")
 
 func (s *server) confirm(w http.ResponseWriter, r *http.Request) {
-	s.transition(w, r, "confirm", "confirmed", nil, s.Ledger.Confirm)
+	s.transition(w, r, "confirm", "confirmed", nil, s.ledger.Confirm)
 }
 
 func (s *server) cancel(w http.ResponseWriter, r *http.Request) {
-	s.transition(w, r, "cancel", "cancelled", []users.Role{users.RoleAdmin}, s.Ledger.Cancel)
+	s.transition(w, r, "cancel", "cancelled", []users.Role{users.RoleAdmin}, s.ledger.Cancel)
 }
 
 type transitionFunc func(context.Context, domain.ShowID, domain.BookingID, ledger.Metadata) (ledger.Result, error)
@@ -264,8 +330,8 @@ func (s *server) transition(w http.ResponseWriter, r *http.Request, name, done s
 		return
 	}
 	s.outcome(name, done)
-	s.remember(r.Context(), p, res)
-	b, err := s.Ledger.Booking(r.Context(), show, id)
+	s.remember(r.Context(), p, s.shardOf(show), res)
+	b, err := s.ledger.Booking(r.Context(), show, id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -35,12 +35,13 @@ func (s *server) liveShow(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if s.Live == nil {
+	hub := s.shards[s.shardOf(domain.ShowID(id))].Live
+	if hub == nil {
 		s.writeError(w, r, errLiveOff)
 		return
 	}
 	ctx := r.Context()
-	feed, err := live.Open(ctx, s.Live, domain.ShowID(id), after)
+	feed, err := live.Open(ctx, hub, domain.ShowID(id), after)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -18,6 +18,7 @@ import (
 	"github.com/bookingledger/ledger/eventstore"
 	"github.com/bookingledger/ledger/ledger"
 	"github.com/bookingledger/ledger/projections"
+	"github.com/bookingledger/ledger/shards"
 )
 
 // showFilter parses the show list's query parameters.
@@ -61,7 +62,7 @@ func (s *server) listShows(w http.ResponseWriter, r *http.Request) {
 	key := strings.Join([]string{f.Type, f.From.UTC().Format(time.RFC3339), f.To.UTC().Format(time.RFC3339),
 		strconv.Itoa(f.Limit), f.Cursor}, "|")
 	body, err := s.Cache.List(r.Context(), key, func() ([]byte, error) {
-		page, err := projections.NewReader(s.cacheSource()).ListShows(r.Context(), f)
+		page, err := s.showPage(r.Context(), f)
 		if err != nil {
 			return nil, err
 		}
@@ -84,15 +85,51 @@ func (s *server) listShows(w http.ResponseWriter, r *http.Request) {
 	writeRawJSON(w, http.StatusOK, body)
 }
 
-// cacheSource is where a show read that the cache answers is loaded from:
-// the primary when the cache keeps what it loads (a lagging replica's rows
-// would outlive the invalidation that announced newer ones; misses are few),
-// a replica when every read is a load.
-func (s *server) cacheSource() projections.Querier {
-	if s.Cache.Enabled() {
-		return s.Primary
+// showPage is a page of the show list: on several shards, every shard's
+// page after the same cursor, merged; the next cursor is the last show's
+// key, which every shard understands.
+func (s *server) showPage(ctx context.Context, f projections.ShowFilter) (projections.ShowPage, error) {
+	if len(s.shards) == 1 {
+		return projections.NewReader(s.cacheSource(0)).ListShows(ctx, f)
 	}
-	return s.Reads.Any()
+	pages := make([]projections.ShowPage, len(s.shards))
+	err := s.eachShard(ctx, func(ctx context.Context, k int) (err error) {
+		pages[k], err = projections.NewReader(s.cacheSource(k)).ListShows(ctx, f)
+		return err
+	})
+	if err != nil {
+		return projections.ShowPage{}, err
+	}
+	lists := make([][]projections.ShowSummary, len(pages))
+	more := false
+	for k, p := range pages {
+		lists[k] = p.Shows
+		more = more || p.NextCursor != ""
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = projections.DefaultShowLimit
+	}
+	page := projections.ShowPage{Shows: shards.Merge(lists, projections.CompareShows, limit)}
+	if page.Shows == nil {
+		page.Shows = []projections.ShowSummary{}
+	}
+	if n := len(page.Shows); n > 0 && (more || n < sumLen(lists)) {
+		last := page.Shows[n-1]
+		page.NextCursor = projections.EncodeShowCursor(last.StartTime, last.ID)
+	}
+	return page, nil
+}
+
+// cacheSource is where a show read of shard k that the cache answers is
+// loaded from: the shard's primary when the cache keeps what it loads (a
+// lagging replica's rows would outlive the invalidation that announced
+// newer ones; misses are few), a replica when every read is a load.
+func (s *server) cacheSource(k int) projections.Querier {
+	if s.Cache.Enabled() {
+		return s.shards[k].Primary
+	}
+	return s.shards[k].Reads.Any()
 }
 
 // showEntry is a show's cached representation: its projected version (the
@@ -105,8 +142,9 @@ type showEntry struct {
 func (s *server) loadShow(ctx context.Context, id int64) (showEntry, error) {
 	// A caller who just wrote reads a projection that has its write, so the
 	// seat map never shows its own seats as free; others may use the cache.
-	if p, ok := principalFrom(ctx); ok && s.Tokens.Get(ctx, p.UserID.String()) != (eventstore.Checkpoint{}) {
-		db, _, err := s.readDB(ctx, p)
+	k := s.shardOf(domain.ShowID(id))
+	if p, ok := principalFrom(ctx); ok && s.Tokens.Get(ctx, tokenKey(p.UserID.String(), k)) != (eventstore.Checkpoint{}) {
+		db, _, err := s.readDB(ctx, p, k)
 		if err != nil {
 			return showEntry{}, err
 		}
@@ -118,7 +156,7 @@ func (s *server) loadShow(ctx context.Context, id int64) (showEntry, error) {
 		return showEntry{version: show.Version, body: body}, err
 	}
 	raw, err := s.Cache.Show(ctx, id, func() ([]byte, error) {
-		show, err := projections.NewReader(s.cacheSource()).Show(ctx, id)
+		show, err := projections.NewReader(s.cacheSource(k)).Show(ctx, id)
 		if err != nil {
 			return nil, err
 		}
@@ -218,14 +256,14 @@ func (s *server) createShow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, _ := principalFrom(r.Context())
-	res, err := s.Ledger.ScheduleShow(r.Context(), ledger.ScheduleInput{
+	res, err := s.ledger.ScheduleShow(r.Context(), ledger.ScheduleInput{
 		Name: in.Name, ShowType: in.ShowType, StartTime: in.StartTime, SeatNumbers: seats,
 	}, s.meta(r, p))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.remember(r.Context(), p, res)
+	s.remember(r.Context(), p, s.shardOf(res.ShowID), res)
 	s.Logger.InfoContext(r.Context(), "show scheduled", "show_id", res.ShowID, "seats", len(seats))
 	detail := projections.ShowDetail{ShowSummary: projections.ShowSummary{
 		ID: int64(res.ShowID), Name: in.Name, ShowType: string(in.ShowType), StartTime: in.StartTime.UTC(),
@@ -285,7 +323,7 @@ func (s *server) showEvents(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	events, err := s.Ledger.Store().LoadRange(r.Context(), domain.ShowID(id).StreamID(), int(after), int(limit))
+	events, err := s.store(s.shardOf(domain.ShowID(id))).LoadRange(r.Context(), domain.ShowID(id).StreamID(), int(after), int(limit))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -304,10 +342,16 @@ const (
 	longPollInterval = 100 * time.Millisecond
 )
 
+// globalEvents pages the stream of every shard. Each shard's stream is
+// ordered and gap-free on its own; the cursor (after, next_cursor) is one
+// position per shard ("12,0,7,3"; one shard's is its plain position), and a
+// page takes a prefix of every shard's stream after it, interleaved by
+// recording time, so a slow shard never makes a reader skip or repeat
+// another's events.
 func (s *server) globalEvents(w http.ResponseWriter, r *http.Request) {
-	after, err := intParam(r, "after", 0, 1<<62)
+	cursor, err := shards.ParseCursor(r.URL.Query().Get("after"), len(s.shards))
 	if err != nil {
-		s.writeError(w, r, err)
+		s.writeError(w, r, badRequest("after: %v", err))
 		return
 	}
 	limit, err := limitParam(r, 100, 1000)
@@ -322,8 +366,14 @@ func (s *server) globalEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	store := s.Ledger.Store()
-	cp, err := store.CheckpointAt(r.Context(), after)
+	cps := make([]eventstore.Checkpoint, len(s.shards))
+	err = s.eachShard(r.Context(), func(ctx context.Context, k int) (err error) {
+		cps[k], err = s.store(k).CheckpointAt(ctx, cursor[k])
+		if err != nil && len(s.shards) > 1 {
+			err = fmt.Errorf("shard %d: %w", k, err)
+		}
+		return err
+	})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -331,12 +381,18 @@ func (s *server) globalEvents(w http.ResponseWriter, r *http.Request) {
 	// Long poll: with wait, an empty answer is held back until events come
 	// or the wait ends, so consumers need not busy-poll.
 	deadline := time.Now().Add(wait)
+	pages := make([][]eventstore.Event, len(s.shards))
 	var events []eventstore.Event
 	for {
-		if events, err = store.ReadAll(r.Context(), cp, int(limit)); err != nil {
+		err = s.eachShard(r.Context(), func(ctx context.Context, k int) (err error) {
+			pages[k], err = s.store(k).ReadAll(ctx, cps[k], int(limit))
+			return err
+		})
+		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
+		events, cursor = interleave(pages, cursor, int(limit))
 		if len(events) > 0 || !time.Now().Before(deadline) {
 			break
 		}
@@ -346,11 +402,43 @@ func (s *server) globalEvents(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(longPollInterval):
 		}
 	}
-	next := after
-	if len(events) > 0 {
-		next = events[len(events)-1].GlobalPosition
+	page := map[string]any{"events": nonNil(events), "next_cursor": cursor.String()}
+	if len(s.shards) == 1 {
+		page["next_after"] = cursor[0]
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": nonNil(events), "next_after": next})
+	writeJSON(w, http.StatusOK, page)
+}
+
+// interleave takes up to limit events from the shards' pages, each a run
+// of its shard's stream in order, always the earliest recorded of the
+// pages' next events, so each page contributes a prefix; it returns them
+// and the cursor moved past them.
+func interleave(pages [][]eventstore.Event, cursor shards.Cursor, limit int) ([]eventstore.Event, shards.Cursor) {
+	if len(pages) == 1 {
+		p := pages[0][:min(len(pages[0]), limit)]
+		if len(p) > 0 {
+			cursor = cursor.Advance(0, p[len(p)-1].GlobalPosition)
+		}
+		return p, cursor
+	}
+	var out []eventstore.Event
+	next := make([]int, len(pages))
+	for len(out) < limit {
+		k := -1
+		for j, p := range pages {
+			if next[j] < len(p) && (k < 0 || p[next[j]].RecordedAt.Before(pages[k][next[k]].RecordedAt)) {
+				k = j
+			}
+		}
+		if k < 0 {
+			break
+		}
+		e := pages[k][next[k]]
+		next[k]++
+		out = append(out, e)
+		cursor = cursor.Advance(k, e.GlobalPosition)
+	}
+	return out, cursor
 }
 
 // nonNil makes an empty list encode as [] rather than null.

@@ -64,9 +64,11 @@ type Cache struct {
 	logger *slog.Logger
 	down   atomic.Bool
 
-	// The in-process layer; nil when off. It answers only while listening.
+	// The in-process layer; nil when off. It answers only while every
+	// listener (one per shard's database) is listening.
 	local     *lru.Cache[string, localEntry]
-	listening atomic.Bool
+	listeners atomic.Int32  // Listen calls running
+	deaf      atomic.Int32  // of those, the ones not listening now
 	epoch     atomic.Uint64 // moves on every (re)connect of the listener
 	gens      sync.Map      // generation key -> *atomic.Uint64, moved by Invalidate
 
@@ -156,7 +158,7 @@ func (c *Cache) fill(ctx context.Context, key, genKey, listQuery string, load fu
 	if c.rdb == nil {
 		return load()
 	}
-	if c.local == nil || !c.listening.Load() {
+	if c.local == nil || !c.hearsAll() {
 		return c.fillShared(ctx, key, genKey, listQuery, load)
 	}
 	// The key names the epoch and generation read before anything is
@@ -249,9 +251,15 @@ func (c *Cache) ok() {
 	}
 }
 
-// Listen invalidates the cache on every committed projection change until
-// ctx ends, reconnecting with connect after failures. ready, when not nil,
-// is closed once the first LISTEN is in place.
+// hearsAll reports whether every listener is listening, so that nothing
+// the in-process layer holds can have missed an invalidation.
+func (c *Cache) hearsAll() bool { return c.listeners.Load() > 0 && c.deaf.Load() == 0 }
+
+// Listen invalidates the cache on every committed projection change of
+// one database until ctx ends, reconnecting with connect after failures.
+// A ledger on several shards runs one Listen per shard's database; the
+// in-process layer answers only while all of them listen. ready, when not
+// nil, is closed once the first LISTEN is in place.
 func (c *Cache) Listen(ctx context.Context, connect func(context.Context) (*pgx.Conn, error), ready chan<- struct{}) {
 	if c.rdb == nil {
 		if ready != nil {
@@ -259,6 +267,18 @@ func (c *Cache) Listen(ctx context.Context, connect func(context.Context) (*pgx.
 		}
 		return
 	}
+	// Counted deaf before counted at all, so no reader sees this listener
+	// as listening before it is.
+	c.deaf.Add(1)
+	c.listeners.Add(1)
+	hearing := false
+	defer func() {
+		if hearing {
+			c.deaf.Add(1)
+		}
+		c.listeners.Add(-1)
+		c.deaf.Add(-1)
+	}()
 	pglisten.Run(ctx, pglisten.Config{
 		Channel: Channel,
 		Connect: connect,
@@ -268,13 +288,21 @@ func (c *Cache) Listen(ctx context.Context, connect func(context.Context) (*pgx.
 			if c.local != nil {
 				c.local.Purge()
 			}
-			c.listening.Store(true)
+			if !hearing {
+				hearing = true
+				c.deaf.Add(-1)
+			}
 			if ready != nil {
 				close(ready)
 				ready = nil
 			}
 		},
-		Stopped: func() { c.listening.Store(false) },
+		Stopped: func() {
+			if hearing {
+				hearing = false
+				c.deaf.Add(1)
+			}
+		},
 		Notify: func(ctx context.Context, payload string) {
 			if id, err := strconv.ParseInt(payload, 10, 64); err == nil {
 				_ = c.Invalidate(ctx, id) // logged by fail; the TTL is the backstop

@@ -677,3 +677,67 @@ func waitOr(stillCached func() bool, deadline time.Time) bool {
 	}
 	return false
 }
+
+// A ledger on several shards runs one listener per shard's database: the
+// in-process layer answers only while every one of them listens, and a
+// notification from any shard invalidates.
+func TestLocalLayerNeedsEveryShardsListener(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, url1 := pgtest.NewDB(t)
+	pool2, url2 := pgtest.NewDB(t)
+	rdb, prefix := redistest.New(t)
+	c := cache.New(rdb, cache.Config{Prefix: prefix, TTL: time.Minute})
+	l := newLoader("v1")
+	listen(t, c, url1)
+
+	// Shard 2's listener cannot connect yet.
+	var reachable atomic.Bool
+	lctx, cancel := context.WithCancel(ctx)
+	ready, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		c.Listen(lctx, func(ctx context.Context) (*pgx.Conn, error) {
+			if !reachable.Load() {
+				return nil, errors.New("shard 2 is down")
+			}
+			return pgx.Connect(ctx, url2)
+		}, ready)
+	}()
+	t.Cleanup(func() { cancel(); <-stopped })
+
+	for range 2 {
+		_, err := c.Show(ctx, 1, l.load)
+		require.NoError(t, err)
+		require.NoError(t, redistest.DeleteKeys(ctx, rdb, prefix))
+	}
+	assert.EqualValues(t, 2, l.calls.Load(), "with one shard's listener deaf nothing is answered from memory")
+
+	reachable.Store(true)
+	select {
+	case <-ready:
+	case <-time.After(pollDeadline):
+		t.Fatal("shard 2's listener did not start")
+	}
+	_, err := c.Show(ctx, 1, l.load)
+	require.NoError(t, err)
+	require.NoError(t, redistest.DeleteKeys(ctx, rdb, prefix))
+	l.set("v2")
+	v, err := c.Show(ctx, 1, l.load)
+	require.NoError(t, err)
+	assert.Equal(t, "v1", string(v), "both listening: served from memory")
+
+	// A change announced on shard 2's database reaches the cache.
+	_, err = pool2.Exec(ctx, `SELECT pg_notify($1, '1')`, cache.Channel)
+	require.NoError(t, err)
+	deadline := time.Now().Add(pollDeadline)
+	for {
+		v, err = c.Show(ctx, 1, l.load)
+		require.NoError(t, err)
+		if string(v) == "v2" {
+			break
+		}
+		require.False(t, time.Now().After(deadline), "shard 2's notification did not invalidate")
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -31,6 +31,9 @@ const (
 	MetaTransactionID  = "transaction_id"
 	MetaRecordedAt     = "recorded_at"
 	MetaEventMetadata  = "event_metadata"
+	// MetaShard names the shard whose stream a forwarded event is from
+	// (set only when the ledger has several).
+	MetaShard = "shard"
 )
 
 // WatermillSchema makes the events table a watermill-sql topic, read by
@@ -205,6 +208,7 @@ func (s *Subscriber) Close() error {
 type ForwardSchema struct {
 	WatermillSchema
 	Destination string
+	Shard       string // when set, every message's MetaShard
 }
 
 // forwarderEnvelope is the JSON the forwarder unwraps.
@@ -220,6 +224,9 @@ func (s ForwardSchema) UnmarshalMessage(params wsql.UnmarshalMessageParams) (wsq
 	row, err := s.WatermillSchema.UnmarshalMessage(params)
 	if err != nil {
 		return row, err
+	}
+	if s.Shard != "" {
+		row.Msg.Metadata.Set(MetaShard, s.Shard)
 	}
 	env, err := json.Marshal(forwarderEnvelope{DestinationTopic: s.Destination, UUID: row.Msg.UUID,
 		Payload: row.Msg.Payload, Metadata: row.Msg.Metadata})

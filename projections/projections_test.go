@@ -3,6 +3,7 @@ package projections_test
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -129,11 +130,25 @@ func TestProjectorAndQueries(t *testing.T) {
 	_, err = r.Booking(ctx, "not-a-uuid")
 	require.ErrorIs(t, err, projections.ErrNotFound)
 
-	mine, err := r.UserBookings(ctx, string(user), 0)
+	all, err := r.UserBookings(ctx, string(user), projections.BookingFilter{})
 	require.NoError(t, err)
+	mine := all.Bookings
 	require.Len(t, mine, 3)
+	assert.Empty(t, all.NextCursor)
 	assert.Equal(t, string(pending.ID), mine[0].ID, "newest first")
 	assert.Equal(t, "cancelled", mine[1].Status)
+	assert.True(t, slices.IsSortedFunc(mine, projections.CompareBookings))
+	// Pages of two resume where the last ended.
+	first, err := r.UserBookings(ctx, string(user), projections.BookingFilter{Limit: 2})
+	require.NoError(t, err)
+	require.Len(t, first.Bookings, 2)
+	require.NotEmpty(t, first.NextCursor)
+	second, err := r.UserBookings(ctx, string(user), projections.BookingFilter{Limit: 2, Cursor: first.NextCursor})
+	require.NoError(t, err)
+	assert.Equal(t, mine, append(first.Bookings, second.Bookings...))
+	assert.Empty(t, second.NextCursor)
+	_, err = r.UserBookings(ctx, string(user), projections.BookingFilter{Cursor: "!!"})
+	require.ErrorIs(t, err, projections.ErrBadCursor)
 
 	// The list pages in start order; filters narrow it.
 	var seen []int64

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -81,6 +82,9 @@ type ShowFilter struct {
 	Cursor string    // from the previous page's NextCursor
 }
 
+// DefaultShowLimit is the show list's page size when none is asked for.
+const DefaultShowLimit = 20
+
 // ShowPage is one page of the show list, ordered by start time then id.
 type ShowPage struct {
 	Shows      []ShowSummary `json:"shows"`
@@ -97,7 +101,7 @@ func scanShow(row pgx.Row, s *ShowSummary) error {
 func (r *Reader) ListShows(ctx context.Context, f ShowFilter) (ShowPage, error) {
 	limit := f.Limit
 	if limit <= 0 {
-		limit = 20
+		limit = DefaultShowLimit
 	}
 	limit = min(limit, 100)
 	where := []string{"true"}
@@ -211,28 +215,93 @@ func (r *Reader) Booking(ctx context.Context, id string) (Booking, error) {
 	return b, nil
 }
 
-// UserBookings returns a user's bookings, newest first, at most limit
-// (1..500, default 100).
-func (r *Reader) UserBookings(ctx context.Context, userID string, limit int) ([]Booking, error) {
+// BookingFilter pages a user's bookings.
+type BookingFilter struct {
+	Limit  int    // 1..500, default 100
+	Cursor string // from the previous page's NextCursor
+}
+
+// BookingPage is one page of a user's bookings, newest first (created_at,
+// then id, descending).
+type BookingPage struct {
+	Bookings   []Booking `json:"bookings"`
+	NextCursor string    `json:"next_cursor,omitempty"`
+}
+
+// UserBookings returns a page of a user's bookings, newest first.
+func (r *Reader) UserBookings(ctx context.Context, userID string, f BookingFilter) (BookingPage, error) {
+	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
 	}
 	limit = min(limit, 500)
+	page := BookingPage{Bookings: []Booking{}}
 	uid, err := uuid.Parse(userID)
 	if err != nil {
-		return []Booking{}, nil
+		return page, nil
+	}
+	// Past the last possible key: the first page.
+	at, after := time.Unix(1<<40, 0), uuid.Max
+	if f.Cursor != "" {
+		if at, after, err = DecodeBookingCursor(f.Cursor); err != nil {
+			return page, err
+		}
 	}
 	rows, err := r.db.Query(ctx, `SELECT `+bookingColumns+` FROM bookings WHERE user_id = $1
-		ORDER BY created_at DESC, id DESC LIMIT $2`, uid, limit)
+		AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4`, uid, at, after, limit+1)
 	if err != nil {
-		return nil, fmt.Errorf("bookings of %s: %w", userID, err)
+		return page, fmt.Errorf("bookings of %s: %w", userID, err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Booking, error) { return scanBooking(row) })
 	if err != nil {
-		return nil, fmt.Errorf("bookings of %s: %w", userID, err)
+		return page, fmt.Errorf("bookings of %s: %w", userID, err)
 	}
-	if out == nil {
-		out = []Booking{}
+	if len(out) > limit {
+		out = out[:limit]
+		page.NextCursor = EncodeBookingCursor(out[limit-1])
 	}
-	return out, nil
+	if len(out) > 0 {
+		page.Bookings = out
+	}
+	return page, nil
+}
+
+// CompareBookings orders bookings as UserBookings pages them: newest
+// first, then by id descending (uuid order is the order of its text).
+func CompareBookings(a, b Booking) int {
+	if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+		return c
+	}
+	return strings.Compare(b.ID, a.ID)
+}
+
+// CompareShows orders shows as ListShows pages them.
+func CompareShows(a, b ShowSummary) int {
+	if c := a.StartTime.Compare(b.StartTime); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
+}
+
+// EncodeBookingCursor makes the opaque cursor for the bookings after b.
+func EncodeBookingCursor(b Booking) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(b.CreatedAt.UnixMicro(), 10) + "." + b.ID))
+}
+
+// DecodeBookingCursor is the inverse of EncodeBookingCursor.
+func DecodeBookingCursor(c string) (time.Time, uuid.UUID, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return time.Time{}, uuid.Nil, ErrBadCursor
+	}
+	us, id, ok := strings.Cut(string(raw), ".")
+	if !ok {
+		return time.Time{}, uuid.Nil, ErrBadCursor
+	}
+	micros, err1 := strconv.ParseInt(us, 10, 64)
+	u, err2 := uuid.Parse(id)
+	if err1 != nil || err2 != nil {
+		return time.Time{}, uuid.Nil, ErrBadCursor
+	}
+	return time.UnixMicro(micros).UTC(), u, nil
 }

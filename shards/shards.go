@@ -164,10 +164,11 @@ func (c Cursor) String() string {
 	return strings.Join(parts, ",")
 }
 
-// ParseCursor reads a cursor of n shards. An empty string is the start.
+// ParseCursor reads a cursor of n shards. An empty string or "0" is the
+// start.
 func ParseCursor(s string, n int) (Cursor, error) {
 	c := make(Cursor, n)
-	if s == "" {
+	if s == "" || s == "0" {
 		return c, nil
 	}
 	parts := strings.Split(s, ",")

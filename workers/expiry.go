@@ -24,6 +24,7 @@ const expiryLock int64 = 0x626b6c6578707279 // "bklexpry"
 // cancelled meanwhile is left alone and a hold is never expired twice.
 type Expiry struct {
 	pool     *pgxpool.Pool
+	keys     *pgxpool.Pool // where idempotency keys are purged
 	ledger   *ledger.Service
 	interval time.Duration
 	keysTTL  time.Duration
@@ -41,8 +42,10 @@ type Expiry struct {
 type ExpiryConfig struct {
 	Interval time.Duration // EXPIRY_INTERVAL, default 30s
 	// IdempotencyTTL, when set, also purges Idempotency-Key answers older
-	// than it at each sweep.
+	// than it at each sweep, from Keys (default: the sweep's own database;
+	// on several shards, the home database).
 	IdempotencyTTL time.Duration
+	Keys           *pgxpool.Pool
 	Batch          int // holds per query, default 500
 	Now            func() time.Time
 	Logger         *slog.Logger
@@ -63,7 +66,10 @@ func NewExpiry(pool *pgxpool.Pool, svc *ledger.Service, cfg ExpiryConfig) *Expir
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	x := &Expiry{pool: pool, ledger: svc, interval: cfg.Interval, keysTTL: cfg.IdempotencyTTL, batch: cfg.Batch, now: cfg.Now, logger: cfg.Logger,
+	if cfg.Keys == nil {
+		cfg.Keys = pool
+	}
+	x := &Expiry{pool: pool, keys: cfg.Keys, ledger: svc, interval: cfg.Interval, keysTTL: cfg.IdempotencyTTL, batch: cfg.Batch, now: cfg.Now, logger: cfg.Logger,
 		sweeps:   prometheus.NewCounter(prometheus.CounterOpts{Name: "bookingledger_expiry_sweeps_total", Help: "Expiry sweeps run by this process."}),
 		expired:  prometheus.NewCounter(prometheus.CounterOpts{Name: "bookingledger_expired_holds_total", Help: "Holds this process expired."}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "bookingledger_expiry_failures_total", Help: "Holds a sweep failed to expire (retried next sweep)."}),
@@ -124,7 +130,7 @@ func (x *Expiry) Sweep(ctx context.Context) (int, error) {
 	x.sweeps.Inc()
 	defer func() { x.duration.Observe(time.Since(start).Seconds()) }()
 	if x.keysTTL > 0 {
-		if _, err := conn.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)`,
+		if _, err := x.keys.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)`,
 			x.keysTTL.Seconds()); err != nil {
 			return 0, fmt.Errorf("purge idempotency keys: %w", err)
 		}

@@ -21,10 +21,14 @@ const ForwarderGroup = "nats-forwarder"
 
 // NATSConfig configures the forwarding of the stream to NATS JetStream.
 type NATSConfig struct {
-	URL    string // NATS_URL, e.g. nats://127.0.0.1:4222
-	Topic  string // NATS_TOPIC: the JetStream stream and subject (default bookingledger_events)
-	Poll   time.Duration
-	Wake   <-chan struct{} // wakes the forwarder when events are announced (eventstore.Listener.Wake)
+	URL   string // NATS_URL, e.g. nats://127.0.0.1:4222
+	Topic string // NATS_TOPIC: the JetStream stream and subject (default bookingledger_events)
+	Poll  time.Duration
+	Wake  <-chan struct{} // wakes the forwarder when events are announced (eventstore.Listener.Wake)
+	// Shard, on a ledger of several shards, is this database's index: every
+	// message carries it as the eventstore.MetaShard header (global
+	// positions repeat across shards; a consumer keeps one per shard).
+	Shard  string
 	Logger *slog.Logger
 }
 
@@ -35,7 +39,10 @@ type NATSConfig struct {
 // (at-least-once), with its event id as the JetStream message id, so
 // JetStream drops the duplicates a restart could send within its
 // deduplication window. Messages carry the event's data as payload and its
-// stream id, version, position and type as headers.
+// stream id, version, position and type (and, on several shards, the
+// shard) as headers. Each shard runs its own forwarder into the same
+// JetStream stream: each shard's events stay in order among themselves;
+// there is no order across shards.
 func ForwardToNATS(ctx context.Context, pool *pgxpool.Pool, cfg NATSConfig) error {
 	if cfg.URL == "" {
 		return errors.New("forward: NATS URL is required")
@@ -60,7 +67,7 @@ func ForwardToNATS(ctx context.Context, pool *pgxpool.Pool, cfg NATSConfig) erro
 		ConsumerGroup: ForwarderGroup,
 		PollInterval:  cfg.Poll,
 		Wake:          cfg.Wake,
-		Schema:        eventstore.ForwardSchema{Destination: cfg.Topic},
+		Schema:        eventstore.ForwardSchema{Destination: cfg.Topic, Shard: cfg.Shard},
 	}, logger)
 	if err != nil {
 		return fmt.Errorf("forward: %w", err)

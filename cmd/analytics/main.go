@@ -5,7 +5,12 @@
 //	analytics report [--json]     print the figures the live consumer has reached
 //	analytics replay [--json]     compute the figures from position 0, in memory, and print them
 //
-// DATABASE_URL names the ledger's database.
+// DATABASE_URL names the ledger's database. On a ledger of several shards
+// DATABASE_SHARD_URLS lists them (shard k at index k): run keeps one consumer
+// per shard in this process, each consuming its shard's stream into its
+// shard's tables (the group "analytics" lives in each shard's database),
+// and report and replay join the figures of every shard (a show lives on
+// one shard).
 package main
 
 import (
@@ -18,6 +23,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -44,7 +51,8 @@ func main() {
 
 type usageError struct{ error }
 
-const usage = "usage: analytics run [--every 10s] | report [--json] | replay [--json]   (DATABASE_URL must be set)"
+const usage = "usage: analytics run [--every 10s] | report [--json] | replay [--json]   " +
+	"(DATABASE_URL must be set; DATABASE_SHARD_URLS, comma-separated, names the shards of a sharded ledger)"
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -60,18 +68,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if fs.NArg() > 0 || *every <= 0 {
 		return usageError{errors.New(usage)}
 	}
-	url := getenv("DATABASE_URL")
-	if url == "" {
-		return usageError{errors.New("DATABASE_URL is not set")}
-	}
-	pool, err := pgxpool.New(ctx, url)
+	pools, err := connect(ctx, getenv)
 	if err != nil {
-		return usageError{fmt.Errorf("DATABASE_URL: %w", err)}
+		return err
 	}
-	defer pool.Close()
+	defer func() {
+		for _, p := range pools {
+			p.Close()
+		}
+	}()
 	if args[0] != "report" {
-		if err := eventstore.New(pool).CheckTransactionIDs(ctx); err != nil {
-			return err
+		for k, pool := range pools {
+			if err := eventstore.New(pool).CheckTransactionIDs(ctx); err != nil {
+				return onShard(k, len(pools), err)
+			}
 		}
 	}
 
@@ -83,22 +93,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	switch args[0] {
 	case "report":
-		stats, err := analytics.Report(ctx, pool)
+		stats, err := report(ctx, pools)
 		if err != nil {
 			return err
 		}
 		return print(stats)
 	case "replay":
-		stats, err := analytics.Replay(ctx, eventstore.New(pool))
+		stats, err := replay(ctx, pools)
 		if err != nil {
 			return err
 		}
 		return print(stats)
 	case "run":
 		logger := slog.New(slog.NewJSONHandler(stderr, nil))
-		consumer := analytics.NewConsumer(pool, 0, logger)
-		done := make(chan error, 1)
-		go func() { done <- consumer.Run(ctx) }()
+		done := consume(ctx, pools, logger)
 		t := time.NewTicker(*every)
 		defer t.Stop()
 		for {
@@ -107,13 +115,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				if err != nil {
 					return err
 				}
-				stats, rerr := analytics.Report(context.WithoutCancel(ctx), pool)
+				stats, rerr := report(context.WithoutCancel(ctx), pools)
 				if rerr != nil {
 					return rerr
 				}
 				return print(stats)
 			case <-t.C:
-				stats, err := analytics.Report(ctx, pool)
+				stats, err := report(ctx, pools)
 				if ctx.Err() != nil {
 					continue // stopping: the final report follows
 				}
@@ -128,6 +136,111 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	default:
 		return usageError{fmt.Errorf("unknown command %q; %s", args[0], usage)}
 	}
+}
+
+// connect opens the shards: DATABASE_SHARD_URLS, or DATABASE_URL alone.
+func connect(ctx context.Context, getenv func(string) string) ([]*pgxpool.Pool, error) {
+	var urls []string
+	for _, u := range strings.Split(getenv("DATABASE_SHARD_URLS"), ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	name := func(k int) string { return fmt.Sprintf("DATABASE_SHARD_URLS, shard %d", k) }
+	if len(urls) == 0 {
+		url := getenv("DATABASE_URL")
+		if url == "" {
+			return nil, usageError{errors.New("DATABASE_URL is not set")}
+		}
+		urls = []string{url}
+		name = func(int) string { return "DATABASE_URL" }
+	}
+	cfgs := make([]*pgxpool.Config, len(urls))
+	for k, u := range urls {
+		cfg, err := pgxpool.ParseConfig(u)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("%s: %w", name(k), err)}
+		}
+		cfgs[k] = cfg
+	}
+	pools := make([]*pgxpool.Pool, 0, len(urls))
+	for k, cfg := range cfgs {
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
+		if err != nil {
+			for _, p := range pools {
+				p.Close()
+			}
+			return nil, usageError{fmt.Errorf("%s: %w", name(k), err)}
+		}
+		pools = append(pools, pool)
+	}
+	return pools, nil
+}
+
+// onShard names shard k of n in err (when there are several).
+func onShard(k, n int, err error) error {
+	if err == nil || n == 1 {
+		return err
+	}
+	return fmt.Errorf("shard %d: %w", k, err)
+}
+
+// report joins the live figures of every shard.
+func report(ctx context.Context, pools []*pgxpool.Pool) ([]analytics.ShowStats, error) {
+	if len(pools) == 1 {
+		return analytics.Report(ctx, pools[0])
+	}
+	parts := make([][]analytics.ShowStats, len(pools))
+	for k, pool := range pools {
+		var err error
+		if parts[k], err = analytics.Report(ctx, pool); err != nil {
+			return nil, onShard(k, len(pools), err)
+		}
+	}
+	return analytics.Union(parts...), nil
+}
+
+// replay computes the figures of every shard from its stream and joins them.
+func replay(ctx context.Context, pools []*pgxpool.Pool) ([]analytics.ShowStats, error) {
+	if len(pools) == 1 {
+		return analytics.Replay(ctx, eventstore.New(pools[0]))
+	}
+	parts := make([][]analytics.ShowStats, len(pools))
+	for k, pool := range pools {
+		var err error
+		if parts[k], err = analytics.Replay(ctx, eventstore.New(pool)); err != nil {
+			return nil, onShard(k, len(pools), err)
+		}
+	}
+	return analytics.Union(parts...), nil
+}
+
+// consume runs one consumer per shard until ctx ends or one of them fails,
+// which stops the others; the channel then gets the first failure (nil when
+// ctx ended).
+func consume(ctx context.Context, pools []*pgxpool.Pool, logger *slog.Logger) <-chan error {
+	ctx, cancel := context.WithCancel(ctx)
+	errs := make([]error, len(pools))
+	var wg sync.WaitGroup
+	for k, pool := range pools {
+		l := logger
+		if len(pools) > 1 {
+			l = logger.With("shard", k)
+		}
+		wg.Go(func() {
+			if err := analytics.NewConsumer(pool, 0, l).Run(ctx); err != nil {
+				errs[k] = onShard(k, len(pools), err)
+				cancel()
+			}
+		})
+	}
+	done := make(chan error, 1)
+	go func() {
+		wg.Wait()
+		cancel()
+		done <- errors.Join(errs...)
+	}()
+	return done
 }
 
 func printTable(w io.Writer, stats []analytics.ShowStats) error {

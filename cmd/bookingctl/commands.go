@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bookingledger/ledger/domain"
@@ -24,14 +27,22 @@ import (
 	"github.com/bookingledger/ledger/users"
 )
 
-// cli holds what every command shares: the environment and a lazily opened pool.
+// cli holds what every command shares: the environment and lazily opened
+// pools, of DATABASE_URL and of each shard (see sharded.go).
 type cli struct {
 	getenv         func(string) string
 	stdout, stderr io.Writer
 	pool           *pgxpool.Pool
+
+	shardList  []string        // the shards' URLs, "" for DATABASE_URL
+	shardPools []*pgxpool.Pool // shard k at index k, once opened
+	owned      []*pgxpool.Pool // the shard pools that are not pool
 }
 
 func (c *cli) close() {
+	for _, p := range c.owned {
+		p.Close()
+	}
 	if c.pool != nil {
 		c.pool.Close()
 	}
@@ -174,25 +185,41 @@ func (c *cli) users(ctx context.Context, args []string) error {
 	return nil
 }
 
+// seedDemo schedules its shows through ledger.Sharded, so they spread over
+// the shards (users, which it does not create, live on DATABASE_URL).
 func (c *cli) seedDemo(ctx context.Context, args []string) error {
 	if err := c.flags("seed-demo", args, func(*flag.FlagSet) {}); err != nil {
 		return err
 	}
-	pool, err := c.ledgerDB(ctx)
+	pools, err := c.ledgerShards(ctx)
 	if err != nil {
 		return err
 	}
 	// Seed when no show is still ahead, so a demo a week later has shows again.
 	var upcoming int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE event_type = $1
-		AND (data ->> 'start_time')::timestamptz > now()`, domain.TypeShowScheduled).Scan(&upcoming); err != nil {
-		return fmt.Errorf("seed-demo: %w", err)
+	for k, pool := range pools {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE event_type = $1
+			AND (data ->> 'start_time')::timestamptz > now()`, domain.TypeShowScheduled).Scan(&n); err != nil {
+			return fmt.Errorf("seed-demo: %w", onShard(k, len(pools), err))
+		}
+		upcoming += n
 	}
 	if upcoming > 0 {
 		fmt.Fprintf(c.stdout, "the ledger already has %d upcoming shows; seed-demo adds nothing\n", upcoming)
 		return nil
 	}
-	svc, err := ledger.New(pool, ledger.DefaultConfig())
+	services := make([]*ledger.Service, len(pools))
+	for k, pool := range pools {
+		var opts []ledger.Option
+		if len(pools) > 1 {
+			opts = append(opts, ledger.WithShard(k))
+		}
+		if services[k], err = ledger.New(pool, ledger.DefaultConfig(), opts...); err != nil {
+			return err
+		}
+	}
+	svc, err := ledger.NewSharded(services...)
 	if err != nil {
 		return err
 	}
@@ -254,22 +281,33 @@ func (c *cli) progress(verb string) (projections.Progress, func()) {
 		}
 }
 
+// replay rebuilds the projections of every shard from its own stream.
 func (c *cli) replay(ctx context.Context, args []string) error {
 	if err := c.flags("replay", args, func(*flag.FlagSet) {}); err != nil {
 		return err
 	}
-	pool, err := c.ledgerDB(ctx)
+	pools, err := c.ledgerShards(ctx)
 	if err != nil {
 		return err
 	}
-	progress, done := c.progress("replayed")
+	var errs []error
+	for k, pool := range pools {
+		if err := c.replayShard(ctx, pool, label(k, len(pools))); err != nil {
+			errs = append(errs, onShard(k, len(pools), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *cli) replayShard(ctx context.Context, pool *pgxpool.Pool, prefix string) error {
+	progress, done := c.progress(prefix + "replayed")
 	stats, err := projections.Rebuild(ctx, pool, progress)
 	done()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "rebuilt projections from %d events in %s (%.0f events/s); projector continues after position %d\n",
-		stats.Events, stats.Elapsed.Round(time.Millisecond), rate(stats.Events, stats.Elapsed), stats.Checkpoint.Position)
+	fmt.Fprintf(c.stdout, "%srebuilt projections from %d events in %s (%.0f events/s); projector continues after position %d\n",
+		prefix, stats.Events, stats.Elapsed.Round(time.Millisecond), rate(stats.Events, stats.Elapsed), stats.Checkpoint.Position)
 	return nil
 }
 
@@ -280,15 +318,27 @@ func rate(n int, d time.Duration) float64 {
 	return float64(n) / d.Seconds()
 }
 
+// verify checks the projections of every shard against a replay of its own
+// stream; it fails when any shard differs, naming each such shard.
 func (c *cli) verify(ctx context.Context, args []string) error {
 	if err := c.flags("verify", args, func(*flag.FlagSet) {}); err != nil {
 		return err
 	}
-	pool, err := c.ledgerDB(ctx)
+	pools, err := c.ledgerShards(ctx)
 	if err != nil {
 		return err
 	}
-	progress, done := c.progress("replayed")
+	var errs []error
+	for k, pool := range pools {
+		if err := c.verifyShard(ctx, pool, label(k, len(pools))); err != nil {
+			errs = append(errs, onShard(k, len(pools), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *cli) verifyShard(ctx context.Context, pool *pgxpool.Pool, prefix string) error {
+	progress, done := c.progress(prefix + "replayed")
 	report, err := projections.Verify(ctx, pool, progress)
 	done()
 	if err != nil {
@@ -296,16 +346,16 @@ func (c *cli) verify(ctx context.Context, args []string) error {
 	}
 	if len(report.Differences) > 0 {
 		for _, d := range report.Differences {
-			fmt.Fprintln(c.stdout, d)
+			fmt.Fprintln(c.stdout, prefix+d.String())
 		}
 		return fmt.Errorf("verify: %d differences between the projections and a replay of %d events (at most %d shown per table and kind)",
 			len(report.Differences), report.Events, projections.MaxDifferences)
 	}
-	fmt.Fprintf(c.stdout, "ok: projections equal a replay of %d events (projector at position %d) in %s\n",
-		report.Events, report.Checkpoint.Position, report.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(c.stdout, "%sok: projections equal a replay of %d events (projector at position %d) in %s\n",
+		prefix, report.Events, report.Checkpoint.Position, report.Elapsed.Round(time.Millisecond))
 	if report.Checkpoint != report.Head {
-		fmt.Fprintf(c.stdout, "note: the projector is behind the stream (stream head at position %d); events after it were not compared\n",
-			report.Head.Position)
+		fmt.Fprintf(c.stdout, "%snote: the projector is behind the stream (stream head at position %d); events after it were not compared\n",
+			prefix, report.Head.Position)
 	}
 	return nil
 }
@@ -332,7 +382,11 @@ func (c *cli) history(ctx context.Context, args []string) error {
 		}
 		until = t
 	}
-	pool, err := c.db(ctx)
+	n, err := c.shardCount()
+	if err != nil {
+		return err
+	}
+	pool, err := c.shard(ctx, shards.Of(domain.ShowID(show), n)) // the show's stream lives on its shard
 	if err != nil {
 		return err
 	}
@@ -383,59 +437,115 @@ func (c *cli) history(ctx context.Context, args []string) error {
 	return nil
 }
 
+// shardEvent is an exported event of a ledger of several shards: the event
+// and the index of the shard whose stream holds it. (An export of one shard
+// is the bare events, as it always was.)
+type shardEvent struct {
+	eventstore.Event
+	Shard *int `json:"shard,omitempty"`
+}
+
+// export writes the stream as NDJSON. With several shards it writes each
+// shard's events after its position in --after (a shards.Cursor), in that
+// shard's stream order, shard after shard, each line naming its shard; then
+// it prints on stderr the cursor that continues exactly after them.
 func (c *cli) export(ctx context.Context, args []string) error {
-	var after, limit int64
+	var (
+		after string
+		limit int64
+	)
 	if err := c.flags("export", args, func(fs *flag.FlagSet) {
-		fs.Int64Var(&after, "after", 0, "")
+		fs.StringVar(&after, "after", "", "")
 		fs.Int64Var(&limit, "limit", 0, "")
 	}); err != nil {
 		return err
 	}
-	if after < 0 || limit < 0 {
+	n, err := c.shardCount()
+	if err != nil {
+		return err
+	}
+	var cursor shards.Cursor
+	if n == 1 {
+		var pos int64
+		if after != "" {
+			if pos, err = strconv.ParseInt(after, 10, 64); err != nil {
+				return usagef("export: --after %q: want a position (a global_position from an earlier export)", after)
+			}
+		}
+		cursor = shards.Cursor{pos}
+	} else if cursor, err = shards.ParseCursor(after, n); err != nil {
+		return usagef("export: --after: %v (the \"next --after\" an earlier export printed, or 0 for every shard)", err)
+	}
+	if cursor[0] < 0 || limit < 0 {
 		return usagef("export: --after and --limit must not be negative")
 	}
-	pool, err := c.ledgerDB(ctx)
+	pools, err := c.ledgerShards(ctx)
 	if err != nil {
 		return err
 	}
-	store := eventstore.New(pool)
-	cp, err := store.CheckpointAt(ctx, after)
-	if errors.Is(err, eventstore.ErrPositionNotFound) {
-		return usagef("export: --after %d: no event has that position; use 0 or a global_position from an earlier export", after)
-	}
-	if err != nil {
-		return err
-	}
-	// The end is the last event committed when export starts, so a busy
-	// ledger cannot keep it running forever; run it again with --after to
-	// continue. Reaching it may take a moment: ReadAll waits for older
+	// Each shard's end is its last event committed when export starts, so a
+	// busy ledger cannot keep it running forever; run it again with --after
+	// to continue. Reaching it may take a moment: ReadAll waits for older
 	// transactions still running on the server.
-	head, err := store.Last(ctx)
-	if err != nil {
-		return err
+	stores := make([]*eventstore.Store, n)
+	from := make([]eventstore.Checkpoint, n)
+	heads := make([]eventstore.Checkpoint, n)
+	for k, pool := range pools {
+		stores[k] = eventstore.New(pool)
+		from[k], err = stores[k].CheckpointAt(ctx, cursor[k])
+		if errors.Is(err, eventstore.ErrPositionNotFound) {
+			if n == 1 {
+				return usagef("export: --after %d: no event has that position; use 0 or a global_position from an earlier export", cursor[k])
+			}
+			return usagef("export: --after %s: shard %d has no event at position %d; use 0 or the cursor an earlier export printed", after, k, cursor[k])
+		}
+		if err != nil {
+			return onShard(k, n, err)
+		}
+	}
+	for k := range stores {
+		if heads[k], err = stores[k].Last(ctx); err != nil {
+			return onShard(k, n, err)
+		}
 	}
 	enc := json.NewEncoder(c.stdout)
 	progress, done := c.progress("exported")
 	defer done()
-	var n int64
+	var count int64
+	next := cursor
 	errEnough := errors.New("limit reached")
-	_, err = store.ReadRange(ctx, cp, head, 1000, 10*time.Millisecond, func(events []eventstore.Event) error {
-		for _, e := range events {
-			if limit > 0 && n >= limit {
-				return errEnough
+	for k, store := range stores {
+		shard := k
+		_, err = store.ReadRange(ctx, from[k], heads[k], 1000, 10*time.Millisecond, func(events []eventstore.Event) error {
+			for _, e := range events {
+				if limit > 0 && count >= limit {
+					return errEnough
+				}
+				var line any = e
+				if n > 1 {
+					line = shardEvent{Event: e, Shard: &shard}
+				}
+				if err := enc.Encode(line); err != nil {
+					return err
+				}
+				next = next.Advance(k, e.GlobalPosition)
+				count++
 			}
-			if err := enc.Encode(e); err != nil {
-				return err
+			if progress != nil {
+				progress(int(count))
 			}
-			n++
+			return nil
+		})
+		if errors.Is(err, errEnough) {
+			break
 		}
-		if progress != nil {
-			progress(int(n))
+		if err != nil {
+			return onShard(k, n, err)
 		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errEnough) {
-		return err
+	}
+	if n > 1 {
+		done()
+		fmt.Fprintf(c.stderr, "next --after %s\n", next)
 	}
 	return nil
 }
@@ -443,6 +553,19 @@ func (c *cli) export(ctx context.Context, args []string) error {
 // importBatch is how many events one import transaction appends.
 const importBatch = 5000
 
+// importEvents appends an export (NDJSON) as it was: each event to the shard
+// of its stream's show, shards.Of(show, M) among this deployment's M shards,
+// whatever shard the line names. Show ids are kept, and each lands on the
+// shard its id names here, so an export of a ledger of N shards imported
+// into a fresh (migrated) deployment of M shards is the copy step of
+// resharding; replay every shard after it. An export of one shard keeps its
+// positions; the events of a sharded export (lines with "shard") get new
+// positions on their shard, taken from its sequence in input order so each
+// stream keeps its order, because the source shards' positions overlap (the
+// source's cursors and consumer checkpoints do not carry over). Like the
+// import of one shard it is resumable (run the same import again: what is in
+// already is skipped) and takes the streams interleaved in any order, each
+// stream's events in its own order.
 func (c *cli) importEvents(ctx context.Context, args []string) error {
 	var file string
 	if err := c.flags("import", args, func(fs *flag.FlagSet) {
@@ -459,33 +582,48 @@ func (c *cli) importEvents(ctx context.Context, args []string) error {
 		defer f.Close()
 		in = f
 	}
-	pool, err := c.ledgerDB(ctx)
+	pools, err := c.ledgerShards(ctx)
 	if err != nil {
 		return err
 	}
+	n := len(pools)
 	progress, done := c.progress("imported")
 	defer done()
 	dec := json.NewDecoder(bufio.NewReaderSize(in, 1<<20))
+	type batch struct {
+		events []eventstore.Event
+		fresh  []int // the events that get new positions (of a sharded export)
+	}
 	var (
-		batch       []eventstore.Event
+		batches     = make([]batch, n)
 		read, added int
 		line        int
 	)
-	flush := func() error {
-		k, err := eventstore.Import(ctx, pool, batch)
-		if err != nil {
-			return fmt.Errorf("%w (the events before this batch of %d are in; fix the input and run the same import again: what is in already is skipped)", err, len(batch))
+	flush := func(k int) error {
+		b := &batches[k]
+		if len(b.fresh) > 0 {
+			positions, err := reservePositions(ctx, pools[k], len(b.fresh))
+			if err != nil {
+				return onShard(k, n, err)
+			}
+			for i, j := range b.fresh {
+				b.events[j].GlobalPosition = positions[i]
+			}
 		}
-		read += len(batch)
-		added += k
-		batch = batch[:0]
+		added1, err := eventstore.Import(ctx, pools[k], b.events)
+		if err != nil {
+			return onShard(k, n, fmt.Errorf("%w (the events before this batch of %d are in; fix the input and run the same import again: what is in already is skipped)", err, len(b.events)))
+		}
+		read += len(b.events)
+		added += added1
+		b.events, b.fresh = b.events[:0], b.fresh[:0]
 		if progress != nil {
 			progress(read)
 		}
 		return nil
 	}
 	for {
-		var e eventstore.Event
+		var e shardEvent
 		err := dec.Decode(&e)
 		if errors.Is(err, io.EOF) {
 			break
@@ -494,15 +632,29 @@ func (c *cli) importEvents(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("import: event %d of the input: %w (%d events before it are in; fix the input and run the same import again: what is in already is skipped)", line, err, read)
 		}
-		batch = append(batch, e)
-		if len(batch) == importBatch {
-			if err := flush(); err != nil {
+		k := 0
+		if n > 1 {
+			show, err := domain.ParseStreamID(e.StreamID)
+			if err != nil {
+				return fmt.Errorf("import: event %d of the input: %w: it has no shard (%d events before it are in)", line, err, read)
+			}
+			k = shards.Of(show, n)
+		}
+		b := &batches[k]
+		if e.Shard != nil {
+			b.fresh = append(b.fresh, len(b.events))
+		}
+		b.events = append(b.events, e.Event)
+		if len(b.events) == importBatch {
+			if err := flush(k); err != nil {
 				return err
 			}
 		}
 	}
-	if err := flush(); err != nil {
-		return err
+	for k := range batches {
+		if err := flush(k); err != nil {
+			return err
+		}
 	}
 	done()
 	fmt.Fprintf(c.stdout, "imported %d events (%d of the %d read were here already); run bookingctl replay to build the projections, and see `bookingctl consumers` for the other consumer groups\n",
@@ -510,28 +662,53 @@ func (c *cli) importEvents(ctx context.Context, args []string) error {
 	return nil
 }
 
+// reservePositions takes count new global positions from a shard's sequence,
+// in increasing order: no append can take them.
+func reservePositions(ctx context.Context, pool *pgxpool.Pool, count int) ([]int64, error) {
+	rows, err := pool.Query(ctx, `SELECT nextval(pg_get_serial_sequence('events', 'global_position')) FROM generate_series(1, $1)`, count)
+	if err != nil {
+		return nil, fmt.Errorf("import: reserve positions: %w", err)
+	}
+	positions, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("import: reserve positions: %w", err)
+	}
+	slices.Sort(positions)
+	return positions, nil
+}
+
+// rebaseXIDs renumbers the stored transaction ids of every shard.
 func (c *cli) rebaseXIDs(ctx context.Context, args []string) error {
 	if err := c.flags("rebase-xids", args, func(*flag.FlagSet) {}); err != nil {
 		return err
 	}
-	pool, err := c.db(ctx)
+	pools, err := c.shardDBs(ctx)
 	if err != nil {
 		return err
 	}
-	st, err := eventstore.Rebase(ctx, pool)
-	if err != nil {
-		return err
+	n, rebased := len(pools), false
+	for k, pool := range pools {
+		st, err := eventstore.Rebase(ctx, pool)
+		if err != nil {
+			return onShard(k, n, err)
+		}
+		if !st.Rebased {
+			fmt.Fprintf(c.stdout, "%sok: the stored transaction ids are this server's; nothing to do\n", label(k, n))
+			continue
+		}
+		rebased = true
+		fmt.Fprintf(c.stdout, "%srebased %d transaction ids (consumed %d to get past them) and %d consumer checkpoints; every consumer resumes where it was\n",
+			label(k, n), st.Transactions, st.Burned, st.Checkpoints)
 	}
-	if !st.Rebased {
-		fmt.Fprintln(c.stdout, "ok: the stored transaction ids are this server's; nothing to do")
-		return nil
+	if rebased {
+		fmt.Fprintln(c.stdout, "next: delete the ledger's Redis keys (cached reads and read-your-writes tokens name the old ids), then bookingctl verify")
 	}
-	fmt.Fprintf(c.stdout, "rebased %d transaction ids (consumed %d to get past them) and %d consumer checkpoints; every consumer resumes where it was\n",
-		st.Transactions, st.Burned, st.Checkpoints)
-	fmt.Fprintln(c.stdout, "next: delete the ledger's Redis keys (cached reads and read-your-writes tokens name the old ids), then bookingctl verify")
 	return nil
 }
 
+// consumers lists, moves or forgets the consumer groups of every shard's
+// stream (each shard keeps its own checkpoints); --shard k limits reset and
+// delete to one.
 func (c *cli) consumers(ctx context.Context, args []string) error {
 	sub := "list"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -541,11 +718,15 @@ func (c *cli) consumers(ctx context.Context, args []string) error {
 		group  string
 		toEnd  bool
 		after  int64 = -1
+		only         = -1
 		define       = func(fs *flag.FlagSet) {
 			fs.StringVar(&group, "group", "", "")
 			if sub == "reset" {
 				fs.BoolVar(&toEnd, "to-end", false, "")
 				fs.Int64Var(&after, "after", -1, "")
+			}
+			if sub != "list" {
+				fs.IntVar(&only, "shard", -1, "")
 			}
 		}
 	)
@@ -563,56 +744,95 @@ func (c *cli) consumers(ctx context.Context, args []string) error {
 	if sub == "reset" && toEnd == (after >= 0) {
 		return usagef("consumers reset: give exactly one of --to-end and --after POS")
 	}
-	pool, err := c.ledgerDB(ctx)
+	n, err := c.shardCount()
 	if err != nil {
 		return err
 	}
-	store := eventstore.New(pool)
+	if only >= n || (only < 0 && only != -1) {
+		return usagef("consumers %s: --shard %d: there are %d shards (0 to %d)", sub, only, n, n-1)
+	}
+	if sub == "reset" && after >= 0 && n > 1 && only < 0 {
+		return usagef("consumers reset: --after POS is a position of one shard's stream: give --shard k too (or --to-end, for every shard)")
+	}
+	pools, err := c.ledgerShards(ctx)
+	if err != nil {
+		return err
+	}
+	targets := []int{}
+	for k := range pools {
+		if only < 0 || k == only {
+			targets = append(targets, k)
+		}
+	}
 	switch sub {
 	case "delete":
-		ok, err := store.DeleteConsumerGroup(ctx, group)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("consumers delete: no consumer group %q", group)
-		}
-		fmt.Fprintf(c.stdout, "deleted %s: its next consumer starts from the beginning of the stream\n", group)
-		return nil
-	case "reset":
-		cp, err := store.Last(ctx)
-		if err != nil {
-			return err
-		}
-		if !toEnd {
-			if cp, err = store.CheckpointAt(ctx, after); errors.Is(err, eventstore.ErrPositionNotFound) {
-				return usagef("consumers reset: --after %d: no event has that position", after)
-			} else if err != nil {
-				return err
+		found := false
+		for _, k := range targets {
+			ok, err := eventstore.New(pools[k]).DeleteConsumerGroup(ctx, group)
+			if err != nil {
+				return onShard(k, n, err)
+			}
+			if ok {
+				found = true
+				fmt.Fprintf(c.stdout, "%sdeleted %s: its next consumer starts from the beginning of the stream\n", label(k, n), group)
 			}
 		}
-		if err := store.SetConsumerCheckpoint(ctx, group, cp); err != nil {
-			return err
+		if !found {
+			if only >= 0 && n > 1 {
+				return fmt.Errorf("consumers delete: no consumer group %q on shard %d", group, only)
+			}
+			return fmt.Errorf("consumers delete: no consumer group %q", group)
 		}
-		fmt.Fprintf(c.stdout, "%s continues after position %d\n", group, cp.Position)
+		return nil
+	case "reset":
+		for _, k := range targets {
+			store := eventstore.New(pools[k])
+			cp, err := store.Last(ctx)
+			if err != nil {
+				return onShard(k, n, err)
+			}
+			if !toEnd {
+				if cp, err = store.CheckpointAt(ctx, after); errors.Is(err, eventstore.ErrPositionNotFound) {
+					if n > 1 {
+						return usagef("consumers reset: --after %d: no event of shard %d has that position", after, k)
+					}
+					return usagef("consumers reset: --after %d: no event has that position", after)
+				} else if err != nil {
+					return onShard(k, n, err)
+				}
+			}
+			if err := store.SetConsumerCheckpoint(ctx, group, cp); err != nil {
+				return onShard(k, n, err)
+			}
+			fmt.Fprintf(c.stdout, "%s%s continues after position %d\n", label(k, n), group, cp.Position)
+		}
 		return nil
 	}
-	groups, err := store.ConsumerGroups(ctx)
-	if err != nil {
-		return err
-	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	if n > 1 {
+		fmt.Fprint(tw, "SHARD\t")
+	}
 	fmt.Fprintln(tw, "GROUP\tAFTER POSITION\tEVENTS BEHIND\tOLDEST UNCONSUMED")
-	for _, g := range groups {
-		cp, err := store.ConsumerCheckpoint(ctx, g)
+	for k, pool := range pools {
+		store := eventstore.New(pool)
+		groups, err := store.ConsumerGroups(ctx)
 		if err != nil {
-			return err
+			return onShard(k, n, err)
 		}
-		n, age, err := store.Lag(ctx, g)
-		if err != nil {
-			return err
+		for _, g := range groups {
+			cp, err := store.ConsumerCheckpoint(ctx, g)
+			if err != nil {
+				return onShard(k, n, err)
+			}
+			events, age, err := store.Lag(ctx, g)
+			if err != nil {
+				return onShard(k, n, err)
+			}
+			if n > 1 {
+				fmt.Fprintf(tw, "%d\t", k)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", g, cp.Position, events, age.Round(time.Millisecond))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", g, cp.Position, n, age.Round(time.Millisecond))
 	}
 	return tw.Flush()
 }

@@ -1,6 +1,11 @@
 // Command bookingctl operates a booking ledger: schema migrations, users,
 // demo data, projection replay and verification, show history and export of
 // the event stream. Run it without arguments for help.
+//
+// On a ledger of several shards (DATABASE_SHARD_URLS, see sharded.go) the
+// commands that read or write streams act on every shard, each on its own
+// stream; export and import between deployments of different shard counts
+// are the copy step of resharding (see importEvents).
 package main
 
 import (
@@ -56,16 +61,23 @@ Commands:
   verify                                   replay in memory and diff with the live tables, in one snapshot
   history --show ID [--as-of RFC3339]      a show's events and its seat map at that moment
   export [--after POS] [--limit N]         the global stream as NDJSON, in stream order
+                                           (several shards: --after CURSOR, one position per shard: "12,0,7,3";
+                                           each line names its shard; the cursor to continue from goes to stderr)
   import [--file F]                        append an export (NDJSON, stdin by default) as it was; then run replay
+                                           (several shards: each event to its show's shard, whatever shards it came from)
   consumers [list]                         every consumer group of the stream, where it stands and how far behind
-  consumers reset --group G (--to-end | --after POS)   move a group (stop its consumers first)
-  consumers delete --group G               forget a group: its next consumer starts from the beginning
+  consumers reset --group G (--to-end | --after POS) [--shard K]   move a group (stop its consumers first);
+                                           with several shards --after needs --shard
+  consumers delete --group G [--shard K]   forget a group: its next consumer starts from the beginning
   rebase-xids                              after a pg_dump restored into another cluster: renumber the stored
                                            transaction ids into this server's past, keeping every order and checkpoint
 
 Environment:
-  DATABASE_URL          PostgreSQL connection string (required)
-  DATABASE_SHARD_URLS   comma-separated shards: migrate sets each one up (schema, show ids of its residue)
+  DATABASE_URL          PostgreSQL connection string (required); users live there
+  DATABASE_SHARD_URLS   comma-separated shards (show id k on shard k mod N; default: DATABASE_URL alone):
+                        migrate sets each one up (schema, show ids of its residue); seed-demo spreads its shows
+                        over them; replay, verify, export, import, consumers and rebase-xids act on every shard
+                        (one line per shard, "shard K: …"); history reads the show's shard
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {

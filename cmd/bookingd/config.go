@@ -10,13 +10,20 @@ import (
 	"time"
 
 	"github.com/bookingledger/ledger/api"
+	"github.com/bookingledger/ledger/shards"
 )
 
 // config is bookingd's configuration, read once from the environment (names
 // as in DESIGN.md) and validated before anything starts.
 type config struct {
-	DatabaseURL  string
-	ReplicaURLs  []string
+	DatabaseURL string // the home database: users, idempotency keys
+	// ShardURLs are the ledger's shards (DATABASE_SHARD_URLS; default
+	// DatabaseURL alone): show id k lives on shard k mod N.
+	ShardURLs []string
+	// ReplicaURLs are each shard's streaming replicas, shard k at index k
+	// (DATABASE_REPLICA_URLS: a comma-separated list for one shard; groups
+	// separated by ';' in shard order for several).
+	ReplicaURLs  [][]string
 	RedisURL     string
 	RedisPrefix  string
 	HTTPAddr     string
@@ -98,9 +105,24 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 		}
 		c.API.TrustProxyHeaders = trust
 	}
-	for _, u := range strings.Split(getenv("DATABASE_REPLICA_URLS"), ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			c.ReplicaURLs = append(c.ReplicaURLs, u)
+	c.ShardURLs = splitList(getenv("DATABASE_SHARD_URLS"), ",")
+	if len(c.ShardURLs) == 0 && c.DatabaseURL != "" {
+		c.ShardURLs = []string{c.DatabaseURL}
+	}
+	replicas := getenv("DATABASE_REPLICA_URLS")
+	groups := strings.Split(replicas, ";")
+	switch {
+	case strings.TrimSpace(replicas) == "":
+		groups = nil
+	case len(c.ShardURLs) <= 1 && len(groups) > 1:
+		errs = append(errs, errors.New("DATABASE_REPLICA_URLS: ';' separates the replicas of several shards, but DATABASE_SHARD_URLS names one database"))
+	case len(c.ShardURLs) > 1 && len(groups) != len(c.ShardURLs):
+		errs = append(errs, fmt.Errorf("DATABASE_REPLICA_URLS: %d groups for %d shards; give one group per shard in shard order, separated by ';' (an empty group: no replicas), e.g. \"r0a,r0b;r1;;r3\"", len(groups), len(c.ShardURLs)))
+	}
+	c.ReplicaURLs = make([][]string, len(c.ShardURLs))
+	for k, g := range groups {
+		if k < len(c.ReplicaURLs) {
+			c.ReplicaURLs[k] = splitList(g, ",")
 		}
 	}
 
@@ -127,6 +149,9 @@ func (c config) validate() error {
 	if c.DatabaseURL == "" {
 		errs = append(errs, errors.New("DATABASE_URL is required (e.g. postgres://booking:booking@127.0.0.1:5432/booking)"))
 	}
+	if len(c.ShardURLs) > shards.MaxShards {
+		errs = append(errs, fmt.Errorf("DATABASE_SHARD_URLS: %d shards; at most %d", len(c.ShardURLs), shards.MaxShards))
+	}
 	if c.ConfirmDelay >= c.HoldTTL {
 		errs = append(errs, fmt.Errorf("CONFIRM_DELAY (%s) must be shorter than HOLD_TTL (%s), or every hold expires unpaid", c.ConfirmDelay, c.HoldTTL))
 	}
@@ -146,6 +171,26 @@ func (c config) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// splitList splits v at sep, trimming blanks and dropping empty items.
+func splitList(v, sep string) []string {
+	var out []string
+	for _, u := range strings.Split(v, sep) {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// replicaCount is how many replicas every shard has in all.
+func (c config) replicaCount() int {
+	n := 0
+	for _, g := range c.ReplicaURLs {
+		n += len(g)
+	}
+	return n
 }
 
 func (c config) has(role string) bool { return slices.Contains(c.Roles, role) }

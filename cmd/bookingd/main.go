@@ -19,6 +19,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -84,8 +86,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer d.close()
 	if cfg.has("projector") {
-		if d.projector, err = projectorPool(ctx, cfg); err != nil {
-			return fmt.Errorf("projector pool: %w", err)
+		for _, sh := range d.shards {
+			if sh.projector, err = projectorPool(ctx, sh.url); err != nil {
+				return fmt.Errorf("%sprojector pool: %w", d.label(sh), err)
+			}
 		}
 	}
 	d.registry.MustRegister(newPoolCollector(d.pools()))
@@ -95,28 +99,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// pools (closed by the defers above) go away.
 	defer func() { cancel(); wg.Wait() }()
 	errs := make(chan error, 1)
-	wg.Go(func() { d.announcer.Run(ctx) })
-	wg.Go(func() { d.listener.Run(ctx) }) // wakes the consumers of the stream and the live feeds
-	if cfg.has("projector") {
-		p := projections.NewProjector(d.projector, projections.ProjectorConfig{PollInterval: cfg.PollInterval,
-			Wake: d.listener.Wake(), OnBatch: d.batches.projected}, logger)
-		wg.Go(func() { supervise(ctx, "projector", p.Run, logger) })
-		wg.Go(func() { sampleLag(ctx, d.primary, d.registry, logger) })
+	for _, sh := range d.shards {
+		wg.Go(func() { sh.announcer.Run(ctx) })
+		wg.Go(func() { sh.listener.Run(ctx) }) // wakes the consumers of the shard's stream and the live feeds
+		// One command side per shard and process: its show cache and group
+		// commit serve the API and the workers alike.
+		if sh.ledger, err = newLedger(cfg, d, sh); err != nil {
+			return err
+		}
 	}
-	// One command side per process: its show cache and group commit serve
-	// the API and the workers alike.
-	svc, err := newLedger(cfg, d)
-	if err != nil {
-		return err
+	if cfg.has("projector") {
+		for _, sh := range d.shards {
+			p := projections.NewProjector(sh.projector, projections.ProjectorConfig{PollInterval: cfg.PollInterval,
+				Wake: sh.listener.Wake(), OnBatch: d.batches.projected}, d.logger(sh))
+			wg.Go(func() { supervise(ctx, d.label(sh)+"projector", p.Run, logger) })
+		}
+		wg.Go(func() { sampleLag(ctx, d, logger) })
 	}
 	if cfg.has("worker") {
-		if err := startWorkers(ctx, &wg, cfg, d, svc, logger); err != nil {
+		if err := startWorkers(ctx, &wg, cfg, d, logger); err != nil {
 			return err
 		}
 	}
 	var handler http.Handler
 	if cfg.has("api") {
-		if handler, err = newAPI(ctx, &wg, cfg, d, svc, logger); err != nil {
+		if handler, err = newAPI(ctx, &wg, cfg, d, logger); err != nil {
 			return err
 		}
 	} else {
@@ -130,15 +137,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 			defer cancel()
 			w.Header().Set("Content-Type", "application/json")
-			if err := d.primary.Ping(ctx); err != nil {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				_, _ = w.Write([]byte(`{"status":"database unreachable"}` + "\n"))
-				return
-			}
-			if pending, err := migrations.Pending(ctx, d.primary); err != nil || pending > 0 {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				_, _ = w.Write([]byte(`{"status":"database schema is not migrated (run bookingctl migrate)"}` + "\n"))
-				return
+			for _, db := range d.databases() {
+				if err := db.Ping(ctx); err != nil {
+					w.WriteHeader(http.StatusServiceUnavailable)
+					_, _ = w.Write([]byte(`{"status":"database unreachable"}` + "\n"))
+					return
+				}
+				if pending, err := migrations.Pending(ctx, db); err != nil || pending > 0 {
+					w.WriteHeader(http.StatusServiceUnavailable)
+					_, _ = w.Write([]byte(`{"status":"database schema is not migrated (run bookingctl migrate)"}` + "\n"))
+					return
+				}
 			}
 			_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
 		})
@@ -156,8 +165,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			}
 		})
 	}
-	logger.Info("bookingd started", "roles", cfg.Roles, "http_addr", cfg.HTTPAddr,
-		"replicas", len(cfg.ReplicaURLs), "redis", cfg.RedisURL != "")
+	logger.Info("bookingd started", "roles", cfg.Roles, "http_addr", cfg.HTTPAddr, "shards", len(d.shards),
+		"replicas", cfg.replicaCount(), "redis", cfg.RedisURL != "")
 
 	select {
 	case <-ctx.Done():
@@ -174,85 +183,168 @@ const announceEvery = 5 * time.Millisecond
 
 // deps are the connections every role shares.
 type deps struct {
-	primary   *pgxpool.Pool
+	home       *pgxpool.Pool // DATABASE_URL: users, idempotency keys
+	shards     []*shard      // shard k at index k
+	redis      *redis.Client
+	registry   *prometheus.Registry
+	conflicts  prometheus.Counter // version-conflict retries of every ledger in the process
+	batches    batchMetrics
+	rootLogger *slog.Logger
+}
+
+// shard is one database of the ledger and what the process runs on it.
+type shard struct {
+	k         int
+	url       string
+	primary   *pgxpool.Pool // the home pool when the shard is the home database
 	projector *pgxpool.Pool // the projector's own, with a lock_timeout; nil without the role
 	replicas  []*pgxpool.Pool
-	redis     *redis.Client
-	registry  *prometheus.Registry
-	conflicts prometheus.Counter // version-conflict retries of every ledger in the process
-	batches   batchMetrics
-	// announcer tells every process's consumers of the stream that this
-	// one appended; listener wakes this process's consumers.
+	// announcer tells every process's consumers of the shard's stream that
+	// this one appended; listener wakes this process's consumers.
 	announcer *eventstore.Announcer
 	listener  *eventstore.Listener
+	ledger    *ledger.Service
+}
+
+// label prefixes a shard's names in logs and errors when there are several.
+func (d *deps) label(sh *shard) string {
+	if len(d.shards) == 1 {
+		return ""
+	}
+	return fmt.Sprintf("shard %d: ", sh.k)
+}
+
+// logger is the process's logger, naming the shard when there are several.
+func (d *deps) logger(sh *shard) *slog.Logger {
+	if len(d.shards) == 1 {
+		return d.rootLogger
+	}
+	return d.rootLogger.With("shard", sh.k)
+}
+
+// registerer registers a shard's metrics, labelled by shard when there
+// are several.
+func (d *deps) registerer(sh *shard) prometheus.Registerer {
+	if len(d.shards) == 1 {
+		return d.registry
+	}
+	return prometheus.WrapRegistererWith(prometheus.Labels{"shard": strconv.Itoa(sh.k)}, d.registry)
+}
+
+// databases are the home database and every shard that is not it.
+func (d *deps) databases() []*pgxpool.Pool {
+	out := []*pgxpool.Pool{d.home}
+	for _, sh := range d.shards {
+		if sh.primary != d.home {
+			out = append(out, sh.primary)
+		}
+	}
+	return out
 }
 
 // pools are the process's connection pools by name, for metrics.
 func (d *deps) pools() map[string]*pgxpool.Pool {
-	out := map[string]*pgxpool.Pool{"primary": d.primary}
-	if d.projector != nil {
-		out["projector"] = d.projector
-	}
-	for i, p := range d.replicas {
-		out[fmt.Sprintf("replica-%d", i+1)] = p
+	out := map[string]*pgxpool.Pool{"primary": d.home}
+	for _, sh := range d.shards {
+		prefix := ""
+		if len(d.shards) > 1 {
+			prefix = fmt.Sprintf("shard-%d-", sh.k)
+			if sh.primary != d.home {
+				out[prefix+"primary"] = sh.primary
+			}
+		}
+		if sh.projector != nil {
+			out[prefix+"projector"] = sh.projector
+		}
+		for i, p := range sh.replicas {
+			out[fmt.Sprintf("%sreplica-%d", prefix, i+1)] = p
+		}
 	}
 	return out
 }
 
 func (d *deps) close() {
-	if d.projector != nil {
-		d.projector.Close()
-	}
-	for _, p := range d.replicas {
-		p.Close()
+	for _, sh := range d.shards {
+		if sh.projector != nil {
+			sh.projector.Close()
+		}
+		for _, p := range sh.replicas {
+			p.Close()
+		}
+		if sh.primary != d.home {
+			sh.primary.Close()
+		}
 	}
 	if d.redis != nil {
 		_ = d.redis.Close()
 	}
-	d.primary.Close()
+	d.home.Close()
+}
+
+// openPrimary opens and checks a ledger database: it answers, and its
+// stream's transaction ids are this server's (after a logical restore into
+// another cluster the stream cannot be read until they are rebased).
+func openPrimary(ctx context.Context, url, name string, checkStream bool) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err == nil {
+		err = pool.Ping(ctx)
+		if err == nil && checkStream {
+			err = eventstore.New(pool).CheckTransactionIDs(ctx)
+		}
+		if err != nil {
+			pool.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return pool, nil
 }
 
 func connect(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
-	d := &deps{registry: prometheus.NewRegistry(), conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+	d := &deps{rootLogger: logger, registry: prometheus.NewRegistry(), conflicts: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "bookingledger_version_conflict_retries_total",
 		Help: "Commands decided again because another writer appended to the show first.",
 	})}
 	d.registry.MustRegister(d.conflicts, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.batches = newBatchMetrics(d.registry)
-	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
-	}
-	if d.primary, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
-		return nil, fmt.Errorf("database: %w", err)
-	}
-	if err := d.primary.Ping(ctx); err != nil {
-		d.primary.Close()
-		return nil, fmt.Errorf("database: %w", err)
-	}
-	// After a logical restore into another cluster the stream cannot be
-	// read until its transaction ids are rebased: refuse to start.
-	if err := eventstore.New(d.primary).CheckTransactionIDs(ctx); err != nil {
-		d.primary.Close()
+	var err error
+	homeIsShard := slices.Contains(cfg.ShardURLs, cfg.DatabaseURL)
+	if d.home, err = openPrimary(ctx, cfg.DatabaseURL, "database", homeIsShard); err != nil {
 		return nil, err
 	}
-	d.announcer = eventstore.NewAnnouncer(d.primary, announceEvery, logger)
-	d.listener = eventstore.NewListener(func(ctx context.Context) (*pgx.Conn, error) {
-		return pgx.ConnectConfig(ctx, d.primary.Config().ConnConfig)
-	}, logger)
-	for _, u := range cfg.ReplicaURLs {
-		p, err := pgxpool.New(ctx, u) // connects lazily; a replica that is down is skipped
-		if err != nil {
-			d.close()
-			return nil, fmt.Errorf("DATABASE_REPLICA_URLS: %w", err)
+	fail := func(err error) (*deps, error) {
+		d.close()
+		return nil, err
+	}
+	for k, u := range cfg.ShardURLs {
+		sh := &shard{k: k, url: u, primary: d.home}
+		if u != cfg.DatabaseURL {
+			if sh.primary, err = openPrimary(ctx, u, fmt.Sprintf("DATABASE_SHARD_URLS, shard %d", k), true); err != nil {
+				return fail(err)
+			}
 		}
-		d.replicas = append(d.replicas, p)
+		d.shards = append(d.shards, sh)
+		sh.announcer = eventstore.NewAnnouncer(sh.primary, announceEvery, d.logger(sh))
+		sh.listener = eventstore.NewListener(func(ctx context.Context) (*pgx.Conn, error) {
+			return pgx.ConnectConfig(ctx, sh.primary.Config().ConnConfig)
+		}, d.logger(sh))
+		for _, u := range cfg.ReplicaURLs[k] {
+			p, err := pgxpool.New(ctx, u) // connects lazily; a replica that is down is skipped
+			if err != nil {
+				return fail(fmt.Errorf("DATABASE_REPLICA_URLS (shard %d): %w", k, err))
+			}
+			sh.replicas = append(sh.replicas, p)
+		}
 	}
 	if cfg.RedisURL != "" {
 		opts, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
-			d.close()
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
+			return fail(fmt.Errorf("REDIS_URL: %w", err))
 		}
 		// Fail fast while Redis is down: the limiter and cache fall back.
 		opts.MaxRetries, opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 1, time.Second, time.Second, time.Second
@@ -264,13 +356,14 @@ func connect(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error
 	return d, nil
 }
 
-// projectorPool is the projector's own small pool. Its lock_timeout bounds
-// how long the projector waits for its consumer group's checkpoint row (held
-// by another projector or by bookingctl replay), so it can always stop.
-func projectorPool(ctx context.Context, cfg config) (*pgxpool.Pool, error) {
-	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+// projectorPool is a shard's projector's own small pool. Its lock_timeout
+// bounds how long the projector waits for its consumer group's checkpoint
+// row (held by another projector or by bookingctl replay), so it can
+// always stop.
+func projectorPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		return nil, err
 	}
 	pcfg.MaxConns = 4
 	pcfg.ConnConfig.RuntimeParams["lock_timeout"] = "5s"
@@ -278,30 +371,33 @@ func projectorPool(ctx context.Context, cfg config) (*pgxpool.Pool, error) {
 	return pgxpool.NewWithConfig(ctx, pcfg)
 }
 
-func newAPI(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, svc *ledger.Service, logger *slog.Logger) (http.Handler, error) {
+func newAPI(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, logger *slog.Logger) (http.Handler, error) {
 	var rdb redis.UniversalClient
 	if d.redis != nil {
 		rdb = d.redis
 	}
-	reads := readpath.New(d.primary, d.replicas, logger)
-	hub := live.NewHub(svc.Store(), d.listener.Wake(), 0)
-	wg.Go(func() { supervise(ctx, "live hub", hub.Run, logger) })
 	showCache := cache.New(rdb, cache.Config{Prefix: cfg.RedisPrefix, TTL: cfg.CacheTTL, Logger: logger, Registerer: d.registry})
-	wg.Go(func() { reads.Watch(ctx, 2*time.Second) })
-	wg.Go(func() {
-		showCache.Listen(ctx, func(ctx context.Context) (*pgx.Conn, error) {
-			return pgx.ConnectConfig(ctx, d.primary.Config().ConnConfig)
-		}, nil)
-	})
+	var apiShards []api.Shard
+	for _, sh := range d.shards {
+		reads := readpath.New(sh.primary, sh.replicas, d.logger(sh))
+		hub := live.NewHub(sh.ledger.Store(), sh.listener.Wake(), 0)
+		wg.Go(func() { supervise(ctx, d.label(sh)+"live hub", hub.Run, logger) })
+		wg.Go(func() { reads.Watch(ctx, 2*time.Second) })
+		// The cache hears of changes on every shard.
+		wg.Go(func() {
+			showCache.Listen(ctx, func(ctx context.Context) (*pgx.Conn, error) {
+				return pgx.ConnectConfig(ctx, sh.primary.Config().ConnConfig)
+			}, nil)
+		})
+		apiShards = append(apiShards, api.Shard{Ledger: sh.ledger, Primary: sh.primary, Reads: reads, Live: hub})
+	}
 	return api.New(api.Deps{
 		Config:   cfg.API,
-		Ledger:   svc,
-		Users:    users.NewStore(d.primary),
-		Primary:  d.primary,
-		Reads:    reads,
+		Shards:   apiShards,
+		Users:    users.NewStore(d.home),
+		Primary:  d.home,
 		Tokens:   readpath.NewTokens(rdb, cfg.RedisPrefix, 2*time.Minute),
 		Cache:    showCache,
-		Live:     hub,
 		Web:      web.Handler(nil),
 		Limiter:  ratelimit.New(rdb, ratelimit.Config{Prefix: cfg.RedisPrefix, Logger: logger, Registerer: d.registry}),
 		Logger:   logger,
@@ -309,34 +405,49 @@ func newAPI(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, svc *l
 	})
 }
 
-// newLedger is the process's command side, shared by every role.
-func newLedger(cfg config, d *deps) (*ledger.Service, error) {
+// newLedger is the command side of a shard, shared by every role.
+func newLedger(cfg config, d *deps, sh *shard) (*ledger.Service, error) {
 	lcfg := ledger.DefaultConfig()
 	lcfg.HoldTTL = cfg.HoldTTL
-	return ledger.New(d.primary, lcfg, ledger.WithConflictHook(d.conflicts.Inc),
-		ledger.WithAnnouncer(d.announcer), ledger.WithBatchHook(d.batches.appended))
+	opts := []ledger.Option{ledger.WithConflictHook(d.conflicts.Inc),
+		ledger.WithAnnouncer(sh.announcer), ledger.WithBatchHook(d.batches.appended)}
+	if len(d.shards) > 1 {
+		opts = append(opts, ledger.WithShard(sh.k)) // booking ids name their shard
+	}
+	return ledger.New(sh.primary, lcfg, opts...)
 }
 
-// startWorkers runs the simulated payments (unless CONFIRM_DELAY is 0), the
-// expiry sweep and, when NATS_URL is set, the forwarding of the stream to
-// NATS JetStream, each restarted after a failure.
-func startWorkers(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, svc *ledger.Service, logger *slog.Logger) error {
-	if cfg.ConfirmDelay > 0 {
-		pay, err := workers.NewPayments(d.primary, svc, workers.PaymentsConfig{Delay: cfg.ConfirmDelay,
-			Wake: d.listener.Wake(), Logger: logger, Registerer: d.registry})
-		if err != nil {
-			return err
+// startWorkers runs, on every shard, the simulated payments (unless
+// CONFIRM_DELAY is 0), the expiry sweep and, when NATS_URL is set, the
+// forwarding of the shard's stream to NATS JetStream, each restarted after
+// a failure. Idempotency keys, in the home database, are purged by shard
+// 0's sweep.
+func startWorkers(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, logger *slog.Logger) error {
+	for _, sh := range d.shards {
+		name, lg, reg := d.label(sh), d.logger(sh), d.registerer(sh)
+		if cfg.ConfirmDelay > 0 {
+			pay, err := workers.NewPayments(sh.primary, sh.ledger, workers.PaymentsConfig{Delay: cfg.ConfirmDelay,
+				Wake: sh.listener.Wake(), Logger: lg, Registerer: reg})
+			if err != nil {
+				return err
+			}
+			wg.Go(func() { supervise(ctx, name+"payments", pay.Run, logger) })
 		}
-		wg.Go(func() { supervise(ctx, "payments", pay.Run, logger) })
-	}
-	expiry := workers.NewExpiry(d.primary, svc, workers.ExpiryConfig{Interval: cfg.ExpiryEvery,
-		IdempotencyTTL: cfg.API.IdempotencyTTL, Logger: logger, Registerer: d.registry})
-	wg.Go(func() { supervise(ctx, "expiry", expiry.Run, logger) })
-	if cfg.NATSURL != "" {
-		ncfg := workers.NATSConfig{URL: cfg.NATSURL, Topic: cfg.NATSTopic, Poll: cfg.PollInterval, Wake: d.listener.Wake(), Logger: logger}
-		wg.Go(func() {
-			supervise(ctx, "nats forwarder", func(ctx context.Context) error { return workers.ForwardToNATS(ctx, d.primary, ncfg) }, logger)
-		})
+		xcfg := workers.ExpiryConfig{Interval: cfg.ExpiryEvery, Logger: lg, Registerer: reg}
+		if sh.k == 0 {
+			xcfg.IdempotencyTTL, xcfg.Keys = cfg.API.IdempotencyTTL, d.home
+		}
+		expiry := workers.NewExpiry(sh.primary, sh.ledger, xcfg)
+		wg.Go(func() { supervise(ctx, name+"expiry", expiry.Run, logger) })
+		if cfg.NATSURL != "" {
+			ncfg := workers.NATSConfig{URL: cfg.NATSURL, Topic: cfg.NATSTopic, Poll: cfg.PollInterval, Wake: sh.listener.Wake(), Logger: lg}
+			if len(d.shards) > 1 {
+				ncfg.Shard = strconv.Itoa(sh.k)
+			}
+			wg.Go(func() {
+				supervise(ctx, name+"nats forwarder", func(ctx context.Context) error { return workers.ForwardToNATS(ctx, sh.primary, ncfg) }, logger)
+			})
+		}
 	}
 	return nil
 }
@@ -366,29 +477,32 @@ func supervise(ctx context.Context, name string, run func(context.Context) error
 }
 
 // sampleLag exports every consumer group's lag (the projector, payments,
-// the NATS forwarder, analytics jobs …) every few seconds.
-func sampleLag(ctx context.Context, pool *pgxpool.Pool, reg prometheus.Registerer, logger *slog.Logger) {
+// the NATS forwarder, analytics jobs …) on every shard every few seconds.
+func sampleLag(ctx context.Context, d *deps, logger *slog.Logger) {
 	events := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "bookingledger_consumer_lag_events",
-		Help: "Committed events a consumer group has not consumed."}, []string{"group"})
+		Help: "Committed events a consumer group has not consumed."}, []string{"group", "shard"})
 	seconds := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "bookingledger_consumer_lag_seconds",
-		Help: "Age of the oldest event a consumer group has not consumed."}, []string{"group"})
-	reg.MustRegister(events, seconds)
-	store := eventstore.New(pool)
+		Help: "Age of the oldest event a consumer group has not consumed."}, []string{"group", "shard"})
+	d.registry.MustRegister(events, seconds)
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
-		groups, err := store.ConsumerGroups(ctx)
-		for _, g := range groups {
-			n, behind, lerr := store.Lag(ctx, g)
-			if lerr != nil {
-				err = lerr
-				continue
+		for _, sh := range d.shards {
+			store := eventstore.New(sh.primary)
+			groups, err := store.ConsumerGroups(ctx)
+			for _, g := range groups {
+				n, behind, lerr := store.Lag(ctx, g)
+				if lerr != nil {
+					err = lerr
+					continue
+				}
+				label := strconv.Itoa(sh.k)
+				events.WithLabelValues(g, label).Set(float64(n))
+				seconds.WithLabelValues(g, label).Set(behind.Seconds())
 			}
-			events.WithLabelValues(g).Set(float64(n))
-			seconds.WithLabelValues(g).Set(behind.Seconds())
-		}
-		if err != nil && ctx.Err() == nil {
-			logger.Warn("measuring consumer lag", "err", err)
+			if err != nil && ctx.Err() == nil {
+				logger.Warn("measuring consumer lag", "shard", sh.k, "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

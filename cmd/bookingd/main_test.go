@@ -36,6 +36,10 @@ func TestConfigErrors(t *testing.T) {
 		"bad limit":     {map[string]string{"DATABASE_URL": "x", "RATE_LIMIT_READS_PER_MIN": "-3"}, "", "RATE_LIMIT_READS_PER_MIN"},
 		"bad trust":     {map[string]string{"DATABASE_URL": "x", "TRUST_PROXY_HEADERS": "yes please"}, "", "TRUST_PROXY_HEADERS"},
 		"slow payment":  {map[string]string{"DATABASE_URL": "x", "CONFIRM_DELAY": "10m", "HOLD_TTL": "5m"}, "", "CONFIRM_DELAY (10m0s) must be shorter than HOLD_TTL"},
+		"replica groups, one shard": {map[string]string{"DATABASE_URL": "x", "DATABASE_REPLICA_URLS": "r0;r1"}, "",
+			"';' separates the replicas of several shards"},
+		"replica groups, too few": {map[string]string{"DATABASE_URL": "x", "DATABASE_SHARD_URLS": "a,b,c", "DATABASE_REPLICA_URLS": "r0;r1"}, "",
+			"2 groups for 3 shards"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -50,6 +54,17 @@ func TestConfigErrors(t *testing.T) {
 	assert.Equal(t, []string{"projector"}, cfg.Roles)
 	assert.Equal(t, ":8080", cfg.HTTPAddr)
 	assert.Equal(t, 10*time.Minute, cfg.HoldTTL)
+	assert.Equal(t, []string{"x"}, cfg.ShardURLs, "one shard: DATABASE_URL")
+
+	cfg, err = loadConfig(env(map[string]string{"DATABASE_URL": "home", "BOOKINGD_ENV": "dev",
+		"DATABASE_SHARD_URLS": "s0, s1,s2,s3", "DATABASE_REPLICA_URLS": "r0a,r0b;r1;;r3"}), "")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"s0", "s1", "s2", "s3"}, cfg.ShardURLs)
+	assert.Equal(t, [][]string{{"r0a", "r0b"}, {"r1"}, nil, {"r3"}}, cfg.ReplicaURLs)
+	assert.Equal(t, 4, cfg.replicaCount())
+	cfg, err = loadConfig(env(map[string]string{"DATABASE_URL": "x", "BOOKINGD_ENV": "dev", "DATABASE_REPLICA_URLS": "r1, r2"}), "")
+	require.NoError(t, err)
+	assert.Equal(t, [][]string{{"r1", "r2"}}, cfg.ReplicaURLs)
 }
 
 func get(t *testing.T, url string, header ...string) (*http.Response, []byte) {

@@ -1,0 +1,232 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/bookingledger/ledger/api"
+	"github.com/bookingledger/ledger/cache"
+	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/eventstore"
+	"github.com/bookingledger/ledger/internal/pgtest"
+	"github.com/bookingledger/ledger/internal/redistest"
+	"github.com/bookingledger/ledger/ledger"
+	"github.com/bookingledger/ledger/live"
+	"github.com/bookingledger/ledger/projections"
+	"github.com/bookingledger/ledger/ratelimit"
+	"github.com/bookingledger/ledger/readpath"
+	"github.com/bookingledger/ledger/shards"
+	"github.com/bookingledger/ledger/users"
+)
+
+// newShardedEnv is an API over n shards, each its own database with its
+// own projector, live hub and cache listener, and a separate home database
+// for users and idempotency keys, as bookingd runs with DATABASE_SHARD_URLS.
+func newShardedEnv(t *testing.T, n int) *env {
+	t.Helper()
+	home, homeURL := pgtest.NewDB(t)
+	rdb, prefix := redistest.New(t)
+	e := &env{t: t, url: homeURL, pool: home, rdb: rdb, prefix: prefix, clock: &clock{}, reg: prometheus.NewRegistry()}
+	cfg := api.DefaultConfig()
+	cfg.JWTSecret = testSecret
+	cfg.RateLimits = api.RateLimits{Auth: 10_000, Bookings: 10_000, Reads: 10_000}
+	cfg.ReadYourWritesWait = 30 * time.Second
+	e.deps = api.Deps{
+		Config:   cfg,
+		Users:    users.NewStore(home).WithCost(bcrypt.MinCost),
+		Primary:  home,
+		Tokens:   readpath.NewTokens(rdb, prefix, time.Minute),
+		Cache:    cache.New(rdb, cache.Config{Prefix: prefix, TTL: time.Minute, Registerer: e.reg}),
+		Limiter:  ratelimit.New(rdb, ratelimit.Config{Prefix: prefix, Registerer: e.reg}),
+		Registry: e.reg,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	stop := sync.OnceFunc(func() { cancel(); wg.Wait() })
+	for k := range n {
+		pool, url := pgtest.NewDB(t)
+		t.Cleanup(stop) // before the pool closes
+		require.NoError(t, shards.ConfigureIDs(ctx, pool, k, n))
+		svc, err := ledger.New(pool, ledger.DefaultConfig(), ledger.WithClock(e.clock.Now), ledger.WithShard(k))
+		require.NoError(t, err)
+		hub := live.NewHub(svc.Store(), nil, 10*time.Millisecond)
+		e.deps.Shards = append(e.deps.Shards, api.Shard{Ledger: svc, Primary: pool, Reads: readpath.New(pool, nil, nil), Live: hub})
+		ready := make(chan struct{})
+		p := projections.NewProjector(pool, projections.ProjectorConfig{PollInterval: 5 * time.Millisecond}, nil)
+		wg.Go(func() { _ = p.Run(ctx) })
+		wg.Go(func() { assert.NoError(t, hub.Run(ctx)) })
+		wg.Go(func() {
+			e.deps.Cache.Listen(ctx, func(ctx context.Context) (*pgx.Conn, error) { return pgx.Connect(ctx, url) }, ready)
+		})
+		<-ready
+	}
+	h, err := api.New(e.deps)
+	require.NoError(t, err)
+	e.srv = httptest.NewServer(h)
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+// Four shards behind one API: shows spread over them, bookings on every
+// shard are read back at once by their owner, the show list and "my
+// bookings" page across shards in order, and the global stream's cursor
+// gives every event of every shard once, in each shard's order.
+func TestShardedAPI(t *testing.T) {
+	t.Parallel()
+	const n = 4
+	e := newShardedEnv(t, n)
+	ctx := context.Background()
+	admin, _ := e.login(users.RoleAdmin)
+	alice, _ := e.login(users.RoleUser)
+	bob, _ := e.login(users.RoleUser)
+	auditor, _ := e.login(users.RoleAuditor)
+
+	// Start times run backwards, so list order interleaves the shards.
+	base := time.Now().Add(72 * time.Hour).UTC().Truncate(time.Second)
+	var shows []int64
+	perShard := map[int]int{}
+	for i := range 2 * n {
+		id := e.createShow(admin, map[string]any{"total_seats": 10, "name": fmt.Sprint("show ", i),
+			"start_time": base.Add(-time.Duration(i) * time.Minute).Format(time.RFC3339)})
+		shows = append(shows, id)
+		perShard[shards.Of(domain.ShowID(id), n)]++
+	}
+	assert.Equal(t, map[int]int{0: 2, 1: 2, 2: 2, 3: 2}, perShard, "creation spreads shows evenly")
+
+	// Alice books on every show; each booking and seat map reads back at
+	// once (read-your-writes per shard).
+	var mine []string
+	for _, show := range shows {
+		r := e.do("POST", "/api/bookings", alice, map[string]any{"show_id": show, "seat_numbers": []string{"1", "2"}})
+		require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
+		id := r.json(t)["id"].(string)
+		mine = append(mine, id)
+		got := e.do("GET", "/api/bookings/"+id, alice, nil)
+		require.Equal(t, http.StatusOK, got.status, "%s", got.body)
+		assert.Equal(t, "pending", got.json(t)["status"])
+		seats := e.do("GET", fmt.Sprintf("/api/shows/%d", show), alice, nil)
+		require.Equal(t, http.StatusOK, seats.status)
+		for _, s := range seats.json(t)["seats"].([]any) {
+			seat := s.(map[string]any)
+			if seat["seat_number"] == "1" {
+				assert.Equal(t, "locked", seat["status"], "show %d: the caller's own seat is not free", show)
+			}
+		}
+	}
+	r := e.do("POST", "/api/bookings", bob, map[string]any{"show_id": shows[3], "seat_numbers": []string{"5"}})
+	require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
+	bobs := r.json(t)["id"].(string)
+	r = e.do("POST", "/api/bookings", bob, map[string]any{"show_id": shows[3], "seat_numbers": []string{"1"}})
+	requireProblem(t, r, http.StatusConflict)
+
+	// Confirm and cancel route to the booking's shard.
+	r = e.do("POST", "/api/bookings/"+mine[1]+"/confirm", alice, nil)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	assert.Equal(t, "confirmed", r.json(t)["status"])
+	r = e.do("POST", "/api/bookings/"+mine[2]+"/cancel", alice, nil)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	r = e.do("GET", "/api/bookings/"+bobs, alice, nil)
+	requireProblem(t, r, http.StatusNotFound)
+
+	// My bookings, three at a time: all of Alice's, newest first, none of
+	// Bob's.
+	var paged []string
+	var created []string
+	cursor := ""
+	for range 10 {
+		r := e.do("GET", "/api/bookings?limit=3&cursor="+url.QueryEscape(cursor), alice, nil)
+		require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+		page := r.json(t)
+		for _, b := range page["bookings"].([]any) {
+			paged = append(paged, b.(map[string]any)["id"].(string))
+			created = append(created, b.(map[string]any)["created_at"].(string))
+		}
+		next, _ := page["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	want := slices.Clone(mine)
+	slices.Reverse(want)
+	assert.Equal(t, want, paged, "every booking of every shard once, newest first")
+	assert.True(t, slices.IsSorted(reversed(created)), "newest first: %v", created)
+
+	// The show list, three at a time: every show once, by start time.
+	var listed []int64
+	cursor = ""
+	for range 10 {
+		r := e.do("GET", "/api/shows?limit=3&cursor="+url.QueryEscape(cursor), "", nil)
+		require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+		page := r.json(t)
+		for _, s := range page["shows"].([]any) {
+			listed = append(listed, int64(s.(map[string]any)["id"].(float64)))
+		}
+		next, _ := page["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	byStart := slices.Clone(shows)
+	slices.Reverse(byStart)
+	assert.Equal(t, byStart, listed)
+
+	// The global stream, five events at a time: each shard's events once
+	// and in that shard's order.
+	wantStreams := make([][]int64, n)
+	for k, sh := range e.deps.Shards {
+		events, err := sh.Ledger.Store().ReadAll(ctx, eventstore.Checkpoint{}, 10_000)
+		require.NoError(t, err)
+		for _, ev := range events {
+			wantStreams[k] = append(wantStreams[k], ev.GlobalPosition)
+		}
+		require.NotEmpty(t, wantStreams[k])
+	}
+	gotStreams := make([][]int64, n)
+	cursor = ""
+	for range 100 {
+		r := e.do("GET", "/api/events?limit=5&after="+url.QueryEscape(cursor), auditor, nil)
+		require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+		page := r.json(t)
+		events := page["events"].([]any)
+		for _, ev := range events {
+			m := ev.(map[string]any)
+			var show int64
+			_, err := fmt.Sscanf(m["stream_id"].(string), "show-%d", &show)
+			require.NoError(t, err)
+			k := shards.Of(domain.ShowID(show), n)
+			gotStreams[k] = append(gotStreams[k], int64(m["global_position"].(float64)))
+		}
+		assert.NotContains(t, page, "next_after", "several shards have no single position")
+		cursor = page["next_cursor"].(string)
+		if len(events) == 0 {
+			break
+		}
+	}
+	assert.Equal(t, wantStreams, gotStreams)
+	r = e.do("GET", "/api/events?after=7", auditor, nil)
+	requireProblem(t, r, http.StatusBadRequest)
+
+	r = e.do("GET", "/readyz", "", nil)
+	assert.Equal(t, http.StatusOK, r.status, "%s", r.body)
+}
+
+func reversed(s []string) []string {
+	out := slices.Clone(s)
+	slices.Reverse(out)
+	return out
+}
