@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
@@ -32,11 +34,30 @@ import (
 	"github.com/bookingledger/ledger/users"
 )
 
-// newShardedEnv is an API over n shards, each its own database with its
-// own projector, live hub and cache listener, and a separate home database
-// for users and idempotency keys, as bookingd runs with DATABASE_SHARD_URLS.
+// shardDB is a migrated database for a shard and the router its reads take.
+type shardDB struct {
+	pool  *pgxpool.Pool
+	url   string
+	reads *readpath.Router // nil: the primary alone
+}
+
+// newShardedEnv is an API over n shards, each a fresh database.
 func newShardedEnv(t *testing.T, n int) *env {
 	t.Helper()
+	dbs := make([]shardDB, n)
+	for k := range dbs {
+		dbs[k].pool, dbs[k].url = pgtest.NewDB(t)
+	}
+	return newShardedEnvOn(t, dbs, nil)
+}
+
+// newShardedEnvOn is an API over the shards dbs, shard k at index k, each
+// with its own projector, live hub and cache listener, and a separate home
+// database for users and idempotency keys, as bookingd runs with
+// DATABASE_SHARD_URLS.
+func newShardedEnvOn(t *testing.T, dbs []shardDB, cacheOf func(rdb redis.UniversalClient, prefix string) *cache.Cache) *env {
+	t.Helper()
+	n := len(dbs)
 	home, homeURL := pgtest.NewDB(t)
 	rdb, prefix := redistest.New(t)
 	e := &env{t: t, url: homeURL, pool: home, rdb: rdb, prefix: prefix, clock: &clock{}, reg: prometheus.NewRegistry()}
@@ -44,30 +65,39 @@ func newShardedEnv(t *testing.T, n int) *env {
 	cfg.JWTSecret = testSecret
 	cfg.RateLimits = api.RateLimits{Auth: 10_000, Bookings: 10_000, Reads: 10_000}
 	cfg.ReadYourWritesWait = 30 * time.Second
+	showCache := cache.New(rdb, cache.Config{Prefix: prefix, TTL: time.Minute, Registerer: e.reg})
+	if cacheOf != nil {
+		showCache = cacheOf(rdb, prefix)
+	}
 	e.deps = api.Deps{
 		Config:   cfg,
 		Users:    users.NewStore(home).WithCost(bcrypt.MinCost),
 		Primary:  home,
 		Tokens:   readpath.NewTokens(rdb, prefix, time.Minute),
-		Cache:    cache.New(rdb, cache.Config{Prefix: prefix, TTL: time.Minute, Registerer: e.reg}),
+		Cache:    showCache,
 		Limiter:  ratelimit.New(rdb, ratelimit.Config{Prefix: prefix, Registerer: e.reg}),
 		Registry: e.reg,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	stop := sync.OnceFunc(func() { cancel(); wg.Wait() })
-	for k := range n {
-		pool, url := pgtest.NewDB(t)
-		t.Cleanup(stop) // before the pool closes
+	for k, db := range dbs {
+		t.Cleanup(stop) // before the pools close
+		pool, url := db.pool, db.url
 		require.NoError(t, shards.ConfigureIDs(ctx, pool, k, n))
 		svc, err := ledger.New(pool, ledger.DefaultConfig(), ledger.WithClock(e.clock.Now), ledger.WithShard(k))
 		require.NoError(t, err)
 		hub := live.NewHub(svc.Store(), nil, 10*time.Millisecond)
-		e.deps.Shards = append(e.deps.Shards, api.Shard{Ledger: svc, Primary: pool, Reads: readpath.New(pool, nil, nil), Live: hub})
+		reads := db.reads
+		if reads == nil {
+			reads = readpath.New(pool, nil, nil)
+		}
+		e.deps.Shards = append(e.deps.Shards, api.Shard{Ledger: svc, Primary: pool, Reads: reads, Live: hub})
 		ready := make(chan struct{})
 		p := projections.NewProjector(pool, projections.ProjectorConfig{PollInterval: 5 * time.Millisecond}, nil)
 		wg.Go(func() { _ = p.Run(ctx) })
 		wg.Go(func() { assert.NoError(t, hub.Run(ctx)) })
+		wg.Go(func() { reads.Watch(ctx, 50*time.Millisecond) })
 		wg.Go(func() {
 			e.deps.Cache.Listen(ctx, func(ctx context.Context) (*pgx.Conn, error) { return pgx.Connect(ctx, url) }, ready)
 		})
@@ -78,6 +108,46 @@ func newShardedEnv(t *testing.T, n int) *env {
 	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
 	return e
+}
+
+// Two shards, one of them on a primary with a real streaming standby whose
+// replay is paused: the caller's own bookings on both shards read back at
+// once (tokens per shard), others read the stale standby, and "my bookings"
+// lists both.
+func TestShardsWithAStreamingStandby(t *testing.T) {
+	t.Parallel()
+	primary, standby, pool, replica := replicatedLedger(t)
+	other, otherURL := pgtest.NewDB(t)
+	reads := readpath.New(pool, []*pgxpool.Pool{replica}, nil)
+	e := newShardedEnvOn(t, []shardDB{{pool: pool, url: primary.URL("ledger"), reads: reads}, {pool: other, url: otherURL}},
+		func(redis.UniversalClient, string) *cache.Cache { return cache.New(nil, cache.Config{}) }) // every read is a load
+	admin, _ := e.login(users.RoleAdmin)
+	alice, _ := e.login(users.RoleUser)
+	showA := e.createShow(admin, map[string]any{"name": "replicated", "total_seats": 4})
+	showB := e.createShow(admin, map[string]any{"name": "plain", "total_seats": 4})
+	require.Equal(t, []int{0, 1}, []int{shards.Of(domain.ShowID(showA), 2), shards.Of(domain.ShowID(showB), 2)})
+	e.waitShow(showA, 1)
+	standby.WaitReplayed(primary)
+	require.Equal(t, 1, reads.Healthy())
+
+	standby.PauseReplay()
+	var ids []string
+	for _, show := range []int64{showA, showB} {
+		r := e.do("POST", "/api/bookings", alice, hold(show, "1"))
+		require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
+		ids = append(ids, r.json(t)["id"].(string))
+	}
+	for _, id := range ids {
+		r := e.do("GET", "/api/bookings/"+id, alice, nil)
+		require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	}
+	r := e.do("GET", "/api/bookings", alice, nil)
+	require.Equal(t, http.StatusOK, r.status)
+	assert.Len(t, r.json(t)["bookings"], 2, "both shards, the standby's lag notwithstanding")
+	pathA := fmt.Sprintf("/api/shows/%d", showA)
+	assert.Equal(t, "locked", seatStatuses(e.doJSON("GET", pathA, alice))["1"], "her own seat is never free")
+	assert.Equal(t, "available", seatStatuses(e.doJSON("GET", pathA, ""))["1"], "others read the paused standby")
+	standby.ResumeReplay()
 }
 
 // Four shards behind one API: shows spread over them, bookings on every
