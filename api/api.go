@@ -250,32 +250,44 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// ready answers 200 when the home database and every shard answer and are
-// migrated.
+// ready answers 200 when the home database answers and every database
+// that answers is migrated. On several shards, one that does not answer
+// fails only its own shows' requests: the instance stays ready
+// ("degraded", naming it) for every other shard's.
 func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	dbs := []*pgxpool.Pool{s.Primary}
-	for _, sh := range s.shards {
-		if sh.Primary != s.Primary {
-			dbs = append(dbs, sh.Primary)
+	notMigrated := func(name string) {
+		writeProblem(w, r, Problem{Status: http.StatusServiceUnavailable, Title: "Not ready",
+			Detail: name + "schema is not migrated (run bookingctl migrate)"})
+	}
+	if err := s.Primary.Ping(ctx); err != nil {
+		s.Logger.WarnContext(ctx, "not ready: the database does not answer", "err", err)
+		writeProblem(w, r, Problem{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: "database unreachable"})
+		return
+	}
+	if pending, err := migrations.Pending(ctx, s.Primary); err != nil || pending > 0 {
+		notMigrated("")
+		return
+	}
+	unreachable := []int{}
+	for k, sh := range s.shards {
+		if sh.Primary == s.Primary {
+			continue
+		}
+		if err := sh.Primary.Ping(ctx); err != nil {
+			s.Logger.WarnContext(ctx, "degraded: a shard does not answer", "shard", k, "err", err)
+			unreachable = append(unreachable, k)
+			continue
+		}
+		if pending, err := migrations.Pending(ctx, sh.Primary); err != nil || pending > 0 {
+			notMigrated(fmt.Sprintf("shard %d: ", k))
+			return
 		}
 	}
-	for i, db := range dbs {
-		name := "database"
-		if len(dbs) > 1 {
-			name = fmt.Sprintf("database %d of %d (home, then the shards)", i+1, len(dbs))
-		}
-		if err := db.Ping(ctx); err != nil {
-			s.Logger.WarnContext(ctx, "not ready", "database", name, "err", err)
-			writeProblem(w, r, Problem{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: name + " unreachable"})
-			return
-		}
-		if pending, err := migrations.Pending(ctx, db); err != nil || pending > 0 {
-			writeProblem(w, r, Problem{Status: http.StatusServiceUnavailable, Title: "Not ready",
-				Detail: name + ": schema is not migrated (run bookingctl migrate)"})
-			return
-		}
+	if len(unreachable) > 0 {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "degraded", "unreachable_shards": unreachable})
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

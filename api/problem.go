@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgconn"
 	"net/http"
 
 	"github.com/go-chi/chi/v5/middleware"
@@ -63,6 +64,11 @@ func problemFor(err error) Problem {
 		return Problem{Status: http.StatusServiceUnavailable, Title: "Busy", Detail: err.Error()}
 	case errors.Is(err, errLiveOff):
 		return Problem{Status: http.StatusServiceUnavailable, Title: "Unavailable", Detail: err.Error()}
+	case unreachable(err):
+		// A database (on several shards: the one of this show) does not
+		// answer; the rest of the service may.
+		return Problem{Status: http.StatusServiceUnavailable, Title: "Database unavailable",
+			Detail: "the database holding this data does not answer; try again shortly"}
 	default:
 		return Problem{Status: http.StatusInternalServerError, Title: "Internal server error"}
 	}
@@ -135,4 +141,10 @@ func writeRawJSON(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// unreachable reports whether err is a failure to reach a database.
+func unreachable(err error) bool {
+	var connect *pgconn.ConnectError
+	return errors.As(err, &connect)
 }

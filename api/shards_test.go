@@ -300,3 +300,46 @@ func reversed(s []string) []string {
 	slices.Reverse(out)
 	return out
 }
+
+// A shard that does not answer fails only its own shows' requests (503);
+// the instance stays ready, naming it, and the other shard serves.
+func TestAShardDown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	up, upURL := pgtest.NewDB(t)
+	down, err := pgxpool.New(ctx, "postgres://root@127.0.0.1:1/none?connect_timeout=2")
+	require.NoError(t, err)
+	t.Cleanup(down.Close)
+	require.NoError(t, shards.ConfigureIDs(ctx, up, 0, 2))
+	upSvc, err := ledger.New(up, ledger.DefaultConfig(), ledger.WithShard(0))
+	require.NoError(t, err)
+	res, err := upSvc.ScheduleShow(ctx, ledger.ScheduleInput{Name: "up", ShowType: domain.ShowBus,
+		StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1"}}, ledger.Metadata{})
+	require.NoError(t, err)
+	downSvc, err := ledger.New(down, ledger.DefaultConfig(), ledger.WithShard(1))
+	require.NoError(t, err)
+
+	home, _ := pgtest.NewDB(t)
+	cfg := api.DefaultConfig()
+	cfg.JWTSecret = testSecret
+	e := &env{t: t, url: upURL, pool: home}
+	e.deps = api.Deps{Config: cfg, Primary: home, Users: users.NewStore(home).WithCost(bcrypt.MinCost),
+		Shards: []api.Shard{{Ledger: upSvc, Primary: up}, {Ledger: downSvc, Primary: down}}}
+	h, err := api.New(e.deps)
+	require.NoError(t, err)
+	e.srv = httptest.NewServer(h)
+	t.Cleanup(e.srv.Close)
+
+	r := e.do("GET", "/readyz", "", nil)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	assert.Equal(t, "degraded", r.json(t)["status"])
+	assert.Equal(t, []any{float64(1)}, r.json(t)["unreachable_shards"])
+
+	alice, _ := e.login(users.RoleUser)
+	r = e.do("POST", "/api/bookings", alice, hold(int64(res.ShowID), "1"))
+	assert.Equal(t, http.StatusCreated, r.status, "shard 0 books: %s", r.body)
+	r = e.do("POST", "/api/bookings", alice, hold(int64(res.ShowID)+1, "1"))
+	requireProblem(t, r, http.StatusServiceUnavailable)
+	r = e.do("GET", fmt.Sprintf("/api/shows/%d", res.ShowID+1), "", nil)
+	requireProblem(t, r, http.StatusServiceUnavailable)
+}

@@ -53,8 +53,12 @@ type Config struct {
 	// turns it off). LocalTTL bounds how long it keeps an entry (default 5s).
 	LocalEntries int
 	LocalTTL     time.Duration
-	Logger       *slog.Logger
-	Registerer   prometheus.Registerer // nil: metrics are not registered
+	// Listeners is how many databases announce changes, one Listen each
+	// (a ledger's shards; default 1): the in-process layer answers only
+	// while that many listen.
+	Listeners  int
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer // nil: metrics are not registered
 }
 
 // Cache is safe for concurrent use.
@@ -87,6 +91,9 @@ func New(rdb redis.UniversalClient, cfg Config) *Cache {
 	}
 	if cfg.LocalEntries == 0 {
 		cfg.LocalEntries = 10_000
+	}
+	if cfg.Listeners <= 0 {
+		cfg.Listeners = 1
 	}
 	if cfg.LocalTTL <= 0 {
 		cfg.LocalTTL = 5 * time.Second
@@ -253,7 +260,9 @@ func (c *Cache) ok() {
 
 // hearsAll reports whether every listener is listening, so that nothing
 // the in-process layer holds can have missed an invalidation.
-func (c *Cache) hearsAll() bool { return c.listeners.Load() > 0 && c.deaf.Load() == 0 }
+func (c *Cache) hearsAll() bool {
+	return c.listeners.Load() >= int32(c.cfg.Listeners) && c.deaf.Load() == 0
+}
 
 // Listen invalidates the cache on every committed projection change of
 // one database until ctx ends, reconnecting with connect after failures.

@@ -687,11 +687,17 @@ func TestLocalLayerNeedsEveryShardsListener(t *testing.T) {
 	_, url1 := pgtest.NewDB(t)
 	pool2, url2 := pgtest.NewDB(t)
 	rdb, prefix := redistest.New(t)
-	c := cache.New(rdb, cache.Config{Prefix: prefix, TTL: time.Minute})
+	c := cache.New(rdb, cache.Config{Prefix: prefix, TTL: time.Minute, Listeners: 2})
 	l := newLoader("v1")
 	listen(t, c, url1)
+	for range 2 {
+		_, err := c.Show(ctx, 1, l.load)
+		require.NoError(t, err)
+		require.NoError(t, redistest.DeleteKeys(ctx, rdb, prefix))
+	}
+	assert.EqualValues(t, 2, l.calls.Load(), "one of two listeners started: nothing is answered from memory")
 
-	// Shard 2's listener cannot connect yet.
+	// Shard 2's listener starts but cannot connect yet.
 	var reachable atomic.Bool
 	lctx, cancel := context.WithCancel(ctx)
 	ready, stopped := make(chan struct{}), make(chan struct{})
@@ -711,7 +717,7 @@ func TestLocalLayerNeedsEveryShardsListener(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, redistest.DeleteKeys(ctx, rdb, prefix))
 	}
-	assert.EqualValues(t, 2, l.calls.Load(), "with one shard's listener deaf nothing is answered from memory")
+	assert.EqualValues(t, 4, l.calls.Load(), "with one shard's listener deaf nothing is answered from memory")
 
 	reachable.Store(true)
 	select {

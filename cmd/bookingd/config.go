@@ -149,6 +149,13 @@ func (c config) validate() error {
 	if c.DatabaseURL == "" {
 		errs = append(errs, errors.New("DATABASE_URL is required (e.g. postgres://booking:booking@127.0.0.1:5432/booking)"))
 	}
+	seen := map[string]int{}
+	for k, u := range c.ShardURLs {
+		if j, ok := seen[u]; ok {
+			errs = append(errs, fmt.Errorf("DATABASE_SHARD_URLS: shards %d and %d are the same database", j, k))
+		}
+		seen[u] = k
+	}
 	if len(c.ShardURLs) > shards.MaxShards {
 		errs = append(errs, fmt.Errorf("DATABASE_SHARD_URLS: %d shards; at most %d", len(c.ShardURLs), shards.MaxShards))
 	}

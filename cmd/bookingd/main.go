@@ -42,6 +42,7 @@ import (
 	"github.com/bookingledger/ledger/projections"
 	"github.com/bookingledger/ledger/ratelimit"
 	"github.com/bookingledger/ledger/readpath"
+	"github.com/bookingledger/ledger/shards"
 	"github.com/bookingledger/ledger/users"
 	"github.com/bookingledger/ledger/web"
 	"github.com/bookingledger/ledger/workers"
@@ -249,9 +250,9 @@ func (d *deps) pools() map[string]*pgxpool.Pool {
 		prefix := ""
 		if len(d.shards) > 1 {
 			prefix = fmt.Sprintf("shard-%d-", sh.k)
-			if sh.primary != d.home {
-				out[prefix+"primary"] = sh.primary
-			}
+		}
+		if sh.primary != d.home {
+			out[fmt.Sprintf("shard-%d-primary", sh.k)] = sh.primary
 		}
 		if sh.projector != nil {
 			out[prefix+"projector"] = sh.projector
@@ -329,6 +330,9 @@ func connect(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error
 			}
 		}
 		d.shards = append(d.shards, sh)
+		if err := shards.CheckIDs(ctx, sh.primary, k, len(cfg.ShardURLs)); err != nil {
+			return fail(err)
+		}
 		sh.announcer = eventstore.NewAnnouncer(sh.primary, announceEvery, d.logger(sh))
 		sh.listener = eventstore.NewListener(func(ctx context.Context) (*pgx.Conn, error) {
 			return pgx.ConnectConfig(ctx, sh.primary.Config().ConnConfig)
@@ -376,7 +380,8 @@ func newAPI(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, logger
 	if d.redis != nil {
 		rdb = d.redis
 	}
-	showCache := cache.New(rdb, cache.Config{Prefix: cfg.RedisPrefix, TTL: cfg.CacheTTL, Logger: logger, Registerer: d.registry})
+	showCache := cache.New(rdb, cache.Config{Prefix: cfg.RedisPrefix, TTL: cfg.CacheTTL, Listeners: len(d.shards),
+		Logger: logger, Registerer: d.registry})
 	var apiShards []api.Shard
 	for _, sh := range d.shards {
 		reads := readpath.New(sh.primary, sh.replicas, d.logger(sh))

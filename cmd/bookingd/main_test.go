@@ -38,6 +38,8 @@ func TestConfigErrors(t *testing.T) {
 		"slow payment":  {map[string]string{"DATABASE_URL": "x", "CONFIRM_DELAY": "10m", "HOLD_TTL": "5m"}, "", "CONFIRM_DELAY (10m0s) must be shorter than HOLD_TTL"},
 		"replica groups, one shard": {map[string]string{"DATABASE_URL": "x", "DATABASE_REPLICA_URLS": "r0;r1"}, "",
 			"';' separates the replicas of several shards"},
+		"same shard twice": {map[string]string{"DATABASE_URL": "x", "DATABASE_SHARD_URLS": "a,b,a"}, "",
+			"shards 0 and 2 are the same database"},
 		"replica groups, too few": {map[string]string{"DATABASE_URL": "x", "DATABASE_SHARD_URLS": "a,b,c", "DATABASE_REPLICA_URLS": "r0;r1"}, "",
 			"2 groups for 3 shards"},
 	}

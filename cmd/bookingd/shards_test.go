@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -136,4 +137,23 @@ func TestShardedBookingd(t *testing.T) {
 		got[k] = append(got[k], pos)
 	}
 	assert.Equal(t, want, got, "each shard's events in its stream's order")
+}
+
+// Shards listed in another order than they were migrated in would send
+// every show to a database that does not have it: bookingd refuses to
+// start, naming the fix.
+func TestRefusesShardsInAnotherOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, homeURL := pgtest.NewDB(t)
+	var urls []string
+	for k := range 2 {
+		pool, url := pgtest.NewDB(t)
+		require.NoError(t, shards.ConfigureIDs(ctx, pool, k, 2))
+		urls = append(urls, url)
+	}
+	err := run(ctx, nil, env(map[string]string{"DATABASE_URL": homeURL, "DATABASE_SHARD_URLS": urls[1] + "," + urls[0],
+		"BOOKINGD_ENV": "dev", "HTTP_ADDR": "127.0.0.1:0"}), io.Discard, nil)
+	require.ErrorIs(t, err, shards.ErrLayout)
+	assert.Contains(t, err.Error(), "run bookingctl migrate")
 }
