@@ -151,6 +151,17 @@ func (s *server) listBookings(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if len(s.shards) > 1 {
+		page, ok, err := s.indexedBookings(r.Context(), p, f)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if ok {
+			writeBookingPage(w, page)
+			return
+		}
+	}
 	pages := make([]projections.BookingPage, len(s.shards))
 	err = s.eachShard(r.Context(), func(ctx context.Context, k int) error {
 		db, _, err := s.readDB(ctx, p, k)
@@ -170,17 +181,71 @@ func (s *server) listBookings(w http.ResponseWriter, r *http.Request) {
 		lists[k] = pg.Bookings
 		more = more || pg.NextCursor != ""
 	}
-	list := shards.Merge(lists, projections.CompareBookings, f.Limit)
-	more = more || len(list) < sumLen(lists)
-	out := make([]bookingView, len(list))
-	for i, b := range list {
+	page := projections.BookingPage{Bookings: shards.Merge(lists, projections.CompareBookings, f.Limit)}
+	if n := len(page.Bookings); n > 0 && (more || n < sumLen(lists)) {
+		page.NextCursor = projections.EncodeBookingCursor(page.Bookings[n-1])
+	}
+	writeBookingPage(w, page)
+}
+
+func writeBookingPage(w http.ResponseWriter, page projections.BookingPage) {
+	out := make([]bookingView, len(page.Bookings))
+	for i, b := range page.Bookings {
 		out[i] = viewProjected(b)
 	}
-	page := map[string]any{"bookings": out}
-	if more && len(list) > 0 {
-		page["next_cursor"] = projections.EncodeBookingCursor(list[len(list)-1])
+	body := map[string]any{"bookings": out}
+	if page.NextCursor != "" {
+		body["next_cursor"] = page.NextCursor
 	}
-	writeJSON(w, http.StatusOK, page)
+	writeJSON(w, http.StatusOK, body)
+}
+
+// indexedBookings pages the caller's bookings from the home database's
+// user index (projections.UserIndex): one query instead of one per shard.
+// ok is false when the index cannot answer — a shard's index consumer has
+// never run, or the index has not reached the caller's own last write on
+// some shard within the read-your-writes wait — and the shards must.
+func (s *server) indexedBookings(ctx context.Context, p principal, f projections.BookingFilter) (page projections.BookingPage, ok bool, err error) {
+	tokens := make([]eventstore.Checkpoint, len(s.shards))
+	for k := range s.shards {
+		tokens[k] = s.Tokens.Get(ctx, tokenKey(p.UserID.String(), k))
+	}
+	deadline := time.Now().Add(s.Config.ReadYourWritesWait)
+	for {
+		reached, err := s.indexReached(ctx, tokens)
+		if err != nil {
+			return page, false, err
+		}
+		if reached {
+			break
+		}
+		if !time.Now().Before(deadline) {
+			s.Logger.WarnContext(ctx, "the user index lags behind the caller's writes; asking every shard")
+			return page, false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return page, false, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	page, err = projections.NewReader(s.Primary).IndexedUserBookings(ctx, p.UserID.String(), f)
+	return page, err == nil, err
+}
+
+// indexReached reports whether the user index has a position on every
+// shard, each at or past that shard's token.
+func (s *server) indexReached(ctx context.Context, tokens []eventstore.Checkpoint) (bool, error) {
+	at, err := projections.UserIndexPositions(ctx, s.Primary)
+	if err != nil {
+		return false, err
+	}
+	for k, tok := range tokens {
+		if cp, found := at[k]; !found || cp.Less(tok) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func sumLen[T any](lists [][]T) int {

@@ -96,6 +96,10 @@ func newShardedEnvOn(t *testing.T, dbs []shardDB, cacheOf func(rdb redis.Univers
 		ready := make(chan struct{})
 		p := projections.NewProjector(pool, projections.ProjectorConfig{PollInterval: 5 * time.Millisecond}, nil)
 		wg.Go(func() { _ = p.Run(ctx) })
+		if n > 1 {
+			x := projections.NewUserIndex(home, svc.Store(), k, projections.UserIndexConfig{PollInterval: 5 * time.Millisecond}, nil)
+			wg.Go(func() { _ = x.Run(ctx) })
+		}
 		wg.Go(func() { assert.NoError(t, hub.Run(ctx)) })
 		wg.Go(func() { reads.Watch(ctx, 50*time.Millisecond) })
 		wg.Go(func() {
@@ -322,6 +326,7 @@ func TestAShardDown(t *testing.T) {
 	home, _ := pgtest.NewDB(t)
 	cfg := api.DefaultConfig()
 	cfg.JWTSecret = testSecret
+	cfg.ReadYourWritesWait = 30 * time.Second
 	e := &env{t: t, url: upURL, pool: home}
 	e.deps = api.Deps{Config: cfg, Primary: home, Users: users.NewStore(home).WithCost(bcrypt.MinCost),
 		Shards: []api.Shard{{Ledger: upSvc, Primary: up}, {Ledger: downSvc, Primary: down}}}
@@ -340,6 +345,19 @@ func TestAShardDown(t *testing.T) {
 	assert.Equal(t, http.StatusCreated, r.status, "shard 0 books: %s", r.body)
 	r = e.do("POST", "/api/bookings", alice, hold(int64(res.ShowID)+1, "1"))
 	requireProblem(t, r, http.StatusServiceUnavailable)
+
+	// "My bookings" comes from the home database's index, which had
+	// reached shard 1 before it went down: shard 1 is not asked.
+	_, err = home.Exec(ctx, `INSERT INTO user_index_positions (shard, transaction_id, global_position) VALUES (1, 0, 0)`)
+	require.NoError(t, err)
+	ictx, stop := context.WithCancel(ctx)
+	x := projections.NewUserIndex(home, upSvc.Store(), 0, projections.UserIndexConfig{PollInterval: 5 * time.Millisecond}, nil)
+	indexed := make(chan error, 1)
+	go func() { indexed <- x.Run(ictx) }()
+	t.Cleanup(func() { stop(); assert.NoError(t, <-indexed) })
+	r = e.do("GET", "/api/bookings", alice, nil)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	assert.Len(t, r.json(t)["bookings"], 1)
 	r = e.do("GET", fmt.Sprintf("/api/shows/%d", res.ShowID+1), "", nil)
 	requireProblem(t, r, http.StatusServiceUnavailable)
 }

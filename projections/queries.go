@@ -230,6 +230,12 @@ type BookingPage struct {
 
 // UserBookings returns a page of a user's bookings, newest first.
 func (r *Reader) UserBookings(ctx context.Context, userID string, f BookingFilter) (BookingPage, error) {
+	return r.userBookings(ctx, "bookings", userID, f)
+}
+
+// userBookings pages a user's bookings from table (bookings, or the home
+// database's user_bookings, which has the same columns).
+func (r *Reader) userBookings(ctx context.Context, table, userID string, f BookingFilter) (BookingPage, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
@@ -247,7 +253,7 @@ func (r *Reader) UserBookings(ctx context.Context, userID string, f BookingFilte
 			return page, err
 		}
 	}
-	rows, err := r.db.Query(ctx, `SELECT `+bookingColumns+` FROM bookings WHERE user_id = $1
+	rows, err := r.db.Query(ctx, `SELECT `+bookingColumns+` FROM `+table+` WHERE user_id = $1
 		AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4`, uid, at, after, limit+1)
 	if err != nil {
 		return page, fmt.Errorf("bookings of %s: %w", userID, err)

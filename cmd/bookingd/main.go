@@ -114,6 +114,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			p := projections.NewProjector(sh.projector, projections.ProjectorConfig{PollInterval: cfg.PollInterval,
 				Wake: sh.listener.Wake(), OnBatch: d.batches.projected}, d.logger(sh))
 			wg.Go(func() { supervise(ctx, d.label(sh)+"projector", p.Run, logger) })
+			if len(d.shards) > 1 {
+				// "My bookings" pages from the home database's index of
+				// every shard's bookings.
+				x := projections.NewUserIndex(d.home, eventstore.New(sh.projector), sh.k, projections.UserIndexConfig{
+					PollInterval: cfg.PollInterval, Wake: sh.listener.Wake()}, d.logger(sh))
+				wg.Go(func() { supervise(ctx, d.label(sh)+"user index", x.Run, logger) })
+			}
 		}
 		wg.Go(func() { sampleLag(ctx, d, logger) })
 	}

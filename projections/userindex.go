@@ -1,0 +1,174 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/eventstore"
+)
+
+// UserIndex keeps, in the home database of a ledger on several shards,
+// user_bookings: every booking of one shard, so that a user's bookings on
+// every shard page from one table (Reader.IndexedUserBookings) instead of a
+// query per shard. One UserIndex runs per shard. It reads the shard's
+// stream and applies each batch in one home transaction that also records
+// how far it got (user_index_positions), so every event is applied exactly
+// once and a restart resumes where the last commit ended. Several may run
+// for the same shard (one per bookingd): the position row is locked while
+// a batch is applied.
+type UserIndex struct {
+	home   *pgxpool.Pool
+	shard  *eventstore.Store
+	k      int
+	cfg    UserIndexConfig
+	logger *slog.Logger
+}
+
+// UserIndexConfig tunes a UserIndex.
+type UserIndexConfig struct {
+	BatchSize    int             // events per transaction (default DefaultBatchSize)
+	PollInterval time.Duration   // wait when caught up (default 100ms); the fallback when Wake is set
+	Wake         <-chan struct{} // ends a caught-up wait when the shard announces events
+}
+
+// NewUserIndex returns the index consumer of shard k's stream.
+func NewUserIndex(home *pgxpool.Pool, shard *eventstore.Store, k int, cfg UserIndexConfig, logger *slog.Logger) *UserIndex {
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 100 * time.Millisecond
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &UserIndex{home: home, shard: shard, k: k, cfg: cfg, logger: logger}
+}
+
+// Run indexes the shard's stream until ctx ends.
+func (x *UserIndex) Run(ctx context.Context) error {
+	for {
+		n, err := x.Step(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-x.cfg.Wake:
+		case <-time.After(x.cfg.PollInterval):
+		}
+	}
+}
+
+// Step applies the next batch of the shard's stream and reports how many
+// events it applied.
+func (x *UserIndex) Step(ctx context.Context) (int, error) {
+	applied := 0
+	err := pgx.BeginFunc(ctx, x.home, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO user_index_positions (shard, transaction_id, global_position)
+			VALUES ($1, 0, 0) ON CONFLICT (shard) DO NOTHING`, x.k); err != nil {
+			return err
+		}
+		var pos int64
+		if err := tx.QueryRow(ctx, `SELECT global_position FROM user_index_positions WHERE shard = $1 FOR UPDATE`,
+			x.k).Scan(&pos); err != nil {
+			return err
+		}
+		// The position, not the stored transaction id, is where to resume:
+		// it survives a rebase of the shard's transaction ids.
+		from, err := x.shard.CheckpointAt(ctx, pos)
+		if err != nil {
+			return err
+		}
+		events, err := x.shard.ReadAll(ctx, from, x.cfg.BatchSize)
+		if err != nil || len(events) == 0 {
+			return err
+		}
+		batch := &pgx.Batch{}
+		for _, e := range events {
+			if err := queueIndexed(batch, e); err != nil {
+				return err
+			}
+		}
+		last := events[len(events)-1]
+		batch.Queue(`UPDATE user_index_positions SET transaction_id = $2, global_position = $3 WHERE shard = $1`,
+			x.k, int64(last.TransactionID), last.GlobalPosition)
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+			return err
+		}
+		applied = len(events)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("user index of shard %d: %w", x.k, err)
+	}
+	return applied, nil
+}
+
+// queueIndexed queues what event e changes in user_bookings; each change
+// is guarded by the booking's version, so applying an event twice changes
+// nothing.
+func queueIndexed(b *pgx.Batch, e eventstore.Event) error {
+	show, ev, err := domain.DecodeShowEvent(e.StreamID, e.Type, e.Data)
+	if err != nil {
+		return err
+	}
+	at, v := e.RecordedAt, e.StreamVersion
+	switch ev := ev.(type) {
+	case domain.SeatLocked:
+		b.Queue(`INSERT INTO user_bookings (id, show_id, user_id, seat_numbers, status, created_at, expires_at, version)
+			VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
+			string(ev.BookingID), int64(show), string(ev.UserID), ev.SeatNumbers, at, ev.ExpiresAt, v)
+	case domain.BookingConfirmed:
+		b.Queue(`UPDATE user_bookings SET status = 'confirmed', confirmed_at = $2, version = $3
+			WHERE id = $1 AND version < $3`, string(ev.BookingID), ev.ConfirmedAt, v)
+	case domain.BookingExpired:
+		b.Queue(`UPDATE user_bookings SET status = 'expired', expired_at = $2, version = $3
+			WHERE id = $1 AND version < $3`, string(ev.BookingID), at, v)
+	case domain.BookingCancelled:
+		b.Queue(`UPDATE user_bookings SET status = 'cancelled', cancelled_at = $2, version = $3
+			WHERE id = $1 AND version < $3`, string(ev.BookingID), at, v)
+	}
+	return nil
+}
+
+// UserIndexPositions is how far the index has applied each shard's stream,
+// by shard; a shard whose index consumer has never run is missing.
+func UserIndexPositions(ctx context.Context, db Querier) (map[int]eventstore.Checkpoint, error) {
+	rows, err := db.Query(ctx, `SELECT shard, transaction_id, global_position FROM user_index_positions`)
+	if err != nil {
+		return nil, fmt.Errorf("user index positions: %w", err)
+	}
+	out := map[int]eventstore.Checkpoint{}
+	var (
+		k       int
+		tx, pos int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&k, &tx, &pos}, func() error {
+		out[k] = eventstore.Checkpoint{TransactionID: uint64(tx), Position: pos}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("user index positions: %w", err)
+	}
+	return out, nil
+}
+
+// IndexedUserBookings is UserBookings on the home database's user_bookings:
+// a user's bookings on every shard, newest first, in one query.
+func (r *Reader) IndexedUserBookings(ctx context.Context, userID string, f BookingFilter) (BookingPage, error) {
+	return r.userBookings(ctx, "user_bookings", userID, f)
+}
