@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -82,14 +83,18 @@ func (x *UserIndex) Step(ctx context.Context) (int, error) {
 			VALUES ($1, 0, 0) ON CONFLICT (shard) DO NOTHING`, x.k); err != nil {
 			return err
 		}
-		var pos int64
-		if err := tx.QueryRow(ctx, `SELECT global_position FROM user_index_positions WHERE shard = $1 FOR UPDATE`,
-			x.k).Scan(&pos); err != nil {
+		var xid, pos int64
+		if err := tx.QueryRow(ctx, `SELECT transaction_id, global_position FROM user_index_positions WHERE shard = $1 FOR UPDATE`,
+			x.k).Scan(&xid, &pos); err != nil {
 			return err
 		}
-		// The position, not the stored transaction id, is where to resume:
-		// it survives a rebase of the shard's transaction ids.
+		// The position is where to resume: it survives a rebase of the
+		// shard's transaction ids. An event no longer there (its show moved
+		// to another shard) leaves the stored pair.
 		from, err := x.shard.CheckpointAt(ctx, pos)
+		if errors.Is(err, eventstore.ErrPositionNotFound) {
+			from, err = eventstore.Checkpoint{TransactionID: uint64(xid), Position: pos}, nil
+		}
 		if err != nil {
 			return err
 		}

@@ -114,4 +114,24 @@ func TestUserIndexEqualsTheShardsBookings(t *testing.T) {
 			require.Equal(t, before, bookingRows(t, home, "user_bookings", "true"), "shard %d replayed", k)
 		}
 	}
+
+	// The event the index stopped at is deleted (its show moved to
+	// another shard): the index goes on from where it was.
+	at, err := projections.UserIndexPositions(ctx, home)
+	require.NoError(t, err)
+	_, err = pools[0].Exec(ctx, `DELETE FROM events WHERE global_position = $1`, at[0].Position)
+	require.NoError(t, err)
+	svc, err := ledger.New(pools[0], ledger.DefaultConfig(), ledger.WithShard(0))
+	require.NoError(t, err)
+	show, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{Name: "after the move", ShowType: domain.ShowBus,
+		StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1"}}, ledger.Metadata{})
+	require.NoError(t, err)
+	b, _, err := svc.Hold(ctx, show.ShowID, "00000000-0000-7000-8000-000000000002", []string{"1"}, ledger.Metadata{})
+	require.NoError(t, err)
+	x := projections.NewUserIndex(home, svc.Store(), 0, projections.UserIndexConfig{}, nil)
+	require.Eventually(t, func() bool {
+		_, err := x.Step(ctx)
+		require.NoError(t, err)
+		return len(bookingRows(t, home, "user_bookings", "id = $1", string(b.ID))) == 1
+	}, time.Minute, 10*time.Millisecond)
 }

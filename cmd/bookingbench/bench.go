@@ -58,9 +58,10 @@ type result struct {
 	perSec, p50, p99  float64 // bookings/s; latencies in ms
 	firstErr          error   // the first failure a client saw, if any
 	verdict
-	lag      *lagStats  // the projector's during the run, for ledger (shard 0's)
-	reads    *readStats // for http
-	perShard []float64  // bookings/s of each shard, for ledger
+	lag      *lagStats     // the projector's during the run, for ledger (shard 0's)
+	reads    *readStats    // for http
+	perShard []float64     // bookings/s of each shard, for ledger
+	replica  *replicaStats // a standby's lag, for ledger with -replica-url
 }
 
 // summary is the JSON line of one scenario; its shape is a contract (issue 5).
@@ -90,6 +91,26 @@ type summary struct {
 	// The ledger target's shards (-shards) and each one's bookings/s.
 	Shards             int       `json:"shards"`
 	LedgerPerShardPerS []float64 `json:"ledger_per_shard_per_s"`
+	// The ledger target's standby (-replica-url); absent without it.
+	*replicaSummary
+}
+
+// replicaSummary is the standby's lag in the JSON line, in ms (bytes of WAL
+// for replica_bytes_*).
+type replicaSummary struct {
+	LagP50ms       float64 `json:"replica_lag_p50_ms"`
+	LagP99ms       float64 `json:"replica_lag_p99_ms"`
+	LagMaxms       float64 `json:"replica_lag_max_ms"`
+	RYWLagP99ms    float64 `json:"replica_ryw_lag_p99_ms"`
+	RYWLagMaxms    float64 `json:"replica_ryw_lag_max_ms"`
+	WriteLagP99ms  float64 `json:"replica_write_lag_p99_ms"`
+	FlushLagP99ms  float64 `json:"replica_flush_lag_p99_ms"`
+	ReplayLagP99ms float64 `json:"replica_replay_lag_p99_ms"`
+	ReplayLagMaxms float64 `json:"replica_replay_lag_max_ms"`
+	BytesP99       float64 `json:"replica_bytes_p99"`
+	BytesMax       float64 `json:"replica_bytes_max"`
+	Probes         int     `json:"replica_probes"`
+	Unseen         int     `json:"replica_unseen"`
 }
 
 // bench runs every scenario on every target, prints each scenario's table
@@ -100,6 +121,14 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result,
 		if !cfg.jsonOnly {
 			fmt.Fprintf(stderr, format+"\n", args...)
 		}
+	}
+	var replicaApp string
+	if cfg.replicaURL != "" {
+		app, err := checkReplica(ctx, cfg.adminURL, cfg.replicaURL)
+		if err != nil {
+			return nil, err
+		}
+		replicaApp = app
 	}
 	var all []result
 	for _, sc := range cfg.scenarios {
@@ -112,7 +141,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result,
 		for _, name := range cfg.targets {
 			progress("%s/%s: %d shows × %d seats, %d bookings queued, %d clients for up to %s",
 				sc.name, name, sc.shows, sc.seatsPerShow, len(queue), cfg.concurrency, cfg.duration)
-			r, err := runTarget(ctx, cfg, sc, labels, queue, name, progress, stderr)
+			r, err := runTarget(ctx, cfg, sc, labels, queue, name, replicaApp, progress, stderr)
 			if err != nil {
 				return all, fmt.Errorf("%s/%s: %w", sc.name, name, err)
 			}
@@ -127,6 +156,11 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result,
 			if l := r.lag; l != nil {
 				progress("%s/%s: projection lag p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d samples; %d events behind at the end; %s",
 					sc.name, name, l.p50, l.p99, l.max, l.samples, l.behind, catchUpText(l.catchUp))
+			}
+			if rp := r.replica; rp != nil {
+				progress("%s/%s: standby: event visible after p50 %.1f ms, p99 %.1f ms, max %.1f ms; projector checkpoint after p99 %.1f ms, max %.1f ms (%d probes, %d unseen); replay_lag p99 %.1f ms, max %.1f ms; sent − replayed max %.0f bytes",
+					sc.name, name, rp.visible.p50, rp.visible.p99, rp.visible.max, rp.ryw.p99, rp.ryw.max, rp.probes, rp.unseen,
+					rp.replay.p99, rp.replay.max, rp.bytes.max)
 			}
 			if rs := r.reads; rs != nil {
 				progress("%s/%s: GET /api/shows/%d (%d seats): %.0f reads/s cached, %.0f uncached: %.1f×; a bare server writing the same bytes: %.0f/s",
@@ -167,7 +201,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result,
 
 // runTarget creates the target's database, sets the target up, runs the
 // clients against the queue and verifies the outcome.
-func runTarget(ctx context.Context, cfg config, sc scenario, labels []string, queue []job, name string,
+func runTarget(ctx context.Context, cfg config, sc scenario, labels []string, queue []job, name, replicaApp string,
 	progress func(string, ...any), stderr io.Writer) (result, error) {
 	dbName, err := createDB(ctx, cfg.adminURL, "bookingbench_"+sc.name+"_"+name)
 	if err != nil {
@@ -247,14 +281,31 @@ func runTarget(ctx context.Context, cfg config, sc scenario, labels []string, qu
 			proj = nil
 		}
 	}
+	// The standby, when measured, first replays the set-up.
+	var rep *replicaWatch
+	if name == targetLedger && cfg.replicaURL != "" {
+		rep, err = startReplica(ctx, cfg, replicaApp, dbName, func(format string, args ...any) {
+			progress("%s/%s: "+format, append([]any{sc.name, name}, args...)...)
+		})
+		if err != nil {
+			return result{}, fmt.Errorf("set up: %w", err)
+		}
+		defer rep.close()
+	}
 	progress("%s/%s: set up in %.1fs; booking", sc.name, name, time.Since(setupStart).Seconds())
 
 	var lag *sampler
 	if proj != nil {
 		lag = proj.sample(ctx)
 	}
+	if rep != nil {
+		rep.start(ctx)
+	}
 	r, ok := drive(ctx, clients, queue, cfg.duration)
 	ended := time.Now()
+	if rep != nil {
+		rep.stopProbes()
+	}
 	if err := ctx.Err(); err != nil {
 		return result{}, err
 	}
@@ -270,6 +321,13 @@ func runTarget(ctx context.Context, cfg config, sc scenario, labels []string, qu
 			return result{}, err
 		}
 		r.lag = &st
+	}
+	if rep != nil {
+		st, err := rep.finish(ctx, ended)
+		if err != nil {
+			return result{}, err
+		}
+		r.replica = &st
 	}
 	if h, isHTTP := t.(*httpTarget); isHTTP {
 		st, err := h.measureReads(ctx, cfg.redisURL, cfg.concurrency, cfg.readDuration)
@@ -378,6 +436,16 @@ func summarize(scenario string, results []result) summary {
 			if r.lag != nil {
 				s.LagP99ms, s.LagMaxms, s.CatchUpms = round(r.lag.p99, 1), round(r.lag.max, 1), round(r.lag.catchUp, 1)
 			}
+			if rp := r.replica; rp != nil {
+				s.replicaSummary = &replicaSummary{
+					LagP50ms: round(rp.visible.p50, 1), LagP99ms: round(rp.visible.p99, 1), LagMaxms: round(rp.visible.max, 1),
+					RYWLagP99ms: round(rp.ryw.p99, 1), RYWLagMaxms: round(rp.ryw.max, 1),
+					WriteLagP99ms: round(rp.write.p99, 1), FlushLagP99ms: round(rp.flush.p99, 1),
+					ReplayLagP99ms: round(rp.replay.p99, 1), ReplayLagMaxms: round(rp.replay.max, 1),
+					BytesP99: rp.bytes.p99, BytesMax: rp.bytes.max,
+					Probes: rp.probes, Unseen: rp.unseen,
+				}
+			}
 		case targetHTTP:
 			s.HTTPPerS = round(r.perSec, 1)
 			if r.reads != nil {
@@ -428,6 +496,39 @@ func printTable(w io.Writer, results []result) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.1f\t%d\t%d\t%s\t\n",
 			r.scenario, r.target, r.lag.p50, r.lag.p99, r.lag.max, r.lag.samples, r.lag.behind, catchUp)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	header = false
+	for _, r := range results {
+		rp := r.replica
+		if rp == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(tw, "scenario\ttarget\tstandby\tp50\tp99\tmax\tsamples\t")
+			header = true
+		}
+		rows := []struct {
+			what    string
+			d       dist
+			samples int
+		}{
+			{"event visible (ms)", rp.visible, rp.nVisible},
+			{"projector checkpoint passed it (ms)", rp.ryw, rp.nRYW},
+			{"write_lag (ms)", rp.write, rp.samples},
+			{"flush_lag (ms)", rp.flush, rp.samples},
+			{"replay_lag (ms)", rp.replay, rp.samples},
+			{"sent − replayed (bytes)", rp.bytes, rp.samples},
+		}
+		for _, row := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%d\t\n", r.scenario, r.target, row.what, row.d.p50, row.d.p99, row.d.max, row.samples)
+		}
+		if rp.unseen > 0 || rp.notStreaming > 0 {
+			fmt.Fprintf(tw, "%s\t%s\t%d events not replayed or not projected within %s; %d samples without the standby streaming\t\t\t\t\t\n",
+				r.scenario, r.target, rp.unseen, catchUpBound, rp.notStreaming)
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -61,6 +61,38 @@
 // (eventstore.Store.Last), waiting at most a minute. The projector and the
 // samples use a small pool of their own, apart from the clients'.
 //
+// Replica lag (-replica-url, ledger target). -replica-url names a hot
+// standby streaming from the -admin-url server (checked first: it must be in
+// recovery, and the primary's pg_stat_replication must list a standby; the
+// -admin-url user needs superuser or pg_monitor to see its lag columns).
+// Before the clock starts the standby replays the set-up (up to a minute).
+// While the clients book, every 100 ms, bookingbench notes the newest
+// committed event of shard 0's database on the primary
+// (eventstore.Store.Last) and reads the primary's pg_stat_replication:
+// write_lag, flush_lag, replay_lag (NULL, once caught up, counts as 0) and
+// pg_wal_lsn_diff(sent_lsn, replay_lsn) of the standby (when the primary
+// cannot tell which row is the standby, the largest over all its standbys).
+// At once, and then every 2 ms while noted events are pending, it asks the
+// standby, in the same database, which of them it has, and where its
+// projector checkpoint (consumer_offsets, what readpath.AtLeast compares a
+// read-your-writes token with) stands. It reports p50, p99 and max of: the
+// time from before asking the primary for the event until the standby was
+// asked and had it (the replication lag a reader sees), and until the
+// standby's projector checkpoint had passed it (how long a read-your-writes
+// read waits for that standby: projection lag plus replication) — upper
+// bounds by a round trip to each server and up to one poll; and of the
+// pg_stat_replication columns. After the last booking it waits up to a
+// minute for the standby to catch up with every noted event ("unseen"
+// counts those it did not). With -shards the standby replicates every
+// shard's database (they share the server's WAL); the noted events are
+// shard 0's. The JSON line gets, only with -replica-url:
+//
+//	"replica_lag_p50_ms","replica_lag_p99_ms","replica_lag_max_ms",
+//	"replica_ryw_lag_p99_ms","replica_ryw_lag_max_ms",
+//	"replica_write_lag_p99_ms","replica_flush_lag_p99_ms",
+//	"replica_replay_lag_p99_ms","replica_replay_lag_max_ms",
+//	"replica_bytes_p99","replica_bytes_max","replica_probes","replica_unseen"
+//
 // Reads (http target, after the booking run). The set-up of the http target
 // schedules one more show of 100 seats that nobody books. A second API
 // instance is served next to the first, with cache.New on a go-redis client
@@ -115,6 +147,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"syscall"
 	"time"
 
@@ -195,6 +228,9 @@ type config struct {
 	replayEvents int
 	// shards is how many databases the ledger target spreads its shows over.
 	shards int
+	// replicaURL, when set, is a hot standby of the adminURL server whose
+	// lag the ledger target measures.
+	replicaURL string
 }
 
 // Target names, in the order -target all runs them.
@@ -235,6 +271,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&cfg.jsonOnly, "json-only", false, "print only the JSON lines")
 	replayEvents := fs.Int("replay-events", 1_000_000, "events the replay scenario generates and replays")
 	fs.IntVar(&cfg.shards, "shards", 1, "databases the ledger target spreads its shows over (show id mod N), reporting each one's bookings/s")
+	fs.StringVar(&cfg.replicaURL, "replica-url", "", "a hot standby streaming from the -admin-url server: the ledger target measures its lag under the write load (off when empty)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return config{}, err
@@ -286,6 +323,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if _, err := redis.ParseURL(cfg.redisURL); err != nil {
 		return config{}, usagef("-redis-url: %v", err)
+	}
+	if cfg.replicaURL != "" {
+		if _, err := pgx.ParseConfig(cfg.replicaURL); err != nil {
+			return config{}, usagef("-replica-url: %v", err)
+		}
+		if len(cfg.scenarios) == 0 || !slices.Contains(cfg.targets, targetLedger) {
+			return config{}, usagef("-replica-url is measured by the ledger target in the spread or hot scenario: use -target ledger or all, and -scenario spread, hot, both or all")
+		}
 	}
 	return cfg, nil
 }

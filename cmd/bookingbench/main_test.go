@@ -84,6 +84,68 @@ func TestEveryTargetBooksWithoutOversellingOrLosing(t *testing.T) {
 	assert.EqualValues(t, 0, last["lost"])
 }
 
+// With -replica-url the ledger target measures a real streaming standby
+// (pgtest's own primary and pg_basebackup -R standby) over two shards: every
+// probed event reaches the standby and its projector checkpoint, and the
+// figures appear in the table and the JSON line. Correctness only, never
+// timings.
+func TestReplicaLagOnAStreamingStandby(t *testing.T) {
+	t.Parallel()
+	primary := pgtest.NewCluster(t)
+	standby := primary.Standby()
+	cfg, err := parseFlags([]string{"-scenario", "spread", "-target", "ledger", "-shards", "2",
+		"-duration", "1s", "-concurrency", "4",
+		"-admin-url", primary.URL("postgres"), "-replica-url", standby.URL("postgres")}, os.Getenv, io.Discard)
+	require.NoError(t, err)
+	cfg.scenarios = []scenario{{name: "spread", shows: 100, seatsPerShow: 60}}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	var stdout, stderr bytes.Buffer
+	results, err := bench(ctx, cfg, &stdout, &stderr)
+	require.NoError(t, err, "stderr:\n%s", stderr.String())
+	t.Logf("%s", stdout.String())
+	require.Len(t, results, 1)
+	r := results[0]
+	assert.Positive(t, r.ok)
+	assert.Zero(t, r.oversold)
+	assert.Zero(t, r.lost)
+	require.NotNil(t, r.replica)
+	assert.Positive(t, r.replica.probes, "events were probed while the clients booked")
+	assert.Zero(t, r.replica.unseen, "every probed event reached the standby and its projector checkpoint")
+	assert.Positive(t, r.replica.samples, "pg_stat_replication listed the standby")
+	assert.Zero(t, r.replica.notStreaming)
+	assert.Positive(t, r.replica.visible.max)
+	assert.Positive(t, r.replica.ryw.max)
+	assert.GreaterOrEqual(t, r.replica.ryw.max, r.replica.visible.p50, "a checkpoint is never seen before its event")
+
+	out := stdout.String()
+	assert.Contains(t, out, "event visible (ms)")
+	assert.Contains(t, out, "replay_lag (ms)")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var last map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &last))
+	for _, key := range []string{"replica_lag_p50_ms", "replica_lag_p99_ms", "replica_lag_max_ms",
+		"replica_ryw_lag_p99_ms", "replica_ryw_lag_max_ms", "replica_write_lag_p99_ms", "replica_flush_lag_p99_ms",
+		"replica_replay_lag_p99_ms", "replica_replay_lag_max_ms", "replica_bytes_p99", "replica_bytes_max",
+		"replica_probes", "replica_unseen"} {
+		assert.Contains(t, last, key)
+	}
+	assert.EqualValues(t, 2, last["shards"])
+	assert.True(t, strings.HasPrefix(lines[len(lines)-1], `{"scenario":"spread","seed_per_s":`), "the issue's fields come first")
+}
+
+// -replica-url refuses a server that is not a standby.
+func TestReplicaURLMustBeAStandby(t *testing.T) {
+	t.Parallel()
+	primary := pgtest.NewCluster(t)
+	cfg, err := parseFlags([]string{"-scenario", "spread", "-target", "ledger",
+		"-admin-url", primary.URL("postgres"), "-replica-url", primary.URL("postgres")}, os.Getenv, io.Discard)
+	require.NoError(t, err)
+	_, err = bench(context.Background(), cfg, io.Discard, io.Discard)
+	require.ErrorContains(t, err, "is not a standby")
+}
+
 // The replay scenario generates the streams it promises, rebuilds the
 // projections from them and verifies the result (a difference fails it).
 func TestReplayScenario(t *testing.T) {
@@ -136,6 +198,9 @@ func TestFlagErrors(t *testing.T) {
 		{"-redis-url", "http://nope"},
 		{"-admin-url", "mysql://nope"},
 		{"-scenario", "replay", "-replay-events", "10"},
+		{"-replica-url", "mysql://nope"},
+		{"-target", "seed", "-replica-url", "postgres://127.0.0.1/postgres"},
+		{"-scenario", "replay", "-replica-url", "postgres://127.0.0.1/postgres"},
 		{"-nope"},
 		{"extra"},
 	} {
