@@ -180,6 +180,12 @@ func TestShardedAPI(t *testing.T) {
 	}
 	assert.Equal(t, map[int]int{0: 2, 1: 2, 2: 2, 3: 2}, perShard, "creation spreads shows evenly")
 
+	// Every show's live seat map follows from its own shard's hub.
+	feeds := map[int64]*sse{}
+	for _, show := range shows {
+		feeds[show] = e.openLive(fmt.Sprintf("/api/shows/%d/live?after=1", show))
+	}
+
 	// Alice books on every show; each booking and seat map reads back at
 	// once (read-your-writes per shard).
 	var mine []string
@@ -188,6 +194,10 @@ func TestShardedAPI(t *testing.T) {
 		require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
 		id := r.json(t)["id"].(string)
 		mine = append(mine, id)
+		v, change := feeds[show].next()
+		assert.Equal(t, 2, v)
+		assert.Equal(t, id, change.BookingID, "show %d's feed", show)
+		feeds[show].close()
 		got := e.do("GET", "/api/bookings/"+id, alice, nil)
 		require.Equal(t, http.StatusOK, got.status, "%s", got.body)
 		assert.Equal(t, "pending", got.json(t)["status"])
