@@ -118,11 +118,16 @@ func New(rdb redis.UniversalClient, cfg Config) *Cache {
 	return c
 }
 
-func (c *Cache) showKey(id int64) string { return c.cfg.Prefix + "show:" + strconv.FormatInt(id, 10) }
-func (c *Cache) showGenKey(id int64) string {
-	return c.cfg.Prefix + "gen:show:" + strconv.FormatInt(id, 10)
+// Keys carry Redis Cluster hash tags: a show's value and its generation
+// share the tag {show:<id>}, the list's generation and pages share
+// {shows}, so each script and transaction touches one slot.
+func (c *Cache) showKey(id int64) string {
+	return c.cfg.Prefix + "{show:" + strconv.FormatInt(id, 10) + "}"
 }
-func (c *Cache) listGenKey() string { return c.cfg.Prefix + "gen:shows" }
+func (c *Cache) showGenKey(id int64) string {
+	return c.cfg.Prefix + "{show:" + strconv.FormatInt(id, 10) + "}:gen"
+}
+func (c *Cache) listGenKey() string { return c.cfg.Prefix + "{shows}:gen" }
 
 // fillScript sets KEYS[2] to ARGV[2] for ARGV[3] ms only if KEYS[1] (the
 // generation) still holds ARGV[1] ("" when it did not exist).
@@ -196,7 +201,7 @@ func (c *Cache) fillShared(ctx context.Context, key, genKey, listQuery string, l
 		return load()
 	}
 	if key == "" {
-		key = c.cfg.Prefix + "shows:" + gen + ":" + listQuery
+		key = c.cfg.Prefix + "{shows}:" + gen + ":" + listQuery
 	}
 	if v, err := c.rdb.Get(ctx, key).Bytes(); err == nil {
 		c.ok()
@@ -226,13 +231,17 @@ func (c *Cache) Invalidate(ctx context.Context, id int64) error {
 	// once, even while Redis is slow or down.
 	c.localGen(c.showGenKey(id)).Add(1)
 	c.localGen(c.listGenKey()).Add(1)
+	// Two transactions, one per slot (the show's, the list's): each
+	// generation guards only its own values, so they need not move together.
 	_, err := c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Incr(ctx, c.showGenKey(id))
 		p.Expire(ctx, c.showGenKey(id), 24*time.Hour)
 		p.Del(ctx, c.showKey(id))
-		p.Incr(ctx, c.listGenKey())
 		return nil
 	})
+	if err == nil {
+		err = c.rdb.Incr(ctx, c.listGenKey()).Err()
+	}
 	// Local after Redis: a read under the new generation must not find the
 	// old value in Redis and keep it here. (A read under the old one may;
 	// it stores where no later read looks.)

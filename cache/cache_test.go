@@ -481,7 +481,7 @@ func TestLocalLayerAnswersWhileListening(t *testing.T) {
 	// A lost connection may lose notifications: nothing from before it is
 	// answered from memory again.
 	l.set("v3")
-	_, err = rdb.Del(ctx, prefix+"show:1").Result()
+	_, err = rdb.Del(ctx, prefix+"{show:1}").Result()
 	require.NoError(t, err)
 	var killed bool
 	require.NoError(t, pool.QueryRow(ctx, `SELECT pg_terminate_backend($1)`, int64(pid())).Scan(&killed))
@@ -746,4 +746,41 @@ func TestLocalLayerNeedsEveryShardsListener(t *testing.T) {
 		require.False(t, time.Now().After(deadline), "shard 2's notification did not invalidate")
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// On a Redis Cluster every script and transaction of the cache touches keys
+// of one slot (hash tags): reads fill and hit, invalidations land, and no
+// Redis error sends a read to the database.
+func TestCacheOnRedisCluster(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := redistest.StartCluster(t, 3)
+	reg := prometheus.NewRegistry()
+	c := cache.New(rdb, cache.Config{Prefix: "bookingledger:", TTL: time.Minute, LocalEntries: -1, Registerer: reg})
+	for id := int64(1); id <= 20; id++ { // shows on every node
+		l := newLoader(fmt.Sprint("show ", id))
+		for range 2 {
+			v, err := c.Show(ctx, id, l.load)
+			require.NoError(t, err)
+			assert.Equal(t, fmt.Sprint("show ", id), string(v))
+		}
+		assert.EqualValues(t, 1, l.calls.Load(), "show %d: the second read hits Redis", id)
+		require.NoError(t, c.Invalidate(ctx, id))
+		l.set("changed")
+		v, err := c.Show(ctx, id, l.load)
+		require.NoError(t, err)
+		assert.Equal(t, "changed", string(v), "show %d: invalidated", id)
+	}
+	pages := newLoader("page 1")
+	for range 2 {
+		_, err := c.List(ctx, "type=bus", pages.load)
+		require.NoError(t, err)
+	}
+	assert.EqualValues(t, 1, pages.calls.Load(), "list pages are cached")
+	require.NoError(t, c.Invalidate(ctx, 3))
+	pages.set("page 1 again")
+	v, err := c.List(ctx, "type=bus", pages.load)
+	require.NoError(t, err)
+	assert.Equal(t, "page 1 again", string(v), "any show's change orphans the list pages")
+	assert.Zero(t, counterValue(t, reg, "bookingledger_cache_errors_total"), "no CROSSSLOT or other Redis error")
 }

@@ -272,3 +272,24 @@ func metric(t testing.TB, g prometheus.Gatherer, name, class string) float64 {
 	}
 	return 0
 }
+
+// On a Redis Cluster the limits hold across instances like on one server.
+func TestLimitsOnRedisCluster(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := redistest.StartCluster(t, 3)
+	a := ratelimit.New(rdb, ratelimit.Config{Prefix: "bookingledger:"})
+	b := ratelimit.New(rdb, ratelimit.Config{Prefix: "bookingledger:"})
+	for i := range 10 {
+		l := a
+		if i%2 == 1 {
+			l = b
+		}
+		d := l.Allow(ctx, "bookings", "user:cluster", 10)
+		require.False(t, d.Degraded, "request %d: Redis answered", i)
+		require.True(t, d.Allowed, "request %d", i)
+	}
+	d := b.Allow(ctx, "bookings", "user:cluster", 10)
+	assert.False(t, d.Degraded)
+	assert.False(t, d.Allowed, "the eleventh request of the minute, across two instances")
+}

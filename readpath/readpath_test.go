@@ -598,3 +598,18 @@ func TestTokensKeepTheLaterCheckpointAcrossInstances(t *testing.T) {
 	b.Set(ctx, "u1", eventstore.Checkpoint{TransactionID: 900, Position: 13})
 	assert.Equal(t, eventstore.Checkpoint{TransactionID: 900, Position: 13}, c.Get(ctx, "u1"))
 }
+
+// On a Redis Cluster a token set by one instance is seen by another.
+func TestTokensOnRedisCluster(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := redistest.StartCluster(t, 3)
+	a := readpath.NewTokens(rdb, "bookingledger:", time.Minute)
+	b := readpath.NewTokens(rdb, "bookingledger:", time.Minute)
+	later := eventstore.Checkpoint{TransactionID: 900, Position: 12}
+	a.Set(ctx, "user-1", later)
+	b.Set(ctx, "user-1", eventstore.Checkpoint{TransactionID: 899, Position: 40}) // older: kept out
+	assert.Equal(t, later, readpath.NewTokens(rdb, "bookingledger:", time.Minute).Get(ctx, "user-1"))
+	a.Set(ctx, "user-1@3", later)
+	assert.Equal(t, later, b.Get(ctx, "user-1@3"))
+}

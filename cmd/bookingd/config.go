@@ -25,6 +25,7 @@ type config struct {
 	// separated by ';' in shard order for several).
 	ReplicaURLs  [][]string
 	RedisURL     string
+	RedisCluster bool // REDIS_CLUSTER: REDIS_URL names a Redis Cluster
 	RedisPrefix  string
 	HTTPAddr     string
 	AdminAddr    string // ADMIN_ADDR: pprof and metrics for operators; off when empty
@@ -98,6 +99,13 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 	maxBody := int(c.API.MaxBodyBytes)
 	integer("MAX_BODY_BYTES", &maxBody)
 	c.API.MaxBodyBytes = int64(maxBody)
+	if v := getenv("REDIS_CLUSTER"); v != "" {
+		cluster, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("REDIS_CLUSTER=%q: want true or false", v))
+		}
+		c.RedisCluster = cluster
+	}
 	if v := getenv("TRUST_PROXY_HEADERS"); v != "" {
 		trust, err := strconv.ParseBool(v)
 		if err != nil {

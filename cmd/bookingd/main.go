@@ -191,9 +191,9 @@ const announceEvery = 5 * time.Millisecond
 
 // deps are the connections every role shares.
 type deps struct {
-	home       *pgxpool.Pool // DATABASE_URL: users, idempotency keys
-	shards     []*shard      // shard k at index k
-	redis      *redis.Client
+	home       *pgxpool.Pool         // DATABASE_URL: users, idempotency keys
+	shards     []*shard              // shard k at index k
+	redis      redis.UniversalClient // nil without REDIS_URL
 	registry   *prometheus.Registry
 	conflicts  prometheus.Counter // version-conflict retries of every ledger in the process
 	batches    batchMetrics
@@ -353,18 +353,34 @@ func connect(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error
 		}
 	}
 	if cfg.RedisURL != "" {
-		opts, err := redis.ParseURL(cfg.RedisURL)
-		if err != nil {
-			return fail(fmt.Errorf("REDIS_URL: %w", err))
+		if d.redis, err = redisClient(cfg); err != nil {
+			return fail(err)
 		}
-		// Fail fast while Redis is down: the limiter and cache fall back.
-		opts.MaxRetries, opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 1, time.Second, time.Second, time.Second
-		d.redis = redis.NewClient(opts)
 		if err := d.redis.Ping(ctx).Err(); err != nil {
 			logger.Warn("redis unreachable at start; rate limits are per process and the cache is off until it answers", "err", err)
 		}
 	}
 	return d, nil
+}
+
+// redisClient connects to REDIS_URL: one server, or with REDIS_CLUSTER a
+// Redis Cluster (the URL names one node, addr= parameters more). Both fail
+// fast while Redis is down: the limiter and cache fall back.
+func redisClient(cfg config) (redis.UniversalClient, error) {
+	if cfg.RedisCluster {
+		opts, err := redis.ParseClusterURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL (a cluster): %w", err)
+		}
+		opts.MaxRetries, opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 1, time.Second, time.Second, time.Second
+		return redis.NewClusterClient(opts), nil
+	}
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	opts.MaxRetries, opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 1, time.Second, time.Second, time.Second
+	return redis.NewClient(opts), nil
 }
 
 // projectorPool is a shard's projector's own small pool. Its lock_timeout
@@ -383,10 +399,7 @@ func projectorPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 }
 
 func newAPI(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, logger *slog.Logger) (http.Handler, error) {
-	var rdb redis.UniversalClient
-	if d.redis != nil {
-		rdb = d.redis
-	}
+	rdb := d.redis
 	showCache := cache.New(rdb, cache.Config{Prefix: cfg.RedisPrefix, TTL: cfg.CacheTTL, Listeners: len(d.shards),
 		Logger: logger, Registerer: d.registry})
 	var apiShards []api.Shard

@@ -20,6 +20,7 @@ import (
 	"github.com/bookingledger/ledger/domain"
 	"github.com/bookingledger/ledger/eventstore"
 	"github.com/bookingledger/ledger/internal/pgtest"
+	"github.com/bookingledger/ledger/internal/redistest"
 	"github.com/bookingledger/ledger/shards"
 	"github.com/bookingledger/ledger/users"
 )
@@ -156,4 +157,28 @@ func TestRefusesShardsInAnotherOrder(t *testing.T) {
 		"BOOKINGD_ENV": "dev", "HTTP_ADDR": "127.0.0.1:0"}), io.Discard, nil)
 	require.ErrorIs(t, err, shards.ErrLayout)
 	assert.Contains(t, err.Error(), "run bookingctl migrate")
+}
+
+// REDIS_CLUSTER: bookingd's cache, limits and read-your-writes tokens on a
+// real three-node Redis Cluster, with no Redis error on the way.
+func TestOnRedisCluster(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.StartCluster(t, 3)
+	addrs := rdb.Options().Addrs
+	_, url := pgtest.NewDB(t)
+	show := scheduleBus(t, url, "1", "2")
+	base := startBookingd(t, map[string]string{"DATABASE_URL": url, "CONFIRM_DELAY": "0",
+		"REDIS_CLUSTER": "true", "REDIS_URL": "redis://" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]})
+	c := newClient(t, base, "cluster@example.com")
+	var b map[string]any
+	require.Equal(t, http.StatusCreated, c.call("POST", "/api/bookings", fmt.Sprintf(`{"show_id":%d,"seat_numbers":["1"]}`, show), &b))
+	eventuallyStatus(t, c, b["id"].(string), "pending")
+	anon := &client{t: t, base: base}
+	for range 3 {
+		require.Equal(t, http.StatusOK, anon.call("GET", fmt.Sprintf("/api/shows/%d", show), "", nil))
+	}
+	_, metrics := get(t, base+"/metrics")
+	assert.Contains(t, string(metrics), "\nbookingledger_cache_errors_total 0\n", "no CROSSSLOT or other Redis error")
+	assert.Contains(t, string(metrics), "\nbookingledger_ratelimit_degraded 0\n", "limits decided by the cluster")
+	assert.NotContains(t, string(metrics), "bookingledger_ratelimit_fallback_decisions_total{")
 }

@@ -149,7 +149,7 @@ func StartServerAt(t testing.TB, addr string) (stop func()) {
 	return stop
 }
 
-func start(t testing.TB, addr string) (func(), error) {
+func start(t testing.TB, addr string, extra ...string) (func(), error) {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -160,10 +160,10 @@ func start(t testing.TB, addr string) (func(), error) {
 		return nil, fmt.Errorf("redis-server not found (apt-get install redis-server): %w", err)
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(bin,
+	cmd := exec.Command(bin, append([]string{
 		"--port", port, "--bind", host,
 		"--save", "", "--appendonly", "no",
-		"--dir", dir, "--logfile", "")
+		"--dir", dir, "--logfile", ""}, extra...)...)
 	cmd.Dir = dir
 	var out SyncBuffer
 	cmd.Stdout = &out
@@ -271,4 +271,60 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// StartCluster starts a private Redis Cluster of n masters (no replicas),
+// each a redis-server on a free 127.0.0.1 port like StartServer, joins them
+// with redis-cli --cluster create, and waits until the cluster reports ok.
+// It returns a cluster client, closed when t ends, with the servers.
+func StartCluster(t testing.TB, n int) *redis.ClusterClient {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatalf("redistest: redis-cli not found (apt-get install redis-tools): %v", err)
+	}
+	var addrs []string
+	for range n {
+		var lastErr error
+		for range 3 {
+			addr, err := freeAddr()
+			if err != nil {
+				t.Fatalf("redistest: find a free port: %v", err)
+			}
+			if _, lastErr = start(t, addr, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"); lastErr == nil {
+				addrs = append(addrs, addr)
+				break
+			}
+		}
+		if lastErr != nil {
+			t.Fatalf("redistest: %v", lastErr)
+		}
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
+	}
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, DisableIdentity: true})
+	t.Cleanup(func() { _ = rdb.Close() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, err := rdb.ClusterInfo(context.Background()).Result()
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			// Every master must know the slots before a test relies on them.
+			if err := rdb.ForEachMaster(context.Background(), func(ctx context.Context, c *redis.Client) error {
+				info, err := c.ClusterInfo(ctx).Result()
+				if err == nil && !strings.Contains(info, "cluster_state:ok") {
+					err = errors.New("not ok yet")
+				}
+				return err
+			}); err == nil {
+				return rdb
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redistest: the cluster on %v is not ok after 30s: %v %s", addrs, err, info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
