@@ -293,6 +293,7 @@ func TestShardedAPI(t *testing.T) {
 			_, err := fmt.Sscanf(m["stream_id"].(string), "show-%d", &show)
 			require.NoError(t, err)
 			k := shards.Of(domain.ShowID(show), n)
+			assert.EqualValues(t, k, m["shard"], "each event names its shard")
 			gotStreams[k] = append(gotStreams[k], int64(m["global_position"].(float64)))
 		}
 		assert.NotContains(t, page, "next_after", "several shards have no single position")

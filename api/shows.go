@@ -405,8 +405,22 @@ func (s *server) globalEvents(w http.ResponseWriter, r *http.Request) {
 	page := map[string]any{"events": nonNil(events), "next_cursor": cursor.String()}
 	if len(s.shards) == 1 {
 		page["next_after"] = cursor[0]
+	} else {
+		// Positions repeat across shards: each event names its shard.
+		marked := make([]shardEvent, len(events))
+		for i, e := range events {
+			show, _ := domain.ParseStreamID(e.StreamID) // every stored stream is a show's
+			marked[i] = shardEvent{Event: e, Shard: s.shardOf(show)}
+		}
+		page["events"] = marked
 	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+// shardEvent is an event of GET /api/events on several shards.
+type shardEvent struct {
+	eventstore.Event
+	Shard int `json:"shard"`
 }
 
 // interleave takes up to limit events from the shards' pages, each a run

@@ -406,12 +406,23 @@ func (s *Store) Lag(ctx context.Context, group string) (events int64, behind tim
 	if err != nil {
 		return 0, 0, err
 	}
+	events, behind, err = s.LagAfter(ctx, cp)
+	if err != nil {
+		return 0, 0, fmt.Errorf("lag of %s: %w", group, err)
+	}
+	return events, behind, nil
+}
+
+// LagAfter reports how many committed events follow cp, and the age of the
+// oldest of them (0 when none): the lag of a reader that keeps its place
+// elsewhere (the user index of a sharded ledger).
+func (s *Store) LagAfter(ctx context.Context, cp Checkpoint) (events int64, behind time.Duration, err error) {
 	var seconds float64
 	err = s.db.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at)), 0)::float8
 		FROM events WHERE (transaction_id, global_position) > ($1::text::xid8, $2)`,
 		fmt.Sprint(cp.TransactionID), cp.Position).Scan(&events, &seconds)
 	if err != nil {
-		return 0, 0, fmt.Errorf("lag of %s: %w", group, err)
+		return 0, 0, fmt.Errorf("lag after %d: %w", cp.Position, err)
 	}
 	return events, time.Duration(seconds * float64(time.Second)), nil
 }

@@ -15,6 +15,7 @@ package live
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -32,6 +33,7 @@ type Hub struct {
 	wake   <-chan struct{}
 	poll   time.Duration
 	buffer int // per subscriber
+	logger *slog.Logger
 	// started, when set (tests), is closed once Run has chosen where to
 	// start reading.
 	started chan struct{}
@@ -47,8 +49,19 @@ func NewHub(store *eventstore.Store, wake <-chan struct{}, poll time.Duration) *
 	if poll <= 0 {
 		poll = 100 * time.Millisecond
 	}
-	return &Hub{store: store, wake: wake, poll: poll, buffer: subscriberBuffer, subs: map[string]map[*Subscription]struct{}{}}
+	return &Hub{store: store, wake: wake, poll: poll, buffer: subscriberBuffer, logger: slog.New(slog.DiscardHandler),
+		subs: map[string]map[*Subscription]struct{}{}}
 }
+
+// WithLogger makes the hub log the database errors it rides out.
+func (h *Hub) WithLogger(l *slog.Logger) *Hub {
+	h.logger = l
+	return h
+}
+
+// maxRetry bounds how long the hub waits before reading again after the
+// database failed: live seat maps come back within about a second of it.
+const maxRetry = time.Second
 
 // Subscription receives the events of one stream appended after it was made
 // (and possibly a few from just before: a Feed drops what it has sent).
@@ -96,9 +109,11 @@ func (h *Hub) Subscribe(stream string) *Subscription {
 	return s
 }
 
-// Run tails the stream from its current end until ctx ends or reading
-// fails, then drops every subscription (their clients reconnect and resume
-// from the store). Run may be called again after it returned.
+// Run tails the stream from its current end until ctx ends. When reading
+// fails (the database is down) it drops every subscription — their clients
+// reconnect and resume from the store — and tries again within a second,
+// taking new subscriptions meanwhile. Run may be called again after it
+// returned.
 func (h *Hub) Run(ctx context.Context) error {
 	h.mu.Lock()
 	h.closed = false
@@ -117,9 +132,30 @@ func (h *Hub) Run(ctx context.Context) error {
 	// From the settled end, not the last event: an older transaction may
 	// still be adding events before the last one. What a feed already has
 	// from the store is dropped by its version check.
-	cp, err := h.store.Settled(ctx)
-	if err != nil {
-		return err
+	retry := 50 * time.Millisecond
+	failed := func(err error) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		h.logger.Warn("live hub: reading the stream failed; feeds dropped, retrying", "err", err, "retry_in", retry)
+		h.dropAll()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(retry):
+		}
+		retry = min(2*retry, maxRetry)
+		return true
+	}
+	var cp eventstore.Checkpoint
+	for {
+		var err error
+		if cp, err = h.store.Settled(ctx); err == nil {
+			break
+		}
+		if !failed(err) {
+			return nil
+		}
 	}
 	if h.started != nil {
 		close(h.started)
@@ -129,11 +165,12 @@ func (h *Hub) Run(ctx context.Context) error {
 	for {
 		events, err := h.store.ReadAll(ctx, cp, 1000)
 		if err != nil {
-			if ctx.Err() != nil {
+			if !failed(err) {
 				return nil
 			}
-			return err
+			continue
 		}
+		retry = 50 * time.Millisecond
 		for _, e := range events {
 			h.deliver(e)
 			cp = e.Checkpoint()
@@ -149,6 +186,19 @@ func (h *Hub) Run(ctx context.Context) error {
 		case <-timer.C:
 		}
 	}
+}
+
+// dropAll drops every subscription: what they would have been sent next
+// may be lost; their clients resume from the store.
+func (h *Hub) dropAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, subs := range h.subs {
+		for s := range subs {
+			s.drop()
+		}
+	}
+	h.subs = map[string]map[*Subscription]struct{}{}
 }
 
 func (h *Hub) deliver(e eventstore.Event) {

@@ -2,6 +2,7 @@ package live
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -160,4 +161,72 @@ func TestHubStartsBelowRunningTransactions(t *testing.T) {
 	defer f.Close()
 	require.NoError(t, older.Commit(ctx))
 	assert.Equal(t, 2, next(t, f).Version, "the older transaction's hold reaches the feed")
+}
+
+// The database goes away under a running hub: every open feed is dropped at
+// once (its client reconnects and resumes from the store), and once the
+// database is back new feeds follow changes again, without restarting the
+// hub.
+func TestHubRidesOutADatabaseOutage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, url := pgtest.NewDB(t)
+	svc, err := ledger.New(pool, ledger.DefaultConfig())
+	require.NoError(t, err)
+	res, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{Name: "x", ShowType: domain.ShowBus,
+		StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1", "2"}}, ledger.Metadata{})
+	require.NoError(t, err)
+	hubPool := pgtest.Pool(t, url)
+	hub := NewHub(eventstore.New(hubPool), nil, 5*time.Millisecond)
+	runHub(t, hub)
+	f, err := Open(ctx, hub, res.ShowID, 1)
+	require.NoError(t, err)
+	defer f.Close()
+
+	admin := pgtest.Pool(t, pgtest.AdminURL())
+	name := hubPool.Config().ConnConfig.Database
+	setConnections := func(allow bool) {
+		_, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %q ALLOW_CONNECTIONS %t`, name, allow))
+		require.NoError(t, err)
+		if !allow {
+			_, err = admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, name)
+			require.NoError(t, err)
+		}
+	}
+	setConnections(false)
+	t.Cleanup(func() { setConnections(true) }) // before the database is dropped
+	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, _, err = f.Next(wait, nil)
+	require.ErrorIs(t, err, ErrDropped, "an open feed ends when the hub cannot read")
+
+	setConnections(true)
+	svc2, err := ledger.New(pgtest.Pool(t, url), ledger.DefaultConfig()) // the writer's old connections were cut too
+	require.NoError(t, err)
+	// A feed opened once the database answers gets the next hold live. (One
+	// opened just before the hub's last failed retry may still be dropped:
+	// its client would reconnect, and so does this loop.)
+	seats := []string{"1", "2"}
+	for attempt := 0; ; attempt++ {
+		require.Less(t, attempt, 2, "the hub does not deliver again")
+		var g *Feed
+		require.Eventually(t, func() bool {
+			g, err = Open(ctx, hub, res.ShowID, 1)
+			return err == nil
+		}, 30*time.Second, 50*time.Millisecond, "the database is back")
+		_, _, err = svc2.Hold(ctx, res.ShowID, domain.UserID(uuid.NewString()), seats[attempt:attempt+1], ledger.Metadata{})
+		require.NoError(t, err)
+		wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+		c, ok, err := g.Next(wait, nil)
+		cancel()
+		g.Close()
+		if errors.Is(err, ErrDropped) {
+			continue
+		}
+		require.NoError(t, err)
+		require.True(t, ok)
+		assert.Equal(t, domain.TypeSeatLocked, c.Type, "a new feed follows changes again")
+		assert.Equal(t, []SeatChange{{SeatNumber: seats[attempt], Status: "locked"}}, c.Seats)
+		break
+	}
 }

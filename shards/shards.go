@@ -138,9 +138,15 @@ func CheckIDs(ctx context.Context, db interface {
 	if called {
 		next = last + increment
 	}
-	if increment != int64(n) || next%int64(n) != int64(k) {
-		return fmt.Errorf("shard %d of %d: %w: its next show id is %d in steps of %d (run bookingctl migrate with the same DATABASE_SHARD_URLS, in the same order)",
-			k, n, ErrLayout, next, increment)
+	switch {
+	case increment == 1:
+		return fmt.Errorf("shard %d of %d: %w: it was never set up as a shard (run bookingctl migrate with DATABASE_SHARD_URLS)", k, n, ErrLayout)
+	case increment != int64(n):
+		return fmt.Errorf("shard %d of %d: %w: it was set up as one of %d shards (show ids in steps of %d); adding or removing shards is a resharding (docs/scaling.md)",
+			k, n, ErrLayout, increment, increment)
+	case next%int64(n) != int64(k):
+		return fmt.Errorf("shard %d of %d: %w: it hands out the show ids of shard %d — the list is in another order than the one bookingctl migrate set up; put this database at position %d",
+			k, n, ErrLayout, next%int64(n), next%int64(n))
 	}
 	return nil
 }

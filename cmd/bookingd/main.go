@@ -350,6 +350,9 @@ func connect(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error
 				return fail(fmt.Errorf("DATABASE_REPLICA_URLS (shard %d): %w", k, err))
 			}
 			sh.replicas = append(sh.replicas, p)
+			if err := checkReplica(ctx, p, k, len(cfg.ShardURLs), d.logger(sh)); err != nil {
+				return fail(fmt.Errorf("DATABASE_REPLICA_URLS, replica %d of shard %d: %w", len(sh.replicas), k, err))
+			}
 		}
 	}
 	if cfg.RedisURL != "" {
@@ -361,6 +364,19 @@ func connect(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error
 		}
 	}
 	return d, nil
+}
+
+// checkReplica refuses a replica that is a copy of another shard (its show
+// id sequence is another shard's); one that does not answer now is let be:
+// the read path skips it until it does.
+func checkReplica(ctx context.Context, p *pgxpool.Pool, k, n int, logger *slog.Logger) error {
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := p.Ping(pctx); err != nil {
+		logger.Warn("a replica does not answer at start; reads skip it until it does", "err", err)
+		return nil
+	}
+	return shards.CheckIDs(pctx, p, k, n)
 }
 
 // redisClient connects to REDIS_URL: one server, or with REDIS_CLUSTER a
@@ -405,7 +421,7 @@ func newAPI(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, logger
 	var apiShards []api.Shard
 	for _, sh := range d.shards {
 		reads := readpath.New(sh.primary, sh.replicas, d.logger(sh))
-		hub := live.NewHub(sh.ledger.Store(), sh.listener.Wake(), 0)
+		hub := live.NewHub(sh.ledger.Store(), sh.listener.Wake(), 0).WithLogger(d.logger(sh))
 		wg.Go(func() { supervise(ctx, d.label(sh)+"live hub", hub.Run, logger) })
 		wg.Go(func() { reads.Watch(ctx, 2*time.Second) })
 		// The cache hears of changes on every shard.
@@ -508,12 +524,36 @@ func sampleLag(ctx context.Context, d *deps, logger *slog.Logger) {
 		Help: "Committed events a consumer group has not consumed."}, []string{"group", "shard"})
 	seconds := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "bookingledger_consumer_lag_seconds",
 		Help: "Age of the oldest event a consumer group has not consumed."}, []string{"group", "shard"})
-	d.registry.MustRegister(events, seconds)
+	up := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "bookingledger_shard_up",
+		Help: "1 when the shard's database answers, 0 when not (its consumers' lag is then not measured)."}, []string{"shard"})
+	d.registry.MustRegister(events, seconds, up)
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
+		var indexed map[int]eventstore.Checkpoint
+		if len(d.shards) > 1 {
+			var err error
+			if indexed, err = projections.UserIndexPositions(ctx, d.home); err != nil && ctx.Err() == nil {
+				logger.Warn("measuring the user index's lag", "err", err)
+			}
+		}
 		for _, sh := range d.shards {
+			label := strconv.Itoa(sh.k)
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := sh.primary.Ping(pctx)
+			cancel()
+			if err != nil {
+				up.WithLabelValues(label).Set(0)
+				continue
+			}
+			up.WithLabelValues(label).Set(1)
 			store := eventstore.New(sh.primary)
+			if cp, ok := indexed[sh.k]; ok {
+				if n, behind, err := store.LagAfter(ctx, cp); err == nil {
+					events.WithLabelValues("user-index", label).Set(float64(n))
+					seconds.WithLabelValues("user-index", label).Set(behind.Seconds())
+				}
+			}
 			groups, err := store.ConsumerGroups(ctx)
 			for _, g := range groups {
 				n, behind, lerr := store.Lag(ctx, g)
@@ -521,7 +561,6 @@ func sampleLag(ctx context.Context, d *deps, logger *slog.Logger) {
 					err = lerr
 					continue
 				}
-				label := strconv.Itoa(sh.k)
 				events.WithLabelValues(g, label).Set(float64(n))
 				seconds.WithLabelValues(g, label).Set(behind.Seconds())
 			}

@@ -108,6 +108,16 @@ func TestShardedBookingd(t *testing.T) {
 	}
 	assert.ElementsMatch(t, ids, listed)
 
+	// Per-shard health and the user index's lag are exported.
+	eventuallyMetric(t, base+"/metrics", `bookingledger_shard_up{shard="3"} 1`)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, metrics := get(t, base+"/metrics")
+		if strings.Contains(string(metrics), `bookingledger_consumer_lag_events{group="user-index",shard="2"}`) {
+			break
+		}
+		require.False(t, time.Now().After(deadline), "the user index's lag is not exported")
+	}
+
 	// Every shard's stream reaches NATS once and in order.
 	want := make([][]int64, n)
 	total := 0
@@ -140,9 +150,9 @@ func TestShardedBookingd(t *testing.T) {
 	assert.Equal(t, want, got, "each shard's events in its stream's order")
 }
 
-// Shards listed in another order than they were migrated in would send
-// every show to a database that does not have it: bookingd refuses to
-// start, naming the fix.
+// Shards listed in another order than they were migrated in, or a replica
+// of another shard, would send shows to a database that does not have
+// them: bookingd refuses to start, naming the fix.
 func TestRefusesShardsInAnotherOrder(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -156,7 +166,13 @@ func TestRefusesShardsInAnotherOrder(t *testing.T) {
 	err := run(ctx, nil, env(map[string]string{"DATABASE_URL": homeURL, "DATABASE_SHARD_URLS": urls[1] + "," + urls[0],
 		"BOOKINGD_ENV": "dev", "HTTP_ADDR": "127.0.0.1:0"}), io.Discard, nil)
 	require.ErrorIs(t, err, shards.ErrLayout)
-	assert.Contains(t, err.Error(), "run bookingctl migrate")
+	assert.Contains(t, err.Error(), "shard 0 of 2: the database is not set up as this shard: it hands out the show ids of shard 1")
+
+	// A replica group that names another shard's database.
+	err = run(ctx, nil, env(map[string]string{"DATABASE_URL": homeURL, "DATABASE_SHARD_URLS": urls[0] + "," + urls[1],
+		"DATABASE_REPLICA_URLS": ";" + urls[0], "BOOKINGD_ENV": "dev", "HTTP_ADDR": "127.0.0.1:0"}), io.Discard, nil)
+	require.ErrorIs(t, err, shards.ErrLayout)
+	assert.Contains(t, err.Error(), "DATABASE_REPLICA_URLS, replica 1 of shard 1")
 }
 
 // REDIS_CLUSTER: bookingd's cache, limits and read-your-writes tokens on a
