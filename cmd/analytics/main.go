@@ -10,7 +10,8 @@
 // per shard in this process, each consuming its shard's stream into its
 // shard's tables (the group "analytics" lives in each shard's database),
 // and report and replay join the figures of every shard (a show lives on
-// one shard).
+// one shard). Each of them needs every shard: when one does not answer it
+// fails at the start, naming each such shard.
 package main
 
 import (
@@ -23,12 +24,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bookingledger/ledger/analytics"
@@ -77,6 +80,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			p.Close()
 		}
 	}()
+	if err := reachable(ctx, args[0], pools); err != nil {
+		return err
+	}
 	if args[0] != "report" {
 		for k, pool := range pools {
 			if err := eventstore.New(pool).CheckTransactionIDs(ctx); err != nil {
@@ -161,6 +167,9 @@ func connect(ctx context.Context, getenv func(string) string) ([]*pgxpool.Pool, 
 		if err != nil {
 			return nil, usageError{fmt.Errorf("%s: %w", name(k), err)}
 		}
+		if cfg.ConnConfig.ConnectTimeout == 0 {
+			cfg.ConnConfig.ConnectTimeout = connectTimeout
+		}
 		cfgs[k] = cfg
 	}
 	pools := make([]*pgxpool.Pool, 0, len(urls))
@@ -175,6 +184,61 @@ func connect(ctx context.Context, getenv func(string) string) ([]*pgxpool.Pool, 
 		pools = append(pools, pool)
 	}
 	return pools, nil
+}
+
+// connectTimeout bounds each connection attempt to a database whose URL sets
+// no connect_timeout: a shard whose host is down then costs seconds, not the
+// system's TCP timeout.
+const connectTimeout = 10 * time.Second
+
+// reachable checks that every shard answers, asking them all at once. The
+// figures of report and replay join every shard's (a shard left out would
+// drop its shows without a word), and run reports them as it goes; so each
+// of them needs every shard, and fails naming each one that does not answer.
+func reachable(ctx context.Context, cmd string, pools []*pgxpool.Pool) error {
+	errs := make([]error, len(pools))
+	var wg sync.WaitGroup
+	for k, pool := range pools {
+		wg.Go(func() { errs[k] = pool.Ping(ctx) })
+	}
+	wg.Wait()
+	if len(pools) == 1 {
+		if errs[0] != nil {
+			return fmt.Errorf("connect to the database: %w", errs[0])
+		}
+		return nil
+	}
+	var down, lines []string
+	for k, err := range errs {
+		if err != nil {
+			down = append(down, fmt.Sprint(k))
+			lines = append(lines, fmt.Sprintf("shard %d: unreachable: %s", k, shortError(err)))
+		}
+	}
+	switch len(down) {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("%s needs every shard, and shard %s does not answer:\n%s", cmd, down[0], lines[0])
+	}
+	return fmt.Errorf("%s needs every shard, and shards %s and %s do not answer:\n%s",
+		cmd, strings.Join(down[:len(down)-1], ", "), down[len(down)-1], strings.Join(lines, "\n"))
+}
+
+// shortError is err on one line: of a failed connection, the attempts
+// (address and reason), each once.
+func shortError(err error) string {
+	msg := err.Error()
+	if ce := (*pgconn.ConnectError)(nil); errors.As(err, &ce) && ce.Unwrap() != nil {
+		msg = ce.Unwrap().Error()
+	}
+	var lines []string
+	for _, l := range strings.Split(msg, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !slices.Contains(lines, l) {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "; ")
 }
 
 // onShard names shard k of n in err (when there are several).

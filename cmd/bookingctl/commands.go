@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bookingledger/ledger/domain"
@@ -281,17 +282,24 @@ func (c *cli) progress(verb string) (projections.Progress, func()) {
 		}
 }
 
-// replay rebuilds the projections of every shard from its own stream.
+// replay rebuilds the projections of every shard from its own stream; it
+// goes on with the shards that answer, and fails at the end naming the
+// others.
 func (c *cli) replay(ctx context.Context, args []string) error {
 	if err := c.flags("replay", args, func(*flag.FlagSet) {}); err != nil {
 		return err
 	}
-	pools, err := c.ledgerShards(ctx)
+	pools, failed, err := c.reachableShards(ctx, nil, true)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for k, pool := range pools {
+		if err := failed[k]; err != nil {
+			fmt.Fprintln(c.stdout, err)
+			errs = append(errs, err)
+			continue
+		}
 		if err := c.replayShard(ctx, pool, label(k, len(pools))); err != nil {
 			errs = append(errs, onShard(k, len(pools), err))
 		}
@@ -319,17 +327,23 @@ func rate(n int, d time.Duration) float64 {
 }
 
 // verify checks the projections of every shard against a replay of its own
-// stream; it fails when any shard differs, naming each such shard.
+// stream; it fails when any shard differs or does not answer, naming each
+// such shard (the others are checked all the same).
 func (c *cli) verify(ctx context.Context, args []string) error {
 	if err := c.flags("verify", args, func(*flag.FlagSet) {}); err != nil {
 		return err
 	}
-	pools, err := c.ledgerShards(ctx)
+	pools, failed, err := c.reachableShards(ctx, nil, true)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for k, pool := range pools {
+		if err := failed[k]; err != nil {
+			fmt.Fprintln(c.stdout, err)
+			errs = append(errs, err)
+			continue
+		}
 		if err := c.verifyShard(ctx, pool, label(k, len(pools))); err != nil {
 			errs = append(errs, onShard(k, len(pools), err))
 		}
@@ -479,9 +493,15 @@ func (c *cli) export(ctx context.Context, args []string) error {
 	if cursor[0] < 0 || limit < 0 {
 		return usagef("export: --after and --limit must not be negative")
 	}
-	pools, err := c.ledgerShards(ctx)
+	// Every shard or nothing: an export that left a shard out would look
+	// like a whole copy of the stream.
+	pools, failed, err := c.reachableShards(ctx, nil, true)
 	if err != nil {
 		return err
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("export: nothing exported: an export needs every shard and %s failed; run the same export (--after %s) again when every shard answers:\n%w",
+			shardNames(failed), cursor, shardErrors(failed))
 	}
 	// Each shard's end is its last event committed when export starts, so a
 	// busy ledger cannot keep it running forever; run it again with --after
@@ -677,20 +697,31 @@ func reservePositions(ctx context.Context, pool *pgxpool.Pool, count int) ([]int
 	return positions, nil
 }
 
-// rebaseXIDs renumbers the stored transaction ids of every shard.
+// rebaseXIDs renumbers the stored transaction ids of every shard that
+// answers; it fails at the end naming the others.
 func (c *cli) rebaseXIDs(ctx context.Context, args []string) error {
 	if err := c.flags("rebase-xids", args, func(*flag.FlagSet) {}); err != nil {
 		return err
 	}
-	pools, err := c.shardDBs(ctx)
+	pools, failed, err := c.reachableShards(ctx, nil, false)
 	if err != nil {
 		return err
 	}
 	n, rebased := len(pools), false
+	var errs []error
 	for k, pool := range pools {
+		if err := failed[k]; err != nil {
+			fmt.Fprintln(c.stdout, err)
+			errs = append(errs, err)
+			continue
+		}
 		st, err := eventstore.Rebase(ctx, pool)
 		if err != nil {
-			return onShard(k, n, err)
+			if n == 1 {
+				return err
+			}
+			errs = append(errs, onShard(k, n, err))
+			continue
 		}
 		if !st.Rebased {
 			fmt.Fprintf(c.stdout, "%sok: the stored transaction ids are this server's; nothing to do\n", label(k, n))
@@ -703,7 +734,7 @@ func (c *cli) rebaseXIDs(ctx context.Context, args []string) error {
 	if rebased {
 		fmt.Fprintln(c.stdout, "next: delete the ledger's Redis keys (cached reads and read-your-writes tokens name the old ids), then bookingctl verify")
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // consumers lists, moves or forgets the consumer groups of every shard's
@@ -754,15 +785,33 @@ func (c *cli) consumers(ctx context.Context, args []string) error {
 	if sub == "reset" && after >= 0 && n > 1 && only < 0 {
 		return usagef("consumers reset: --after POS is a position of one shard's stream: give --shard k too (or --to-end, for every shard)")
 	}
-	pools, err := c.ledgerShards(ctx)
+	// The shards that answer are listed, moved or cleared; the command then
+	// fails naming the others. --shard K connects to shard K alone.
+	var ks []int
+	if only >= 0 {
+		ks = []int{only}
+	}
+	pools, failed, err := c.reachableShards(ctx, ks, true)
 	if err != nil {
 		return err
 	}
-	targets := []int{}
+	if sub == "list" {
+		return c.listConsumers(ctx, pools, failed)
+	}
+	var (
+		errs    []error
+		targets []int
+	)
 	for k := range pools {
-		if only < 0 || k == only {
-			targets = append(targets, k)
+		if only >= 0 && k != only {
+			continue
 		}
+		if err := failed[k]; err != nil {
+			fmt.Fprintln(c.stdout, err)
+			errs = append(errs, err)
+			continue
+		}
+		targets = append(targets, k)
 	}
 	switch sub {
 	case "delete":
@@ -770,26 +819,31 @@ func (c *cli) consumers(ctx context.Context, args []string) error {
 		for _, k := range targets {
 			ok, err := eventstore.New(pools[k]).DeleteConsumerGroup(ctx, group)
 			if err != nil {
-				return onShard(k, n, err)
+				errs = append(errs, onShard(k, n, err))
+				continue
 			}
 			if ok {
 				found = true
 				fmt.Fprintf(c.stdout, "%sdeleted %s: its next consumer starts from the beginning of the stream\n", label(k, n), group)
 			}
 		}
-		if !found {
-			if only >= 0 && n > 1 {
-				return fmt.Errorf("consumers delete: no consumer group %q on shard %d", group, only)
-			}
-			return fmt.Errorf("consumers delete: no consumer group %q", group)
+		switch {
+		case found || len(targets) == 0:
+		case only >= 0 && n > 1:
+			errs = append(errs, fmt.Errorf("consumers delete: no consumer group %q on shard %d", group, only))
+		case len(errs) > 0:
+			errs = append(errs, fmt.Errorf("consumers delete: no consumer group %q on the shards that answered", group))
+		default:
+			errs = append(errs, fmt.Errorf("consumers delete: no consumer group %q", group))
 		}
-		return nil
-	case "reset":
+		return errors.Join(errs...)
+	default: // reset
 		for _, k := range targets {
 			store := eventstore.New(pools[k])
 			cp, err := store.Last(ctx)
 			if err != nil {
-				return onShard(k, n, err)
+				errs = append(errs, onShard(k, n, err))
+				continue
 			}
 			if !toEnd {
 				if cp, err = store.CheckpointAt(ctx, after); errors.Is(err, eventstore.ErrPositionNotFound) {
@@ -798,15 +852,46 @@ func (c *cli) consumers(ctx context.Context, args []string) error {
 					}
 					return usagef("consumers reset: --after %d: no event has that position", after)
 				} else if err != nil {
-					return onShard(k, n, err)
+					errs = append(errs, onShard(k, n, err))
+					continue
 				}
 			}
 			if err := store.SetConsumerCheckpoint(ctx, group, cp); err != nil {
-				return onShard(k, n, err)
+				errs = append(errs, onShard(k, n, err))
+				continue
 			}
 			fmt.Fprintf(c.stdout, "%s%s continues after position %d\n", label(k, n), group, cp.Position)
 		}
-		return nil
+		return errors.Join(errs...)
+	}
+}
+
+// consumerRow is a line of bookingctl consumers: a group of a shard, where
+// it stands and how far behind the shard's stream it is.
+type consumerRow struct {
+	group  string
+	after  string // the position it continues after
+	events int64  // committed events after it
+	age    time.Duration
+}
+
+// userIndexGroup is how bookingctl consumers names the user index, whose
+// position is not a consumer group's (it lives in the home database).
+const userIndexGroup = "user-index"
+
+// listConsumers prints the consumer groups of every shard that answered
+// and, with several shards, each shard's user index; under the table, a
+// line for each shard that failed says why, and the command then fails
+// naming it.
+func (c *cli) listConsumers(ctx context.Context, pools []*pgxpool.Pool, failed map[int]error) error {
+	n := len(pools)
+	var (
+		errs     []error
+		index    map[int]eventstore.Checkpoint
+		indexErr error
+	)
+	if n > 1 {
+		index, indexErr = c.userIndexPositions(ctx)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 	if n > 1 {
@@ -814,25 +899,106 @@ func (c *cli) consumers(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintln(tw, "GROUP\tAFTER POSITION\tEVENTS BEHIND\tOLDEST UNCONSUMED")
 	for k, pool := range pools {
-		store := eventstore.New(pool)
-		groups, err := store.ConsumerGroups(ctx)
-		if err != nil {
-			return onShard(k, n, err)
+		err := failed[k]
+		var rows []consumerRow
+		if err == nil {
+			rows, err = consumerRows(ctx, pool)
 		}
-		for _, g := range groups {
-			cp, err := store.ConsumerCheckpoint(ctx, g)
-			if err != nil {
-				return onShard(k, n, err)
+		if err == nil && n > 1 && indexErr == nil {
+			var row consumerRow
+			cp, ran := index[k]
+			row, err = userIndexRow(ctx, pool, cp, ran)
+			rows = append(rows, row)
+		}
+		if err != nil {
+			if n == 1 {
+				return err
 			}
-			events, age, err := store.Lag(ctx, g)
-			if err != nil {
-				return onShard(k, n, err)
+			if failed[k] == nil {
+				err = onShard(k, n, err)
 			}
+			errs = append(errs, err) // printed after the table
+			continue
+		}
+		for _, r := range rows {
 			if n > 1 {
 				fmt.Fprintf(tw, "%d\t", k)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", g, cp.Position, events, age.Round(time.Millisecond))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.group, r.after, r.events, r.age.Round(time.Millisecond))
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if indexErr != nil {
+		errs = append(errs, indexErr)
+	}
+	for _, err := range errs {
+		fmt.Fprintln(c.stdout, err)
+	}
+	return errors.Join(errs...)
+}
+
+// consumerRows are the consumer groups of one shard's stream.
+func consumerRows(ctx context.Context, pool *pgxpool.Pool) ([]consumerRow, error) {
+	store := eventstore.New(pool)
+	groups, err := store.ConsumerGroups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]consumerRow, 0, len(groups)+1)
+	for _, g := range groups {
+		cp, err := store.ConsumerCheckpoint(ctx, g)
+		if err != nil {
+			return nil, err
+		}
+		events, age, err := store.Lag(ctx, g)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, consumerRow{g, strconv.FormatInt(cp.Position, 10), events, age})
+	}
+	return rows, nil
+}
+
+// userIndexPositions reads how far each shard's user index has got, from
+// the home database (DATABASE_URL).
+func (c *cli) userIndexPositions(ctx context.Context) (map[int]eventstore.Checkpoint, error) {
+	home, err := c.db(ctx)
+	if ce := (*pgconn.ConnectError)(nil); errors.As(err, &ce) {
+		return nil, fmt.Errorf("%s (home database): unreachable: %s", userIndexGroup, shortError(err))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s (home database): %w", userIndexGroup, err)
+	}
+	index, err := projections.UserIndexPositions(ctx, home)
+	if err != nil {
+		return nil, fmt.Errorf("%s (home database): %w", userIndexGroup, err)
+	}
+	return index, nil
+}
+
+// userIndexRow is where a shard's user index stands, cp from the home
+// database (ran: it has a row there), and how far behind the shard's stream
+// it is, reckoned as Store.Lag reckons a consumer group's. Like the index
+// (projections.UserIndex.Step) it continues after the event at its
+// position, whose transaction id may have been rebased since, or after the
+// stored pair when that event is gone.
+func userIndexRow(ctx context.Context, shard *pgxpool.Pool, cp eventstore.Checkpoint, ran bool) (consumerRow, error) {
+	row := consumerRow{group: userIndexGroup, after: "never ran"}
+	if ran {
+		row.after = strconv.FormatInt(cp.Position, 10)
+		at, err := eventstore.New(shard).CheckpointAt(ctx, cp.Position)
+		switch {
+		case err == nil:
+			cp = at
+		case !errors.Is(err, eventstore.ErrPositionNotFound):
+			return row, fmt.Errorf("%s: %w", userIndexGroup, err)
+		}
+	}
+	var err error
+	if row.events, row.age, err = eventstore.New(shard).LagAfter(ctx, cp); err != nil {
+		return row, fmt.Errorf("%s: %w", userIndexGroup, err)
+	}
+	return row, nil
 }

@@ -66,6 +66,7 @@ Commands:
   import [--file F]                        append an export (NDJSON, stdin by default) as it was; then run replay
                                            (several shards: each event to its show's shard, whatever shards it came from)
   consumers [list]                         every consumer group of the stream, where it stands and how far behind
+                                           (several shards: also each shard's user index, kept in DATABASE_URL)
   consumers reset --group G (--to-end | --after POS) [--shard K]   move a group (stop its consumers first);
                                            with several shards --after needs --shard
   consumers delete --group G [--shard K]   forget a group: its next consumer starts from the beginning
@@ -77,7 +78,10 @@ Environment:
   DATABASE_SHARD_URLS   comma-separated shards (show id k on shard k mod N; default: DATABASE_URL alone):
                         migrate sets each one up (schema, show ids of its residue); seed-demo spreads its shows
                         over them; replay, verify, export, import, consumers and rebase-xids act on every shard
-                        (one line per shard, "shard K: …"); history reads the show's shard
+                        (one line per shard, "shard K: …"); history reads the show's shard.
+                        A shard that does not answer: replay, verify, consumers and rebase-xids go on with
+                        the others, print "shard K: unreachable: …" and exit 1; export, import and seed-demo
+                        need every shard and change nothing
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {

@@ -2,8 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bookingledger/ledger/eventstore"
@@ -46,72 +54,212 @@ func (c *cli) shardCount() (int, error) {
 	return len(urls), err
 }
 
+// shardConnectTimeout bounds each connection attempt to a shard whose URL
+// sets no connect_timeout: a shard whose host is down then costs seconds,
+// not the system's TCP timeout.
+const shardConnectTimeout = 10 * time.Second
+
+// unreachableError: shard k of several did not answer.
+type unreachableError struct {
+	k   int
+	err error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("shard %d: unreachable: %s", e.k, shortError(e.err))
+}
+
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// shortError is err on one line, without what the caller knows already: of
+// a failed connection, the attempts (address and reason), each once.
+func shortError(err error) string {
+	msg := err.Error()
+	if ce := (*pgconn.ConnectError)(nil); errors.As(err, &ce) && ce.Unwrap() != nil {
+		msg = ce.Unwrap().Error()
+	}
+	var lines []string
+	for _, l := range strings.Split(msg, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !slices.Contains(lines, l) {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "; ")
+}
+
 // shard connects to shard k (once). A shard that is DATABASE_URL shares its
 // pool.
 func (c *cli) shard(ctx context.Context, k int) (*pgxpool.Pool, error) {
+	failed, err := c.connectShards(ctx, []int{k})
+	if err != nil {
+		return nil, err
+	}
+	if err := failed[k]; err != nil {
+		return nil, err
+	}
+	return c.shardPools[k], nil
+}
+
+// connectShards connects to the shards ks that are not connected yet, all
+// at once (shards that are down cost one connect timeout, not one each),
+// and returns, by shard, why each one that failed did. With several shards
+// such an error is an *unreachableError; with one it is the connection's
+// error as it always was. err is a configuration error.
+func (c *cli) connectShards(ctx context.Context, ks []int) (failed map[int]error, err error) {
 	urls, err := c.shardURLs()
 	if err != nil {
 		return nil, err
 	}
+	n := len(urls)
 	if c.shardPools == nil {
-		c.shardPools = make([]*pgxpool.Pool, len(urls))
+		c.shardPools = make([]*pgxpool.Pool, n)
 	}
-	if p := c.shardPools[k]; p != nil {
-		return p, nil
-	}
-	u := urls[k]
-	if u == "" || u == c.getenv("DATABASE_URL") {
-		pool, err := c.db(ctx)
-		if err != nil {
-			return nil, err
+	failed = map[int]error{}
+	fail := func(k int, err error) {
+		if n > 1 {
+			err = &unreachableError{k: k, err: err}
 		}
-		c.shardPools[k] = pool
-		return pool, nil
+		failed[k] = err
 	}
-	cfg, err := pgxpool.ParseConfig(u)
-	if err != nil {
-		return nil, usagef("DATABASE_SHARD_URLS, shard %d: %v", k, err)
+	var (
+		wg     sync.WaitGroup
+		dialed = make([]*pgxpool.Pool, n)
+		errs   = make([]error, n)
+	)
+	for _, k := range ks {
+		if c.shardPools[k] != nil {
+			continue
+		}
+		u := urls[k]
+		if u == "" || u == c.getenv("DATABASE_URL") {
+			pool, err := c.db(ctx)
+			if ue := (*usageError)(nil); errors.As(err, &ue) || (err != nil && n == 1) {
+				return nil, err
+			}
+			if err != nil {
+				fail(k, err)
+				continue
+			}
+			c.shardPools[k] = pool
+			continue
+		}
+		cfg, err := pgxpool.ParseConfig(u)
+		if err != nil {
+			return nil, usagef("DATABASE_SHARD_URLS, shard %d: %v", k, err)
+		}
+		if cfg.ConnConfig.ConnectTimeout == 0 {
+			cfg.ConnConfig.ConnectTimeout = shardConnectTimeout
+		}
+		wg.Go(func() { dialed[k], errs[k] = dial(ctx, cfg) })
 	}
+	wg.Wait()
+	for k, pool := range dialed {
+		if errs[k] != nil {
+			if n == 1 {
+				errs[k] = fmt.Errorf("connect to shard %d: %w", k, errs[k])
+			}
+			fail(k, errs[k])
+		}
+		if pool != nil {
+			c.shardPools[k] = pool
+			c.owned = append(c.owned, pool)
+		}
+	}
+	return failed, nil
+}
+
+// dial opens a pool and checks that its database answers.
+func dial(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to shard %d: %w", k, err)
+		return nil, err
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connect to shard %d: %w", k, err)
+		return nil, err
 	}
-	c.shardPools[k] = pool
-	c.owned = append(c.owned, pool)
 	return pool, nil
 }
 
-// shardDBs connects to every shard, shard k at index k, without checking
-// them (see ledgerShards).
-func (c *cli) shardDBs(ctx context.Context) ([]*pgxpool.Pool, error) {
-	urls, err := c.shardURLs()
+// allShards is every shard's index: 0 to n-1.
+func allShards(n int) []int {
+	ks := make([]int, n)
+	for k := range ks {
+		ks[k] = k
+	}
+	return ks
+}
+
+// reachableShards connects to the shards ks (nil: every one) for the
+// commands that go on with the shards that answer: pools[k] is nil for a
+// shard not in ks and for one that failed, and failed[k] says why each one
+// that failed did, naming its shard — it did not answer, or (with check)
+// its stored transaction ids are another cluster's (see ledgerDB). With
+// one shard its failure is err, as it always was.
+func (c *cli) reachableShards(ctx context.Context, ks []int, check bool) (pools []*pgxpool.Pool, failed map[int]error, err error) {
+	n, err := c.shardCount()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	pools := make([]*pgxpool.Pool, len(urls))
-	for k := range urls {
-		if pools[k], err = c.shard(ctx, k); err != nil {
-			return nil, err
+	if ks == nil {
+		ks = allShards(n)
+	}
+	if failed, err = c.connectShards(ctx, ks); err != nil {
+		return nil, nil, err
+	}
+	pools = make([]*pgxpool.Pool, n)
+	for _, k := range ks {
+		if failed[k] != nil {
+			continue
 		}
+		if check {
+			if err := eventstore.New(c.shardPools[k]).CheckTransactionIDs(ctx); err != nil {
+				failed[k] = onShard(k, n, err)
+				continue
+			}
+		}
+		pools[k] = c.shardPools[k]
 	}
-	return pools, nil
+	if n == 1 && failed[0] != nil {
+		return nil, nil, failed[0]
+	}
+	return pools, failed, nil
+}
+
+// shardErrors joins the errors of failed, in shard order.
+func shardErrors(failed map[int]error) error {
+	ks := slices.Sorted(maps.Keys(failed))
+	errs := make([]error, len(ks))
+	for i, k := range ks {
+		errs[i] = failed[k]
+	}
+	return errors.Join(errs...)
+}
+
+// shardNames names the shards of failed: "shard 2", "shards 1 and 3",
+// "shards 0, 1 and 3".
+func shardNames(failed map[int]error) string {
+	ks := slices.Sorted(maps.Keys(failed))
+	if len(ks) == 1 {
+		return fmt.Sprintf("shard %d", ks[0])
+	}
+	names := make([]string, len(ks))
+	for i, k := range ks {
+		names[i] = strconv.Itoa(k)
+	}
+	return fmt.Sprintf("shards %s and %s", strings.Join(names[:len(ks)-1], ", "), names[len(ks)-1])
 }
 
 // ledgerShards is ledgerDB for every shard: each one is refused when its
 // stored transaction ids are another cluster's (see bookingctl rebase-xids).
+// It fails naming every shard that does not answer or is refused.
 func (c *cli) ledgerShards(ctx context.Context) ([]*pgxpool.Pool, error) {
-	pools, err := c.shardDBs(ctx)
+	pools, failed, err := c.reachableShards(ctx, nil, true)
 	if err != nil {
 		return nil, err
 	}
-	for k, pool := range pools {
-		if err := eventstore.New(pool).CheckTransactionIDs(ctx); err != nil {
-			return nil, onShard(k, len(pools), err)
-		}
+	if len(failed) > 0 {
+		return nil, shardErrors(failed)
 	}
 	return pools, nil
 }
