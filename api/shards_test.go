@@ -303,6 +303,23 @@ func TestShardedAPI(t *testing.T) {
 		}
 	}
 	assert.Equal(t, wantStreams, gotStreams)
+
+	// One shard gets new events after the reader caught up with every
+	// shard (a slow shard's late commits): the same cursor gives exactly
+	// those, and nothing of the others again.
+	late := shows[2]
+	r = e.do("POST", "/api/bookings", bob, map[string]any{"show_id": late, "seat_numbers": []string{"9"}})
+	require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
+	k := shards.Of(domain.ShowID(late), n)
+	last := wantStreams[k][len(wantStreams[k])-1]
+	r = e.do("GET", "/api/events?wait=20s&after="+url.QueryEscape(cursor), auditor, nil)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	events := r.json(t)["events"].([]any)
+	require.Len(t, events, 1)
+	assert.EqualValues(t, k, events[0].(map[string]any)["shard"])
+	assert.Greater(t, int64(events[0].(map[string]any)["global_position"].(float64)), last)
+	assert.Equal(t, "SeatLocked", events[0].(map[string]any)["event_type"])
+
 	r = e.do("GET", "/api/events?after=7", auditor, nil)
 	requireProblem(t, r, http.StatusBadRequest)
 
