@@ -289,7 +289,17 @@ func (c *cli) replay(ctx context.Context, args []string) error {
 	if err := c.flags("replay", args, func(*flag.FlagSet) {}); err != nil {
 		return err
 	}
-	pools, failed, err := c.reachableShards(ctx, nil, true)
+	return c.eachShard(ctx, true, func(k, n int, pool *pgxpool.Pool) error {
+		return c.replayShard(ctx, pool, label(k, n))
+	})
+}
+
+// eachShard runs fn on every shard that answers (checked for foreign
+// transaction ids when checkXIDs), one after another, printing a line for
+// each that does not; it fails at the end naming every shard that did not
+// answer or whose fn failed.
+func (c *cli) eachShard(ctx context.Context, checkXIDs bool, fn func(k, n int, pool *pgxpool.Pool) error) error {
+	pools, failed, err := c.reachableShards(ctx, nil, checkXIDs)
 	if err != nil {
 		return err
 	}
@@ -300,7 +310,7 @@ func (c *cli) replay(ctx context.Context, args []string) error {
 			errs = append(errs, err)
 			continue
 		}
-		if err := c.replayShard(ctx, pool, label(k, len(pools))); err != nil {
+		if err := fn(k, len(pools), pool); err != nil {
 			errs = append(errs, onShard(k, len(pools), err))
 		}
 	}
@@ -333,22 +343,9 @@ func (c *cli) verify(ctx context.Context, args []string) error {
 	if err := c.flags("verify", args, func(*flag.FlagSet) {}); err != nil {
 		return err
 	}
-	pools, failed, err := c.reachableShards(ctx, nil, true)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for k, pool := range pools {
-		if err := failed[k]; err != nil {
-			fmt.Fprintln(c.stdout, err)
-			errs = append(errs, err)
-			continue
-		}
-		if err := c.verifyShard(ctx, pool, label(k, len(pools))); err != nil {
-			errs = append(errs, onShard(k, len(pools), err))
-		}
-	}
-	return errors.Join(errs...)
+	return c.eachShard(ctx, true, func(k, n int, pool *pgxpool.Pool) error {
+		return c.verifyShard(ctx, pool, label(k, n))
+	})
 }
 
 func (c *cli) verifyShard(ctx context.Context, pool *pgxpool.Pool, prefix string) error {
@@ -703,38 +700,25 @@ func (c *cli) rebaseXIDs(ctx context.Context, args []string) error {
 	if err := c.flags("rebase-xids", args, func(*flag.FlagSet) {}); err != nil {
 		return err
 	}
-	pools, failed, err := c.reachableShards(ctx, nil, false)
-	if err != nil {
-		return err
-	}
-	n, rebased := len(pools), false
-	var errs []error
-	for k, pool := range pools {
-		if err := failed[k]; err != nil {
-			fmt.Fprintln(c.stdout, err)
-			errs = append(errs, err)
-			continue
-		}
+	rebased := false
+	err := c.eachShard(ctx, false, func(k, n int, pool *pgxpool.Pool) error {
 		st, err := eventstore.Rebase(ctx, pool)
 		if err != nil {
-			if n == 1 {
-				return err
-			}
-			errs = append(errs, onShard(k, n, err))
-			continue
+			return err
 		}
 		if !st.Rebased {
 			fmt.Fprintf(c.stdout, "%sok: the stored transaction ids are this server's; nothing to do\n", label(k, n))
-			continue
+			return nil
 		}
 		rebased = true
 		fmt.Fprintf(c.stdout, "%srebased %d transaction ids (consumed %d to get past them) and %d consumer checkpoints; every consumer resumes where it was\n",
 			label(k, n), st.Transactions, st.Burned, st.Checkpoints)
-	}
+		return nil
+	})
 	if rebased {
 		fmt.Fprintln(c.stdout, "next: delete the ledger's Redis keys (cached reads and read-your-writes tokens name the old ids), then bookingctl verify")
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 // consumers lists, moves or forgets the consumer groups of every shard's
