@@ -24,18 +24,17 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bookingledger/ledger/analytics"
 	"github.com/bookingledger/ledger/eventstore"
+	"github.com/bookingledger/ledger/internal/shardcli"
 )
 
 func main() {
@@ -86,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if args[0] != "report" {
 		for k, pool := range pools {
 			if err := eventstore.New(pool).CheckTransactionIDs(ctx); err != nil {
-				return onShard(k, len(pools), err)
+				return shardcli.OnShard(k, len(pools), err)
 			}
 		}
 	}
@@ -168,7 +167,7 @@ func connect(ctx context.Context, getenv func(string) string) ([]*pgxpool.Pool, 
 			return nil, usageError{fmt.Errorf("%s: %w", name(k), err)}
 		}
 		if cfg.ConnConfig.ConnectTimeout == 0 {
-			cfg.ConnConfig.ConnectTimeout = connectTimeout
+			cfg.ConnConfig.ConnectTimeout = shardcli.ConnectTimeout
 		}
 		cfgs[k] = cfg
 	}
@@ -185,11 +184,6 @@ func connect(ctx context.Context, getenv func(string) string) ([]*pgxpool.Pool, 
 	}
 	return pools, nil
 }
-
-// connectTimeout bounds each connection attempt to a database whose URL sets
-// no connect_timeout: a shard whose host is down then costs seconds, not the
-// system's TCP timeout.
-const connectTimeout = 10 * time.Second
 
 // reachable checks that every shard answers, asking them all at once. The
 // figures of report and replay join every shard's (a shard left out would
@@ -208,45 +202,24 @@ func reachable(ctx context.Context, cmd string, pools []*pgxpool.Pool) error {
 		}
 		return nil
 	}
-	var down, lines []string
+	var (
+		down  []int
+		lines []string
+	)
 	for k, err := range errs {
 		if err != nil {
-			down = append(down, fmt.Sprint(k))
-			lines = append(lines, fmt.Sprintf("shard %d: unreachable: %s", k, shortError(err)))
+			down = append(down, k)
+			lines = append(lines, fmt.Sprintf("shard %d: unreachable: %s", k, shardcli.ShortError(err)))
 		}
 	}
-	switch len(down) {
-	case 0:
+	if len(down) == 0 {
 		return nil
-	case 1:
-		return fmt.Errorf("%s needs every shard, and shard %s does not answer:\n%s", cmd, down[0], lines[0])
 	}
-	return fmt.Errorf("%s needs every shard, and shards %s and %s do not answer:\n%s",
-		cmd, strings.Join(down[:len(down)-1], ", "), down[len(down)-1], strings.Join(lines, "\n"))
-}
-
-// shortError is err on one line: of a failed connection, the attempts
-// (address and reason), each once.
-func shortError(err error) string {
-	msg := err.Error()
-	if ce := (*pgconn.ConnectError)(nil); errors.As(err, &ce) && ce.Unwrap() != nil {
-		msg = ce.Unwrap().Error()
+	verb := "does"
+	if len(down) > 1 {
+		verb = "do"
 	}
-	var lines []string
-	for _, l := range strings.Split(msg, "\n") {
-		if l = strings.TrimSpace(l); l != "" && !slices.Contains(lines, l) {
-			lines = append(lines, l)
-		}
-	}
-	return strings.Join(lines, "; ")
-}
-
-// onShard names shard k of n in err (when there are several).
-func onShard(k, n int, err error) error {
-	if err == nil || n == 1 {
-		return err
-	}
-	return fmt.Errorf("shard %d: %w", k, err)
+	return fmt.Errorf("%s needs every shard, and %s %s not answer:\n%s", cmd, shardcli.Names(down), verb, strings.Join(lines, "\n"))
 }
 
 // report joins the live figures of every shard.
@@ -258,7 +231,7 @@ func report(ctx context.Context, pools []*pgxpool.Pool) ([]analytics.ShowStats, 
 	for k, pool := range pools {
 		var err error
 		if parts[k], err = analytics.Report(ctx, pool); err != nil {
-			return nil, onShard(k, len(pools), err)
+			return nil, shardcli.OnShard(k, len(pools), err)
 		}
 	}
 	return analytics.Union(parts...), nil
@@ -273,7 +246,7 @@ func replay(ctx context.Context, pools []*pgxpool.Pool) ([]analytics.ShowStats, 
 	for k, pool := range pools {
 		var err error
 		if parts[k], err = analytics.Replay(ctx, eventstore.New(pool)); err != nil {
-			return nil, onShard(k, len(pools), err)
+			return nil, shardcli.OnShard(k, len(pools), err)
 		}
 	}
 	return analytics.Union(parts...), nil
@@ -293,7 +266,7 @@ func consume(ctx context.Context, pools []*pgxpool.Pool, logger *slog.Logger) <-
 		}
 		wg.Go(func() {
 			if err := analytics.NewConsumer(pool, 0, l).Run(ctx); err != nil {
-				errs[k] = onShard(k, len(pools), err)
+				errs[k] = shardcli.OnShard(k, len(pools), err)
 				cancel()
 			}
 		})

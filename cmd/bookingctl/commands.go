@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/bookingledger/ledger/domain"
 	"github.com/bookingledger/ledger/eventstore"
+	"github.com/bookingledger/ledger/internal/shardcli"
 	"github.com/bookingledger/ledger/ledger"
 	"github.com/bookingledger/ledger/migrations"
 	"github.com/bookingledger/ledger/projections"
@@ -202,7 +204,7 @@ func (c *cli) seedDemo(ctx context.Context, args []string) error {
 		var n int
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE event_type = $1
 			AND (data ->> 'start_time')::timestamptz > now()`, domain.TypeShowScheduled).Scan(&n); err != nil {
-			return fmt.Errorf("seed-demo: %w", onShard(k, len(pools), err))
+			return fmt.Errorf("seed-demo: %w", shardcli.OnShard(k, len(pools), err))
 		}
 		upcoming += n
 	}
@@ -290,7 +292,7 @@ func (c *cli) replay(ctx context.Context, args []string) error {
 		return err
 	}
 	return c.eachShard(ctx, true, func(k, n int, pool *pgxpool.Pool) error {
-		return c.replayShard(ctx, pool, label(k, n))
+		return c.replayShard(ctx, pool, shardcli.Label(k, n))
 	})
 }
 
@@ -311,7 +313,7 @@ func (c *cli) eachShard(ctx context.Context, checkXIDs bool, fn func(k, n int, p
 			continue
 		}
 		if err := fn(k, len(pools), pool); err != nil {
-			errs = append(errs, onShard(k, len(pools), err))
+			errs = append(errs, shardcli.OnShard(k, len(pools), err))
 		}
 	}
 	return errors.Join(errs...)
@@ -344,7 +346,7 @@ func (c *cli) verify(ctx context.Context, args []string) error {
 		return err
 	}
 	return c.eachShard(ctx, true, func(k, n int, pool *pgxpool.Pool) error {
-		return c.verifyShard(ctx, pool, label(k, n))
+		return c.verifyShard(ctx, pool, shardcli.Label(k, n))
 	})
 }
 
@@ -498,7 +500,7 @@ func (c *cli) export(ctx context.Context, args []string) error {
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("export: nothing exported: an export needs every shard and %s failed; run the same export (--after %s) again when every shard answers:\n%w",
-			shardNames(failed), cursor, shardErrors(failed))
+			shardcli.Names(slices.Collect(maps.Keys(failed))), cursor, shardErrors(failed))
 	}
 	// Each shard's end is its last event committed when export starts, so a
 	// busy ledger cannot keep it running forever; run it again with --after
@@ -517,12 +519,12 @@ func (c *cli) export(ctx context.Context, args []string) error {
 			return usagef("export: --after %s: shard %d has no event at position %d; use 0 or the cursor an earlier export printed", after, k, cursor[k])
 		}
 		if err != nil {
-			return onShard(k, n, err)
+			return shardcli.OnShard(k, n, err)
 		}
 	}
 	for k := range stores {
 		if heads[k], err = stores[k].Last(ctx); err != nil {
-			return onShard(k, n, err)
+			return shardcli.OnShard(k, n, err)
 		}
 	}
 	enc := json.NewEncoder(c.stdout)
@@ -557,7 +559,7 @@ func (c *cli) export(ctx context.Context, args []string) error {
 			break
 		}
 		if err != nil {
-			return onShard(k, n, err)
+			return shardcli.OnShard(k, n, err)
 		}
 	}
 	if n > 1 {
@@ -621,7 +623,7 @@ func (c *cli) importEvents(ctx context.Context, args []string) error {
 		if len(b.fresh) > 0 {
 			positions, err := reservePositions(ctx, pools[k], len(b.fresh))
 			if err != nil {
-				return onShard(k, n, err)
+				return shardcli.OnShard(k, n, err)
 			}
 			for i, j := range b.fresh {
 				b.events[j].GlobalPosition = positions[i]
@@ -629,7 +631,7 @@ func (c *cli) importEvents(ctx context.Context, args []string) error {
 		}
 		added1, err := eventstore.Import(ctx, pools[k], b.events)
 		if err != nil {
-			return onShard(k, n, fmt.Errorf("%w (the events before this batch of %d are in; fix the input and run the same import again: what is in already is skipped)", err, len(b.events)))
+			return shardcli.OnShard(k, n, fmt.Errorf("%w (the events before this batch of %d are in; fix the input and run the same import again: what is in already is skipped)", err, len(b.events)))
 		}
 		read += len(b.events)
 		added += added1
@@ -707,12 +709,12 @@ func (c *cli) rebaseXIDs(ctx context.Context, args []string) error {
 			return err
 		}
 		if !st.Rebased {
-			fmt.Fprintf(c.stdout, "%sok: the stored transaction ids are this server's; nothing to do\n", label(k, n))
+			fmt.Fprintf(c.stdout, "%sok: the stored transaction ids are this server's; nothing to do\n", shardcli.Label(k, n))
 			return nil
 		}
 		rebased = true
 		fmt.Fprintf(c.stdout, "%srebased %d transaction ids (consumed %d to get past them) and %d consumer checkpoints; every consumer resumes where it was\n",
-			label(k, n), st.Transactions, st.Burned, st.Checkpoints)
+			shardcli.Label(k, n), st.Transactions, st.Burned, st.Checkpoints)
 		return nil
 	})
 	if rebased {
@@ -803,12 +805,12 @@ func (c *cli) consumers(ctx context.Context, args []string) error {
 		for _, k := range targets {
 			ok, err := eventstore.New(pools[k]).DeleteConsumerGroup(ctx, group)
 			if err != nil {
-				errs = append(errs, onShard(k, n, err))
+				errs = append(errs, shardcli.OnShard(k, n, err))
 				continue
 			}
 			if ok {
 				found = true
-				fmt.Fprintf(c.stdout, "%sdeleted %s: its next consumer starts from the beginning of the stream\n", label(k, n), group)
+				fmt.Fprintf(c.stdout, "%sdeleted %s: its next consumer starts from the beginning of the stream\n", shardcli.Label(k, n), group)
 			}
 		}
 		switch {
@@ -826,7 +828,7 @@ func (c *cli) consumers(ctx context.Context, args []string) error {
 			store := eventstore.New(pools[k])
 			cp, err := store.Last(ctx)
 			if err != nil {
-				errs = append(errs, onShard(k, n, err))
+				errs = append(errs, shardcli.OnShard(k, n, err))
 				continue
 			}
 			if !toEnd {
@@ -836,15 +838,15 @@ func (c *cli) consumers(ctx context.Context, args []string) error {
 					}
 					return usagef("consumers reset: --after %d: no event has that position", after)
 				} else if err != nil {
-					errs = append(errs, onShard(k, n, err))
+					errs = append(errs, shardcli.OnShard(k, n, err))
 					continue
 				}
 			}
 			if err := store.SetConsumerCheckpoint(ctx, group, cp); err != nil {
-				errs = append(errs, onShard(k, n, err))
+				errs = append(errs, shardcli.OnShard(k, n, err))
 				continue
 			}
-			fmt.Fprintf(c.stdout, "%s%s continues after position %d\n", label(k, n), group, cp.Position)
+			fmt.Fprintf(c.stdout, "%s%s continues after position %d\n", shardcli.Label(k, n), group, cp.Position)
 		}
 		return errors.Join(errs...)
 	}
@@ -899,7 +901,7 @@ func (c *cli) listConsumers(ctx context.Context, pools []*pgxpool.Pool, failed m
 				return err
 			}
 			if failed[k] == nil {
-				err = onShard(k, n, err)
+				err = shardcli.OnShard(k, n, err)
 			}
 			errs = append(errs, err) // printed after the table
 			continue
@@ -950,7 +952,7 @@ func consumerRows(ctx context.Context, pool *pgxpool.Pool) ([]consumerRow, error
 func (c *cli) userIndexPositions(ctx context.Context) (map[int]eventstore.Checkpoint, error) {
 	home, err := c.db(ctx)
 	if ce := (*pgconn.ConnectError)(nil); errors.As(err, &ce) {
-		return nil, fmt.Errorf("%s (home database): unreachable: %s", userIndexGroup, shortError(err))
+		return nil, fmt.Errorf("%s (home database): unreachable: %s", userIndexGroup, shardcli.ShortError(err))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s (home database): %w", userIndexGroup, err)

@@ -6,15 +6,12 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
-	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bookingledger/ledger/eventstore"
+	"github.com/bookingledger/ledger/internal/shardcli"
 	"github.com/bookingledger/ledger/shards"
 )
 
@@ -54,11 +51,6 @@ func (c *cli) shardCount() (int, error) {
 	return len(urls), err
 }
 
-// shardConnectTimeout bounds each connection attempt to a shard whose URL
-// sets no connect_timeout: a shard whose host is down then costs seconds,
-// not the system's TCP timeout.
-const shardConnectTimeout = 10 * time.Second
-
 // unreachableError: shard k of several did not answer.
 type unreachableError struct {
 	k   int
@@ -66,26 +58,10 @@ type unreachableError struct {
 }
 
 func (e *unreachableError) Error() string {
-	return fmt.Sprintf("shard %d: unreachable: %s", e.k, shortError(e.err))
+	return fmt.Sprintf("shard %d: unreachable: %s", e.k, shardcli.ShortError(e.err))
 }
 
 func (e *unreachableError) Unwrap() error { return e.err }
-
-// shortError is err on one line, without what the caller knows already: of
-// a failed connection, the attempts (address and reason), each once.
-func shortError(err error) string {
-	msg := err.Error()
-	if ce := (*pgconn.ConnectError)(nil); errors.As(err, &ce) && ce.Unwrap() != nil {
-		msg = ce.Unwrap().Error()
-	}
-	var lines []string
-	for _, l := range strings.Split(msg, "\n") {
-		if l = strings.TrimSpace(l); l != "" && !slices.Contains(lines, l) {
-			lines = append(lines, l)
-		}
-	}
-	return strings.Join(lines, "; ")
-}
 
 // shard connects to shard k (once). A shard that is DATABASE_URL shares its
 // pool.
@@ -148,7 +124,7 @@ func (c *cli) connectShards(ctx context.Context, ks []int) (failed map[int]error
 			return nil, usagef("DATABASE_SHARD_URLS, shard %d: %v", k, err)
 		}
 		if cfg.ConnConfig.ConnectTimeout == 0 {
-			cfg.ConnConfig.ConnectTimeout = shardConnectTimeout
+			cfg.ConnConfig.ConnectTimeout = shardcli.ConnectTimeout
 		}
 		wg.Go(func() { dialed[k], errs[k] = dial(ctx, cfg) })
 	}
@@ -214,7 +190,7 @@ func (c *cli) reachableShards(ctx context.Context, ks []int, check bool) (pools 
 		}
 		if check {
 			if err := eventstore.New(c.shardPools[k]).CheckTransactionIDs(ctx); err != nil {
-				failed[k] = onShard(k, n, err)
+				failed[k] = shardcli.OnShard(k, n, err)
 				continue
 			}
 		}
@@ -236,20 +212,6 @@ func shardErrors(failed map[int]error) error {
 	return errors.Join(errs...)
 }
 
-// shardNames names the shards of failed: "shard 2", "shards 1 and 3",
-// "shards 0, 1 and 3".
-func shardNames(failed map[int]error) string {
-	ks := slices.Sorted(maps.Keys(failed))
-	if len(ks) == 1 {
-		return fmt.Sprintf("shard %d", ks[0])
-	}
-	names := make([]string, len(ks))
-	for i, k := range ks {
-		names[i] = strconv.Itoa(k)
-	}
-	return fmt.Sprintf("shards %s and %s", strings.Join(names[:len(ks)-1], ", "), names[len(ks)-1])
-}
-
 // ledgerShards is ledgerDB for every shard: each one is refused when its
 // stored transaction ids are another cluster's (see bookingctl rebase-xids).
 // It fails naming every shard that does not answer or is refused.
@@ -262,21 +224,4 @@ func (c *cli) ledgerShards(ctx context.Context) ([]*pgxpool.Pool, error) {
 		return nil, shardErrors(failed)
 	}
 	return pools, nil
-}
-
-// label is what a line about shard k of n starts with: nothing when there is
-// one shard, so a single database prints as it always did.
-func label(k, n int) string {
-	if n == 1 {
-		return ""
-	}
-	return fmt.Sprintf("shard %d: ", k)
-}
-
-// onShard names shard k of n in err (when there are several).
-func onShard(k, n int, err error) error {
-	if err == nil || n == 1 {
-		return err
-	}
-	return fmt.Errorf("shard %d: %w", k, err)
 }
