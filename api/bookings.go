@@ -133,10 +133,11 @@ func (s *server) readDB(ctx context.Context, p principal, k int) (db projections
 }
 
 // listBookings pages the caller's bookings, newest first. On several
-// shards every shard answers the same keyset query at once (each from a
-// database that has the caller's own writes there) and the pages merge:
-// the next cursor is the last booking's key, which every shard
-// understands.
+// shards the home database's user index answers in one query when it has
+// the caller's own writes (indexedBookings); otherwise every shard answers
+// the same keyset query at once (each from a database that has the
+// caller's own writes there) and the pages merge: the next cursor is the
+// last booking's key, which every shard and the index understand.
 func (s *server) listBookings(w http.ResponseWriter, r *http.Request) {
 	p, _ := principalFrom(r.Context())
 	limit, err := limitParam(r, 100, 500)
