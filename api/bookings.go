@@ -154,11 +154,11 @@ func (s *server) listBookings(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(s.shards) > 1 {
 		page, ok, err := s.indexedBookings(r.Context(), p, f)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
+		if err != nil && r.Context().Err() == nil {
+			// The home database is in trouble: the shards can still answer.
+			s.Logger.WarnContext(r.Context(), "the user index cannot answer; asking every shard", "err", err)
 		}
-		if ok {
+		if err == nil && ok {
 			writeBookingPage(w, page)
 			return
 		}
@@ -203,8 +203,9 @@ func writeBookingPage(w http.ResponseWriter, page projections.BookingPage) {
 
 // indexedBookings pages the caller's bookings from the home database's
 // user index (projections.UserIndex): one query instead of one per shard.
-// ok is false when the index cannot answer — a shard's index consumer has
-// never run, or the index has not reached the caller's own last write on
+// ok is false when the index cannot answer — it has not yet read some
+// shard's whole stream once (never ran, or still filling after an
+// upgrade), or it has not reached the caller's own last write on
 // some shard within the read-your-writes wait — and the shards must.
 func (s *server) indexedBookings(ctx context.Context, p principal, f projections.BookingFilter) (page projections.BookingPage, ok bool, err error) {
 	tokens := make([]eventstore.Checkpoint, len(s.shards))
@@ -227,7 +228,7 @@ func (s *server) indexedBookings(ctx context.Context, p principal, f projections
 		select {
 		case <-ctx.Done():
 			return page, false, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	page, err = projections.NewReader(s.Primary).IndexedUserBookings(ctx, p.UserID.String(), f)
@@ -242,7 +243,7 @@ func (s *server) indexReached(ctx context.Context, tokens []eventstore.Checkpoin
 		return false, err
 	}
 	for k, tok := range tokens {
-		if cp, found := at[k]; !found || cp.Less(tok) {
+		if p, found := at[k]; !found || !p.CaughtUp || p.Less(tok) {
 			return false, nil
 		}
 	}

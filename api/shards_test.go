@@ -376,7 +376,7 @@ func TestAShardDown(t *testing.T) {
 
 	// "My bookings" comes from the home database's index, which had
 	// reached shard 1 before it went down: shard 1 is not asked.
-	_, err = home.Exec(ctx, `INSERT INTO user_index_positions (shard, transaction_id, global_position) VALUES (1, 0, 0)`)
+	_, err = home.Exec(ctx, `INSERT INTO user_index_positions (shard, transaction_id, global_position, caught_up) VALUES (1, 0, 0, true)`)
 	require.NoError(t, err)
 	ictx, stop := context.WithCancel(ctx)
 	x := projections.NewUserIndex(home, upSvc.Store(), 0, projections.UserIndexConfig{PollInterval: 5 * time.Millisecond}, nil)

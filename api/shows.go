@@ -382,7 +382,7 @@ func (s *server) globalEvents(w http.ResponseWriter, r *http.Request) {
 	// or the wait ends, so consumers need not busy-poll.
 	deadline := time.Now().Add(wait)
 	pages := make([][]eventstore.Event, len(s.shards))
-	var events []eventstore.Event
+	var events []shardEvent
 	for {
 		err = s.eachShard(r.Context(), func(ctx context.Context, k int) (err error) {
 			pages[k], err = s.store(k).ReadAll(ctx, cps[k], int(limit))
@@ -402,17 +402,15 @@ func (s *server) globalEvents(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(longPollInterval):
 		}
 	}
-	page := map[string]any{"events": nonNil(events), "next_cursor": cursor.String()}
+	// Positions repeat across shards: on several, each event names the
+	// shard it was read from.
+	page := map[string]any{"events": events, "next_cursor": cursor.String()}
 	if len(s.shards) == 1 {
-		page["next_after"] = cursor[0]
-	} else {
-		// Positions repeat across shards: each event names its shard.
-		marked := make([]shardEvent, len(events))
+		plain := make([]eventstore.Event, len(events))
 		for i, e := range events {
-			show, _ := domain.ParseStreamID(e.StreamID) // every stored stream is a show's
-			marked[i] = shardEvent{Event: e, Shard: s.shardOf(show)}
+			plain[i] = e.Event
 		}
-		page["events"] = marked
+		page["events"], page["next_after"] = plain, cursor[0]
 	}
 	writeJSON(w, http.StatusOK, page)
 }
@@ -425,17 +423,10 @@ type shardEvent struct {
 
 // interleave takes up to limit events from the shards' pages, each a run
 // of its shard's stream in order, always the earliest recorded of the
-// pages' next events, so each page contributes a prefix; it returns them
-// and the cursor moved past them.
-func interleave(pages [][]eventstore.Event, cursor shards.Cursor, limit int) ([]eventstore.Event, shards.Cursor) {
-	if len(pages) == 1 {
-		p := pages[0][:min(len(pages[0]), limit)]
-		if len(p) > 0 {
-			cursor = cursor.Advance(0, p[len(p)-1].GlobalPosition)
-		}
-		return p, cursor
-	}
-	var out []eventstore.Event
+// pages' next events, so each page contributes a prefix; it returns them,
+// each with the shard it came from, and the cursor moved past them.
+func interleave(pages [][]eventstore.Event, cursor shards.Cursor, limit int) ([]shardEvent, shards.Cursor) {
+	out := []shardEvent{}
 	next := make([]int, len(pages))
 	for len(out) < limit {
 		k := -1
@@ -449,7 +440,7 @@ func interleave(pages [][]eventstore.Event, cursor shards.Cursor, limit int) ([]
 		}
 		e := pages[k][next[k]]
 		next[k]++
-		out = append(out, e)
+		out = append(out, shardEvent{Event: e, Shard: k})
 		cursor = cursor.Advance(k, e.GlobalPosition)
 	}
 	return out, cursor

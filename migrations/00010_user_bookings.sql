@@ -22,7 +22,10 @@ CREATE INDEX user_bookings_user_idx ON user_bookings (user_id, created_at DESC, 
 CREATE TABLE user_index_positions (
     shard           integer PRIMARY KEY,
     transaction_id  bigint  NOT NULL,
-    global_position bigint  NOT NULL
+    global_position bigint  NOT NULL,
+    -- set once the index has read the shard's whole stream: until every
+    -- shard's is, "my bookings" asks the shards themselves
+    caught_up       boolean NOT NULL DEFAULT false
 );
 
 -- +goose Down

@@ -75,52 +75,84 @@ func (x *UserIndex) Run(ctx context.Context) error {
 }
 
 // Step applies the next batch of the shard's stream and reports how many
-// events it applied.
+// events it applied. It reads the shard outside any transaction of the
+// home database, so a slow shard holds no lock and no transaction id
+// there, then applies the batch in a short home transaction that first
+// checks that no other consumer moved the position meanwhile (then it
+// applies nothing and reports 0; the next Step reads again).
 func (x *UserIndex) Step(ctx context.Context) (int, error) {
-	applied := 0
-	err := pgx.BeginFunc(ctx, x.home, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO user_index_positions (shard, transaction_id, global_position)
-			VALUES ($1, 0, 0) ON CONFLICT (shard) DO NOTHING`, x.k); err != nil {
-			return err
+	applied, err := x.step(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("user index of shard %d: %w", x.k, err)
+	}
+	return applied, nil
+}
+
+func (x *UserIndex) step(ctx context.Context) (int, error) {
+	if _, err := x.home.Exec(ctx, `INSERT INTO user_index_positions (shard, transaction_id, global_position)
+		VALUES ($1, 0, 0) ON CONFLICT (shard) DO NOTHING`, x.k); err != nil {
+		return 0, err
+	}
+	var (
+		stored   eventstore.Checkpoint
+		xid      int64
+		caughtUp bool
+	)
+	if err := x.home.QueryRow(ctx, `SELECT transaction_id, global_position, caught_up FROM user_index_positions WHERE shard = $1`,
+		x.k).Scan(&xid, &stored.Position, &caughtUp); err != nil {
+		return 0, err
+	}
+	stored.TransactionID = uint64(xid)
+	// The position is where to resume: it survives a rebase of the
+	// shard's transaction ids (the pair is written back corrected below).
+	// An event no longer there (its show moved to another shard) leaves
+	// the stored pair.
+	from, err := x.shard.CheckpointAt(ctx, stored.Position)
+	if errors.Is(err, eventstore.ErrPositionNotFound) {
+		from, err = stored, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	events, err := x.shard.ReadAll(ctx, from, x.cfg.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	to := from
+	if len(events) > 0 {
+		to = events[len(events)-1].Checkpoint()
+	}
+	if len(events) == 0 && to == stored && caughtUp {
+		return 0, nil
+	}
+	batch := &pgx.Batch{}
+	for _, e := range events {
+		if err := queueIndexed(batch, e); err != nil {
+			return 0, err
 		}
+	}
+	// Caught up: this batch reached the end of what the shard could be read
+	// to just now.
+	done := len(events) < x.cfg.BatchSize
+	moved := false
+	err = pgx.BeginFunc(ctx, x.home, func(tx pgx.Tx) error {
 		var xid, pos int64
 		if err := tx.QueryRow(ctx, `SELECT transaction_id, global_position FROM user_index_positions WHERE shard = $1 FOR UPDATE`,
 			x.k).Scan(&xid, &pos); err != nil {
 			return err
 		}
-		// The position is where to resume: it survives a rebase of the
-		// shard's transaction ids. An event no longer there (its show moved
-		// to another shard) leaves the stored pair.
-		from, err := x.shard.CheckpointAt(ctx, pos)
-		if errors.Is(err, eventstore.ErrPositionNotFound) {
-			from, err = eventstore.Checkpoint{TransactionID: uint64(xid), Position: pos}, nil
+		if (eventstore.Checkpoint{TransactionID: uint64(xid), Position: pos}) != stored {
+			moved = true // another consumer applied this batch first
+			return nil
 		}
-		if err != nil {
-			return err
-		}
-		events, err := x.shard.ReadAll(ctx, from, x.cfg.BatchSize)
-		if err != nil || len(events) == 0 {
-			return err
-		}
-		batch := &pgx.Batch{}
-		for _, e := range events {
-			if err := queueIndexed(batch, e); err != nil {
-				return err
-			}
-		}
-		last := events[len(events)-1]
-		batch.Queue(`UPDATE user_index_positions SET transaction_id = $2, global_position = $3 WHERE shard = $1`,
-			x.k, int64(last.TransactionID), last.GlobalPosition)
-		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-			return err
-		}
-		applied = len(events)
-		return nil
+		batch.Queue(`UPDATE user_index_positions SET transaction_id = $2, global_position = $3, caught_up = caught_up OR $4
+			WHERE shard = $1`, x.k, int64(to.TransactionID), to.Position, done)
+		return tx.SendBatch(ctx, batch).Close()
 	})
-	if err != nil {
-		return 0, fmt.Errorf("user index of shard %d: %w", x.k, err)
+	if err != nil || moved {
+		return 0, err
 	}
-	return applied, nil
+	return len(events), nil
 }
 
 // queueIndexed queues what event e changes in user_bookings; each change
@@ -150,20 +182,29 @@ func queueIndexed(b *pgx.Batch, e eventstore.Event) error {
 	return nil
 }
 
-// UserIndexPositions is how far the index has applied each shard's stream,
-// by shard; a shard whose index consumer has never run is missing.
-func UserIndexPositions(ctx context.Context, db Querier) (map[int]eventstore.Checkpoint, error) {
-	rows, err := db.Query(ctx, `SELECT shard, transaction_id, global_position FROM user_index_positions`)
+// IndexPosition is where the user index stands on one shard's stream.
+type IndexPosition struct {
+	eventstore.Checkpoint
+	// CaughtUp: the index has read the shard's stream to its end at least
+	// once; until then it cannot answer for the shard.
+	CaughtUp bool
+}
+
+// UserIndexPositions is where the index stands on each shard's stream, by
+// shard; a shard whose index consumer never ran is missing.
+func UserIndexPositions(ctx context.Context, db Querier) (map[int]IndexPosition, error) {
+	rows, err := db.Query(ctx, `SELECT shard, transaction_id, global_position, caught_up FROM user_index_positions`)
 	if err != nil {
 		return nil, fmt.Errorf("user index positions: %w", err)
 	}
-	out := map[int]eventstore.Checkpoint{}
+	out := map[int]IndexPosition{}
 	var (
 		k       int
 		tx, pos int64
+		caught  bool
 	)
-	_, err = pgx.ForEachRow(rows, []any{&k, &tx, &pos}, func() error {
-		out[k] = eventstore.Checkpoint{TransactionID: uint64(tx), Position: pos}
+	_, err = pgx.ForEachRow(rows, []any{&k, &tx, &pos, &caught}, func() error {
+		out[k] = IndexPosition{Checkpoint: eventstore.Checkpoint{TransactionID: uint64(tx), Position: pos}, CaughtUp: caught}
 		return nil
 	})
 	if err != nil {

@@ -84,7 +84,7 @@ func TestUserIndexEqualsTheShardsBookings(t *testing.T) {
 		require.Eventually(t, func() bool {
 			at, err := projections.UserIndexPositions(ctx, home)
 			require.NoError(t, err)
-			return at[k] == last
+			return at[k].Checkpoint == last && at[k].CaughtUp
 		}, time.Minute, 10*time.Millisecond, "shard %d indexed to its last event", k)
 	}
 	stop()
@@ -134,4 +134,74 @@ func TestUserIndexEqualsTheShardsBookings(t *testing.T) {
 		require.NoError(t, err)
 		return len(bookingRows(t, home, "user_bookings", "id = $1", string(b.ID))) == 1
 	}, time.Minute, 10*time.Millisecond)
+}
+
+// The index answers for a shard only once it has read the shard's whole
+// stream (an upgrade starts it on a long history); it reads the shard
+// outside any home transaction, so a shard that hangs holds no lock and no
+// transaction id in the home database; and a stored transaction id that no
+// longer matches its position (the shard was rebased) is written back
+// corrected.
+func TestUserIndexFillsReadsOutsideHomeAndHeals(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	home, homeURL := pgtest.NewDB(t)
+	shard, _ := pgtest.NewDB(t)
+	svc, err := ledger.New(shard, ledger.DefaultConfig())
+	require.NoError(t, err)
+	show, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{Name: "history", ShowType: domain.ShowBus,
+		StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1", "2", "3"}}, ledger.Metadata{})
+	require.NoError(t, err)
+	for _, seat := range []string{"1", "2", "3"} {
+		_, _, err := svc.Hold(ctx, show.ShowID, "00000000-0000-7000-8000-000000000003", []string{seat}, ledger.Metadata{})
+		require.NoError(t, err)
+	}
+	x := projections.NewUserIndex(home, svc.Store(), 0, projections.UserIndexConfig{BatchSize: 2}, nil)
+	position := func() projections.IndexPosition {
+		at, err := projections.UserIndexPositions(ctx, home)
+		require.NoError(t, err)
+		return at[0]
+	}
+	require.Eventually(t, func() bool {
+		n, err := x.Step(ctx)
+		require.NoError(t, err)
+		return n > 0
+	}, time.Minute, 10*time.Millisecond)
+	assert.False(t, position().CaughtUp, "a batch of 2 of 4 events: still filling")
+	require.Eventually(t, func() bool {
+		_, err := x.Step(ctx)
+		require.NoError(t, err)
+		return position().CaughtUp
+	}, time.Minute, 10*time.Millisecond, "the whole stream read once")
+
+	// A shard that hangs: its events table locked by another session.
+	lockTx, err := shard.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = lockTx.Rollback(ctx) }()
+	_, err = lockTx.Exec(ctx, `LOCK TABLE events IN ACCESS EXCLUSIVE MODE`)
+	require.NoError(t, err)
+	stepped := make(chan error, 1)
+	go func() { _, err := x.Step(ctx); stepped <- err }()
+	probe := pgtest.Pool(t, homeURL)
+	var waiting bool
+	require.Eventually(t, func() bool {
+		require.NoError(t, shard.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_locks WHERE relation = 'events'::regclass AND NOT granted`).Scan(&waiting))
+		return waiting
+	}, time.Minute, 10*time.Millisecond, "the step waits for the shard")
+	var holding int
+	require.NoError(t, probe.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()`).Scan(&holding))
+	assert.Zero(t, holding, "no home transaction holds an id while the shard hangs")
+	_, err = probe.Exec(ctx, `SELECT 1 FROM user_index_positions WHERE shard = 0 FOR UPDATE NOWAIT`)
+	require.NoError(t, err, "nor the position row")
+	require.NoError(t, lockTx.Rollback(ctx))
+	require.NoError(t, <-stepped)
+
+	// A stored transaction id from before a rebase: healed by the next step.
+	want := position().Checkpoint
+	_, err = home.Exec(ctx, `UPDATE user_index_positions SET transaction_id = transaction_id + 1000000 WHERE shard = 0`)
+	require.NoError(t, err)
+	_, err = x.Step(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, want, position().Checkpoint)
 }

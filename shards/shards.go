@@ -114,9 +114,11 @@ var ErrLayout = errors.New("the database is not set up as this shard")
 // shard k of n: its show id sequence steps by n and hands out ids ≡ k
 // (mod n) next. bookingd refuses to start on a shard list that does not
 // match how the shards were migrated (reordered, or grown without
-// bookingctl migrate). It does not look for other shards' shows: while
-// shards are split (docs/scaling.md) the old ones still hold the moving
-// shows. One shard (n = 1) always matches.
+// bookingctl migrate). A step that is a multiple of n passes: while shard k
+// of n is split into k and k+n (docs/scaling.md) it steps by 2n and the
+// running deployment goes on. It does not look for other shards' shows:
+// the old shards still hold the moving ones then. One shard (n = 1)
+// always matches.
 func CheckIDs(ctx context.Context, db interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
 }, k, n int) error {
@@ -138,10 +140,12 @@ func CheckIDs(ctx context.Context, db interface {
 	if called {
 		next = last + increment
 	}
+	// A step that is a multiple of n is a shard being split (docs/scaling.md,
+	// resharding step 2): it hands out ids of its own residue still.
 	switch {
 	case increment == 1:
 		return fmt.Errorf("shard %d of %d: %w: it was never set up as a shard (run bookingctl migrate with DATABASE_SHARD_URLS)", k, n, ErrLayout)
-	case increment != int64(n):
+	case increment%int64(n) != 0:
 		return fmt.Errorf("shard %d of %d: %w: it was set up as one of %d shards (show ids in steps of %d); adding or removing shards is a resharding (docs/scaling.md)",
 			k, n, ErrLayout, increment, increment)
 	case next%int64(n) != int64(k):

@@ -138,4 +138,10 @@ func TestCheckIDs(t *testing.T) {
 	require.NoError(t, shards.CheckIDs(ctx, pool, 1, 4), "after handing out an id")
 	require.ErrorIs(t, shards.CheckIDs(ctx, pool, 2, 4), shards.ErrLayout, "listed at another position")
 	require.ErrorIs(t, shards.CheckIDs(ctx, pool, 1, 8), shards.ErrLayout, "grown without migrate")
+
+	// Being split into shards 1 and 5 of 8 (ids ≡ 1 mod 8 only): the
+	// 4-shard deployment may still restart.
+	require.NoError(t, shards.ConfigureIDs(ctx, pool, 1, 8))
+	require.NoError(t, shards.CheckIDs(ctx, pool, 1, 4))
+	require.NoError(t, shards.CheckIDs(ctx, pool, 1, 8))
 }

@@ -873,7 +873,7 @@ func (c *cli) listConsumers(ctx context.Context, pools []*pgxpool.Pool, failed m
 	n := len(pools)
 	var (
 		errs     []error
-		index    map[int]eventstore.Checkpoint
+		index    map[int]projections.IndexPosition
 		indexErr error
 	)
 	if n > 1 {
@@ -892,8 +892,8 @@ func (c *cli) listConsumers(ctx context.Context, pools []*pgxpool.Pool, failed m
 		}
 		if err == nil && n > 1 && indexErr == nil {
 			var row consumerRow
-			cp, ran := index[k]
-			row, err = userIndexRow(ctx, pool, cp, ran)
+			at, ran := index[k]
+			row, err = userIndexRow(ctx, pool, at, ran)
 			rows = append(rows, row)
 		}
 		if err != nil {
@@ -949,7 +949,7 @@ func consumerRows(ctx context.Context, pool *pgxpool.Pool) ([]consumerRow, error
 
 // userIndexPositions reads how far each shard's user index has got, from
 // the home database (DATABASE_URL).
-func (c *cli) userIndexPositions(ctx context.Context) (map[int]eventstore.Checkpoint, error) {
+func (c *cli) userIndexPositions(ctx context.Context) (map[int]projections.IndexPosition, error) {
 	home, err := c.db(ctx)
 	if ce := (*pgconn.ConnectError)(nil); errors.As(err, &ce) {
 		return nil, fmt.Errorf("%s (home database): unreachable: %s", userIndexGroup, shardcli.ShortError(err))
@@ -970,14 +970,18 @@ func (c *cli) userIndexPositions(ctx context.Context) (map[int]eventstore.Checkp
 // (projections.UserIndex.Step) it continues after the event at its
 // position, whose transaction id may have been rebased since, or after the
 // stored pair when that event is gone.
-func userIndexRow(ctx context.Context, shard *pgxpool.Pool, cp eventstore.Checkpoint, ran bool) (consumerRow, error) {
+func userIndexRow(ctx context.Context, shard *pgxpool.Pool, at projections.IndexPosition, ran bool) (consumerRow, error) {
 	row := consumerRow{group: userIndexGroup, after: "never ran"}
+	cp := at.Checkpoint
 	if ran {
 		row.after = strconv.FormatInt(cp.Position, 10)
-		at, err := eventstore.New(shard).CheckpointAt(ctx, cp.Position)
+		if !at.CaughtUp {
+			row.after += " (filling: not used yet)"
+		}
+		resolved, err := eventstore.New(shard).CheckpointAt(ctx, cp.Position)
 		switch {
 		case err == nil:
-			cp = at
+			cp = resolved
 		case !errors.Is(err, eventstore.ErrPositionNotFound):
 			return row, fmt.Errorf("%s: %w", userIndexGroup, err)
 		}

@@ -376,7 +376,12 @@ func checkReplica(ctx context.Context, p *pgxpool.Pool, k, n int, logger *slog.L
 		logger.Warn("a replica does not answer at start; reads skip it until it does", "err", err)
 		return nil
 	}
-	return shards.CheckIDs(pctx, p, k, n)
+	err := shards.CheckIDs(pctx, p, k, n)
+	if err != nil && !errors.Is(err, shards.ErrLayout) {
+		logger.Warn("could not check a replica's shard at start; reads use it once it answers", "err", err)
+		return nil
+	}
+	return err
 }
 
 // redisClient connects to REDIS_URL: one server, or with REDIS_CLUSTER a
@@ -530,7 +535,7 @@ func sampleLag(ctx context.Context, d *deps, logger *slog.Logger) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
-		var indexed map[int]eventstore.Checkpoint
+		var indexed map[int]projections.IndexPosition
 		if len(d.shards) > 1 {
 			var err error
 			if indexed, err = projections.UserIndexPositions(ctx, d.home); err != nil && ctx.Err() == nil {
@@ -547,16 +552,22 @@ func sampleLag(ctx context.Context, d *deps, logger *slog.Logger) {
 				continue
 			}
 			up.WithLabelValues(label).Set(1)
+			// One shard that hangs must not freeze every shard's figures.
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			store := eventstore.New(sh.primary)
-			if cp, ok := indexed[sh.k]; ok {
-				if n, behind, err := store.LagAfter(ctx, cp); err == nil {
+			if at, ok := indexed[sh.k]; ok {
+				cp := at.Checkpoint
+				if resolved, err := store.CheckpointAt(sctx, cp.Position); err == nil {
+					cp = resolved // the stored transaction id may predate a rebase
+				}
+				if n, behind, err := store.LagAfter(sctx, cp); err == nil {
 					events.WithLabelValues("user-index", label).Set(float64(n))
 					seconds.WithLabelValues("user-index", label).Set(behind.Seconds())
 				}
 			}
-			groups, err := store.ConsumerGroups(ctx)
+			groups, err := store.ConsumerGroups(sctx)
 			for _, g := range groups {
-				n, behind, lerr := store.Lag(ctx, g)
+				n, behind, lerr := store.Lag(sctx, g)
 				if lerr != nil {
 					err = lerr
 					continue
@@ -564,6 +575,7 @@ func sampleLag(ctx context.Context, d *deps, logger *slog.Logger) {
 				events.WithLabelValues(g, label).Set(float64(n))
 				seconds.WithLabelValues(g, label).Set(behind.Seconds())
 			}
+			cancel()
 			if err != nil && ctx.Err() == nil {
 				logger.Warn("measuring consumer lag", "shard", sh.k, "err", err)
 			}
