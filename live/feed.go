@@ -93,6 +93,11 @@ func (f *Feed) Next(ctx context.Context, idle <-chan time.Time) (Change, bool, e
 			return Change{}, false, nil
 		case <-f.sub.Dropped():
 			return Change{}, false, ErrDropped
+		case <-f.sub.Resync():
+			if err := f.catchUp(ctx); err != nil {
+				return Change{}, false, err
+			}
+			return f.Next(ctx, idle)
 		case e := <-f.sub.Events():
 			switch v := f.show.Version(); {
 			case e.StreamVersion <= v:

@@ -71,7 +71,15 @@ type Subscription struct {
 	c      chan eventstore.Event
 	done   chan struct{} // closed when the hub drops the subscription
 	once   sync.Once
+	// resync is signalled when the hub chose where to start reading after
+	// this subscription was made: events committed in between reach it
+	// from the store, not from the hub.
+	resync chan struct{}
 }
+
+// Resync is signalled when the subscriber must read the store for events
+// the hub will not deliver (Feed catches up).
+func (s *Subscription) Resync() <-chan struct{} { return s.resync }
 
 // Events delivers the stream's events in order.
 func (s *Subscription) Events() <-chan eventstore.Event { return s.c }
@@ -95,7 +103,8 @@ func (s *Subscription) drop() { s.once.Do(func() { close(s.done) }) }
 
 // Subscribe starts delivering stream's events.
 func (h *Hub) Subscribe(stream string) *Subscription {
-	s := &Subscription{hub: h, stream: stream, c: make(chan eventstore.Event, h.buffer), done: make(chan struct{})}
+	s := &Subscription{hub: h, stream: stream, c: make(chan eventstore.Event, h.buffer), done: make(chan struct{}),
+		resync: make(chan struct{}, 1)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -157,6 +166,18 @@ func (h *Hub) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+	// Subscriptions made before cp was chosen may have loaded the store
+	// before events the hub now starts after: they catch up from it.
+	h.mu.Lock()
+	for _, subs := range h.subs {
+		for s := range subs {
+			select {
+			case s.resync <- struct{}{}:
+			default:
+			}
+		}
+	}
+	h.mu.Unlock()
 	if h.started != nil {
 		close(h.started)
 	}

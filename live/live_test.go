@@ -178,7 +178,9 @@ func TestHubRidesOutADatabaseOutage(t *testing.T) {
 	require.NoError(t, err)
 	hubPool := pgtest.Pool(t, url)
 	hub := NewHub(eventstore.New(hubPool), nil, 5*time.Millisecond)
+	hub.started = make(chan struct{})
 	runHub(t, hub)
+	<-hub.started
 	f, err := Open(ctx, hub, res.ShowID, 1)
 	require.NoError(t, err)
 	defer f.Close()
@@ -229,4 +231,30 @@ func TestHubRidesOutADatabaseOutage(t *testing.T) {
 		assert.Equal(t, []SeatChange{{SeatNumber: seats[attempt], Status: "locked"}}, c.Seats)
 		break
 	}
+}
+
+// A feed opened before its hub chose where to start reading (the hub was
+// starting, or coming back after an outage) gets the events committed in
+// between from the store: the hub starts after them.
+func TestFeedOpenedBeforeTheHubStartsMissesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := pgtest.NewDB(t)
+	svc, err := ledger.New(pool, ledger.DefaultConfig())
+	require.NoError(t, err)
+	res, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{Name: "x", ShowType: domain.ShowBus,
+		StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1", "2"}}, ledger.Metadata{})
+	require.NoError(t, err)
+	hub := NewHub(eventstore.New(pool), nil, 5*time.Millisecond)
+	hub.started = make(chan struct{})
+	f, err := Open(ctx, hub, res.ShowID, 1) // loads version 1
+	require.NoError(t, err)
+	defer f.Close()
+	_, _, err = svc.Hold(ctx, res.ShowID, domain.UserID(uuid.NewString()), []string{"1"}, ledger.Metadata{}) // version 2
+	require.NoError(t, err)
+	runHub(t, hub)
+	<-hub.started // it starts after version 2
+	c := next(t, f)
+	assert.Equal(t, 2, c.Version, "version 2 from the store")
+	assert.Equal(t, domain.TypeSeatLocked, c.Type)
 }
