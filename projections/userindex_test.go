@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/eventstore"
 	"github.com/bookingledger/ledger/internal/pgtest"
 	"github.com/bookingledger/ledger/internal/workload"
 	"github.com/bookingledger/ledger/ledger"
@@ -156,17 +157,22 @@ func TestUserIndexFillsReadsOutsideHomeAndHeals(t *testing.T) {
 		_, _, err := svc.Hold(ctx, show.ShowID, "00000000-0000-7000-8000-000000000003", []string{seat}, ledger.Metadata{})
 		require.NoError(t, err)
 	}
+	// All four events readable (no older transaction on the server holds
+	// them back), so a batch of 2 is a full batch.
+	require.Eventually(t, func() bool {
+		events, err := svc.Store().ReadAll(ctx, eventstore.Checkpoint{}, 10)
+		require.NoError(t, err)
+		return len(events) == 4
+	}, time.Minute, 10*time.Millisecond)
 	x := projections.NewUserIndex(home, svc.Store(), 0, projections.UserIndexConfig{BatchSize: 2}, nil)
 	position := func() projections.IndexPosition {
 		at, err := projections.UserIndexPositions(ctx, home)
 		require.NoError(t, err)
 		return at[0]
 	}
-	require.Eventually(t, func() bool {
-		n, err := x.Step(ctx)
-		require.NoError(t, err)
-		return n > 0
-	}, time.Minute, 10*time.Millisecond)
+	n, err := x.Step(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
 	assert.False(t, position().CaughtUp, "a batch of 2 of 4 events: still filling")
 	require.Eventually(t, func() bool {
 		_, err := x.Step(ctx)
