@@ -171,8 +171,18 @@ func TestConsumersUserIndex(t *testing.T) {
 	assert.Regexp(t, `^never ran 4 \d`, row(r, 1))
 
 	index := projections.NewUserIndex(home, eventstore.New(d.pools[0]), 0, projections.UserIndexConfig{BatchSize: 1}, slog.New(slog.DiscardHandler))
-	// step applies the next event. Step applies nothing while a transaction
-	// older than it runs on the server (another test's, in any database).
+	// Wait until the shard's four events are readable: a Step that reads
+	// nothing (a transaction older than them still runs on the server, in
+	// any database) would mark the index caught up.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		readable, err := eventstore.New(d.pools[0]).ReadAll(ctx, eventstore.Checkpoint{}, 10)
+		require.NoError(t, err)
+		if len(readable) == 4 {
+			break
+		}
+		require.False(t, time.Now().After(deadline), "the shard's events are not readable after a minute")
+	}
+	// step applies the next event.
 	step := func() {
 		t.Helper()
 		for deadline := time.Now().Add(time.Minute); ; {
