@@ -63,6 +63,18 @@ type env struct {
 	stopProjector func()
 }
 
+// testConfig is the API's configuration in the tests: the test secret,
+// limits out of the way, and a long read-your-writes wait (a loaded test
+// server can hold the projector back for seconds: the xmin fence is
+// server-wide; the tests want the projection's answer).
+func testConfig() api.Config {
+	cfg := api.DefaultConfig()
+	cfg.JWTSecret = testSecret
+	cfg.RateLimits = api.RateLimits{Auth: 10_000, Bookings: 10_000, Reads: 10_000}
+	cfg.ReadYourWritesWait = 30 * time.Second
+	return cfg
+}
+
 type envOption func(*api.Deps, *ledger.Config)
 
 func withRateLimits(auth, bookings, reads int) envOption {
@@ -91,12 +103,7 @@ func newEnvOn(t *testing.T, pool *pgxpool.Pool, url string, opts ...envOption) *
 	rdb, prefix := redistest.New(t)
 	e := &env{t: t, url: url, pool: pool, rdb: rdb, prefix: prefix, clock: &clock{}, reg: prometheus.NewRegistry()}
 	lcfg := ledger.DefaultConfig()
-	cfg := api.DefaultConfig()
-	cfg.JWTSecret = testSecret
-	cfg.RateLimits = api.RateLimits{Auth: 10_000, Bookings: 10_000, Reads: 10_000}
-	// A loaded test server can hold the projector back for seconds (the
-	// xmin fence is server-wide); the tests want the projection's answer.
-	cfg.ReadYourWritesWait = 30 * time.Second
+	cfg := testConfig()
 	e.deps = api.Deps{
 		Config:   cfg,
 		Users:    users.NewStore(pool).WithCost(bcrypt.MinCost),

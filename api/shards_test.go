@@ -61,10 +61,7 @@ func newShardedEnvOn(t *testing.T, dbs []shardDB, cacheOf func(rdb redis.Univers
 	home, homeURL := pgtest.NewDB(t)
 	rdb, prefix := redistest.New(t)
 	e := &env{t: t, url: homeURL, pool: home, rdb: rdb, prefix: prefix, clock: &clock{}, reg: prometheus.NewRegistry()}
-	cfg := api.DefaultConfig()
-	cfg.JWTSecret = testSecret
-	cfg.RateLimits = api.RateLimits{Auth: 10_000, Bookings: 10_000, Reads: 10_000}
-	cfg.ReadYourWritesWait = 30 * time.Second
+	cfg := testConfig()
 	showCache := cache.New(rdb, cache.Config{Prefix: prefix, TTL: time.Minute, Registerer: e.reg})
 	if cacheOf != nil {
 		showCache = cacheOf(rdb, prefix)
@@ -352,9 +349,7 @@ func TestAShardDown(t *testing.T) {
 	require.NoError(t, err)
 
 	home, _ := pgtest.NewDB(t)
-	cfg := api.DefaultConfig()
-	cfg.JWTSecret = testSecret
-	cfg.ReadYourWritesWait = 30 * time.Second
+	cfg := testConfig()
 	e := &env{t: t, url: upURL, pool: home}
 	e.deps = api.Deps{Config: cfg, Primary: home, Users: users.NewStore(home).WithCost(bcrypt.MinCost),
 		Shards: []api.Shard{{Ledger: upSvc, Primary: up}, {Ledger: downSvc, Primary: down}}}
