@@ -103,14 +103,7 @@ func (x *UserIndex) step(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	stored.TransactionID = uint64(xid)
-	// The position is where to resume: it survives a rebase of the
-	// shard's transaction ids (the pair is written back corrected below).
-	// An event no longer there (its show moved to another shard) leaves
-	// the stored pair.
-	from, err := x.shard.CheckpointAt(ctx, stored.Position)
-	if errors.Is(err, eventstore.ErrPositionNotFound) {
-		from, err = stored, nil
-	}
+	from, err := resumeAt(ctx, x.shard, stored) // written back corrected below
 	if err != nil {
 		return 0, err
 	}
@@ -153,6 +146,29 @@ func (x *UserIndex) step(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	return len(events), nil
+}
+
+// resumeAt is where the index goes on in shard's stream from its stored
+// pair: after the event at the stored position, whose transaction id may
+// have been rebased since; or after the stored pair itself when that event
+// is gone (its show moved to another shard).
+func resumeAt(ctx context.Context, shard *eventstore.Store, stored eventstore.Checkpoint) (eventstore.Checkpoint, error) {
+	from, err := shard.CheckpointAt(ctx, stored.Position)
+	if errors.Is(err, eventstore.ErrPositionNotFound) {
+		return stored, nil
+	}
+	return from, err
+}
+
+// UserIndexLag is how far the index, standing at at (zero: never ran), is
+// behind shard's stream: the events after where it goes on, and the age of
+// the oldest of them.
+func UserIndexLag(ctx context.Context, shard *eventstore.Store, at eventstore.Checkpoint) (events int64, behind time.Duration, err error) {
+	from, err := resumeAt(ctx, shard, at)
+	if err != nil {
+		return 0, 0, err
+	}
+	return shard.LagAfter(ctx, from)
 }
 
 // queueIndexed queues what event e changes in user_bookings; each change

@@ -964,30 +964,19 @@ func (c *cli) userIndexPositions(ctx context.Context) (map[int]projections.Index
 	return index, nil
 }
 
-// userIndexRow is where a shard's user index stands, cp from the home
+// userIndexRow is where a shard's user index stands, at from the home
 // database (ran: it has a row there), and how far behind the shard's stream
-// it is, reckoned as Store.Lag reckons a consumer group's. Like the index
-// (projections.UserIndex.Step) it continues after the event at its
-// position, whose transaction id may have been rebased since, or after the
-// stored pair when that event is gone.
+// it is (projections.UserIndexLag: from where the index goes on).
 func userIndexRow(ctx context.Context, shard *pgxpool.Pool, at projections.IndexPosition, ran bool) (consumerRow, error) {
 	row := consumerRow{group: userIndexGroup, after: "never ran"}
-	cp := at.Checkpoint
 	if ran {
-		row.after = strconv.FormatInt(cp.Position, 10)
+		row.after = strconv.FormatInt(at.Position, 10)
 		if !at.CaughtUp {
 			row.after += " (filling: not used yet)"
 		}
-		resolved, err := eventstore.New(shard).CheckpointAt(ctx, cp.Position)
-		switch {
-		case err == nil:
-			cp = resolved
-		case !errors.Is(err, eventstore.ErrPositionNotFound):
-			return row, fmt.Errorf("%s: %w", userIndexGroup, err)
-		}
 	}
 	var err error
-	if row.events, row.age, err = eventstore.New(shard).LagAfter(ctx, cp); err != nil {
+	if row.events, row.age, err = projections.UserIndexLag(ctx, eventstore.New(shard), at.Checkpoint); err != nil {
 		return row, fmt.Errorf("%s: %w", userIndexGroup, err)
 	}
 	return row, nil

@@ -556,11 +556,7 @@ func sampleLag(ctx context.Context, d *deps, logger *slog.Logger) {
 			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			store := eventstore.New(sh.primary)
 			if at, ok := indexed[sh.k]; ok {
-				cp := at.Checkpoint
-				if resolved, err := store.CheckpointAt(sctx, cp.Position); err == nil {
-					cp = resolved // the stored transaction id may predate a rebase
-				}
-				if n, behind, err := store.LagAfter(sctx, cp); err == nil {
+				if n, behind, err := projections.UserIndexLag(sctx, store, at.Checkpoint); err == nil {
 					events.WithLabelValues("user-index", label).Set(float64(n))
 					seconds.WithLabelValues("user-index", label).Set(behind.Seconds())
 				}
