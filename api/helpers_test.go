@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -152,7 +153,8 @@ func (e *env) startProjector() {
 type response struct {
 	status int
 	header http.Header
-	body   []byte
+	body   []byte // decoded when the answer came gzipped
+	wire   []byte // as it came
 }
 
 func (r response) json(t *testing.T) map[string]any {
@@ -192,7 +194,15 @@ func (e *env) do(method, path, token string, body any, headers ...string) respon
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(e.t, err)
-	r := response{status: resp.StatusCode, header: resp.Header, body: raw}
+	r := response{status: resp.StatusCode, header: resp.Header, body: raw, wire: raw}
+	// A client that asked for gzip itself gets the wire bytes (net/http
+	// decodes only what it asked for); the contract describes the JSON.
+	if resp.Header.Get("Content-Encoding") == "gzip" && req.Method != http.MethodHead {
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		require.NoError(e.t, err)
+		r.body, err = io.ReadAll(zr)
+		require.NoError(e.t, err)
+	}
 	e.checkContract(req, r)
 	return r
 }

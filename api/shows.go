@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -132,11 +134,60 @@ func (s *server) cacheSource(k int) projections.Querier {
 	return s.shards[k].Reads.Any()
 }
 
-// showEntry is a show's cached representation: its projected version (the
-// ETag) and its JSON.
+// showEntry is a show's representation: its projected version (the ETag),
+// its JSON and, when it is kept in the cache and large enough to gain,
+// the JSON gzipped once when it was loaded.
 type showEntry struct {
 	version int
 	body    []byte
+	gzipped []byte // nil: only the JSON is sent
+}
+
+// gzipMinSize is the smallest JSON worth gzipping (about 25 seats): below
+// it the saving is a few hundred bytes at most.
+const gzipMinSize = 1024
+
+var gzipWriters = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(nil, gzip.DefaultCompression) // errors only for an invalid level
+	return w
+}}
+
+// gzipBytes compresses b.
+func gzipBytes(b []byte) []byte {
+	var out bytes.Buffer
+	out.Grow(len(b)/8 + 64)
+	w := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(w)
+	w.Reset(&out)
+	_, _ = w.Write(b) // a bytes.Buffer does not fail
+	_ = w.Close()
+	return out.Bytes()
+}
+
+// marshalShowEntry is a cached show's value: "<version> <length of the
+// JSON>\n", the JSON, then its gzip (if any).
+func marshalShowEntry(e showEntry) []byte {
+	head := strconv.Itoa(e.version) + " " + strconv.Itoa(len(e.body)) + "\n"
+	out := make([]byte, 0, len(head)+len(e.body)+len(e.gzipped))
+	return append(append(append(out, head...), e.body...), e.gzipped...)
+}
+
+func parseShowEntry(id int64, raw []byte) (showEntry, error) {
+	head, rest, _ := bytes.Cut(raw, []byte("\n"))
+	v, n, _ := bytes.Cut(head, []byte(" "))
+	version, err := strconv.Atoi(string(v))
+	if err != nil {
+		return showEntry{}, fmt.Errorf("cached show %d: version: %w", id, err)
+	}
+	size, err := strconv.Atoi(string(n))
+	if err != nil || size < 0 || size > len(rest) {
+		return showEntry{}, fmt.Errorf("cached show %d: a JSON of %q bytes in %d", id, n, len(rest))
+	}
+	e := showEntry{version: version, body: rest[:size:size]}
+	if size < len(rest) {
+		e.gzipped = rest[size:]
+	}
+	return e, nil
 }
 
 func (s *server) loadShow(ctx context.Context, id int64) (showEntry, error) {
@@ -164,17 +215,19 @@ func (s *server) loadShow(ctx context.Context, id int64) (showEntry, error) {
 		if err != nil {
 			return nil, err
 		}
-		return append([]byte(strconv.Itoa(show.Version)+"\n"), body...), nil
+		e := showEntry{version: show.Version, body: body}
+		// Compressed once for every read the cache answers; a read that
+		// bypasses the cache is sent as it is (nothing is compressed per
+		// request).
+		if s.Cache.Enabled() && len(body) >= gzipMinSize {
+			e.gzipped = gzipBytes(body)
+		}
+		return marshalShowEntry(e), nil
 	})
 	if err != nil {
 		return showEntry{}, err
 	}
-	v, body, _ := bytes.Cut(raw, []byte("\n"))
-	version, err := strconv.Atoi(string(v))
-	if err != nil {
-		return showEntry{}, fmt.Errorf("cached show %d: %w", id, err)
-	}
-	return showEntry{version: version, body: body}, nil
+	return parseShowEntry(id, raw)
 }
 
 func pathID(r *http.Request) (int64, error) {
@@ -196,29 +249,75 @@ func (s *server) getShow(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	// The projected stream version identifies the seat map exactly.
-	etag := showETag(id, show.version)
-	w.Header().Set("ETag", etag)
-	w.Header().Set("Cache-Control", "no-cache")
-	if etagMatches(r.Header.Get("If-None-Match"), etag) {
+	gzipped := show.gzipped != nil && acceptsGzip(r.Header.Get("Accept-Encoding"))
+	// The projected stream version identifies the seat map exactly; each
+	// encoding of it has its own strong ETag, and either revalidates.
+	h := w.Header()
+	h.Set("ETag", showETag(id, show.version, gzipped))
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Vary", "Accept-Encoding")
+	inm := r.Header.Get("If-None-Match")
+	if inm != "" && (etagMatches(inm, showETag(id, show.version, false)) || etagMatches(inm, showETag(id, show.version, true))) {
 		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if gzipped {
+		h.Set("Content-Encoding", "gzip")
+		writeRawJSON(w, http.StatusOK, show.gzipped)
 		return
 	}
 	writeRawJSON(w, http.StatusOK, show.body)
 }
 
-// showETag names a show's seat map at a stream version.
-func showETag(id int64, version int) string { return fmt.Sprintf(`"show-%d-v%d"`, id, version) }
+// showETag names a show's seat map at a stream version, in one encoding.
+func showETag(id int64, version int, gzipped bool) string {
+	tag := `"show-` + strconv.FormatInt(id, 10) + "-v" + strconv.Itoa(version)
+	if gzipped {
+		return tag + `-gzip"`
+	}
+	return tag + `"`
+}
 
 // etagMatches implements If-None-Match's weak comparison over a list of tags.
 func etagMatches(header, etag string) bool {
-	for _, t := range strings.Split(header, ",") {
+	for t := range strings.SplitSeq(header, ",") {
 		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
 		if t == etag || t == "*" {
 			return true
 		}
 	}
 	return false
+}
+
+// acceptsGzip reports whether an Accept-Encoding header admits gzip
+// (RFC 9110, 12.5.3): named, or matched by "*" when not named, with a
+// q-value above 0.
+func acceptsGzip(header string) bool {
+	named, star := -1.0, -1.0
+	for part := range strings.SplitSeq(header, ",") {
+		coding, params, _ := strings.Cut(part, ";")
+		q := 1.0
+		for p := range strings.SplitSeq(params, ";") {
+			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if strings.EqualFold(k, "q") {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+					q = f
+				} else {
+					q = 0
+				}
+			}
+		}
+		switch coding = strings.TrimSpace(coding); {
+		case strings.EqualFold(coding, "gzip"), strings.EqualFold(coding, "x-gzip"):
+			named = max(named, q)
+		case coding == "*":
+			star = max(star, q)
+		}
+	}
+	if named >= 0 {
+		return named > 0
+	}
+	return star > 0
 }
 
 type createShowRequest struct {
@@ -273,7 +372,7 @@ func (s *server) createShow(w http.ResponseWriter, r *http.Request) {
 		detail.Seats[i] = projections.Seat{SeatNumber: n, Status: string(domain.SeatStatusAvailable)}
 	}
 	w.Header().Set("Location", fmt.Sprintf("/api/shows/%d", res.ShowID))
-	w.Header().Set("ETag", showETag(int64(res.ShowID), res.Version))
+	w.Header().Set("ETag", showETag(int64(res.ShowID), res.Version, false))
 	writeJSON(w, http.StatusCreated, detail)
 }
 

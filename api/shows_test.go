@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"testing"
 	"time"
 
@@ -198,4 +199,102 @@ func TestCacheInvalidationAfterBooking(t *testing.T) {
 	assert.Equal(t, "locked", seatStatuses(after)["1"])
 	assert.EqualValues(t, 1, after["available_seats"])
 	assert.Equal(t, http.StatusOK, e.do("GET", fmt.Sprintf("/api/shows/%d", show), "", nil, "If-None-Match", etag).status)
+}
+
+// A seat map the cache answers is gzipped once, when it is cached, for
+// clients that admit gzip; both encodings carry the same JSON, have their
+// own ETags, and either revalidates. Reads that bypass the cache, and small
+// seat maps, are plain JSON.
+func TestShowGzip(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	admin, _ := e.login(users.RoleAdmin)
+	show := e.createShow(admin, map[string]any{"show_type": "movie", "total_seats": 100})
+	e.waitShow(show, 1)
+	path := fmt.Sprintf("/api/shows/%d", show)
+	plainTag, gzipTag := fmt.Sprintf(`"show-%d-v1"`, show), fmt.Sprintf(`"show-%d-v1-gzip"`, show)
+
+	plain := e.do("GET", path, "", nil, "Accept-Encoding", "identity")
+	require.Equal(t, http.StatusOK, plain.status)
+	assert.Empty(t, plain.header.Get("Content-Encoding"))
+	assert.Equal(t, plainTag, plain.header.Get("ETag"))
+	assert.Equal(t, "Accept-Encoding", plain.header.Get("Vary"))
+	assert.Equal(t, strconv.Itoa(len(plain.wire)), plain.header.Get("Content-Length"))
+	require.Len(t, plain.json(t)["seats"], 100)
+
+	zipped := e.do("GET", path, "", nil, "Accept-Encoding", "gzip, deflate, br")
+	require.Equal(t, http.StatusOK, zipped.status)
+	assert.Equal(t, "gzip", zipped.header.Get("Content-Encoding"))
+	assert.Equal(t, gzipTag, zipped.header.Get("ETag"))
+	assert.Equal(t, "Accept-Encoding", zipped.header.Get("Vary"))
+	assert.Equal(t, strconv.Itoa(len(zipped.wire)), zipped.header.Get("Content-Length"))
+	assert.Equal(t, string(plain.body), string(zipped.body), "the same JSON in both encodings")
+	assert.Less(t, len(zipped.wire)*4, len(plain.wire), "gzip shrinks a seat map several times")
+
+	// Either ETag revalidates either encoding; the 304 names the encoding
+	// the client would have got.
+	for _, c := range []struct{ accept, inm, want string }{
+		{"gzip", plainTag, gzipTag}, {"gzip", gzipTag, gzipTag}, {"identity", gzipTag, plainTag}, {"", `"x", W/` + gzipTag, plainTag},
+	} {
+		r := e.do("GET", path, "", nil, "Accept-Encoding", c.accept, "If-None-Match", c.inm)
+		assert.Equal(t, http.StatusNotModified, r.status, "Accept-Encoding %q, If-None-Match %s", c.accept, c.inm)
+		assert.Equal(t, c.want, r.header.Get("ETag"), "Accept-Encoding %q, If-None-Match %s", c.accept, c.inm)
+		assert.Empty(t, r.wire)
+	}
+	assert.Equal(t, http.StatusOK, e.do("GET", path, "", nil, "Accept-Encoding", "gzip", "If-None-Match", fmt.Sprintf(`"show-%d-v0-gzip"`, show)).status)
+
+	// Accept-Encoding as RFC 9110 reads it.
+	for accept, gzipped := range map[string]bool{
+		"gzip": true, "GZIP;q=0.5": true, "x-gzip": true, "*": true, "br, *;q=0.1": true, "gzip ; q=1.0, identity": true,
+		"": false, "identity": false, "br, deflate": false, "gzip;q=0": false, "gzip;q=0.000": false, "*;q=0": false,
+		"*, gzip;q=0": false, "br, *;q=0": false, "gzip;q=x": false,
+	} {
+		r := e.do("GET", path, "", nil, "Accept-Encoding", accept)
+		require.Equal(t, http.StatusOK, r.status)
+		if gzipped {
+			assert.Equal(t, "gzip", r.header.Get("Content-Encoding"), "Accept-Encoding %q", accept)
+		} else {
+			assert.Empty(t, r.header.Get("Content-Encoding"), "Accept-Encoding %q", accept)
+		}
+		assert.Equal(t, string(plain.body), string(r.body), "Accept-Encoding %q", accept)
+	}
+
+	// HEAD announces the encoding and length GET would send.
+	head := e.do("HEAD", path, "", nil, "Accept-Encoding", "gzip")
+	require.Equal(t, http.StatusOK, head.status)
+	assert.Equal(t, "gzip", head.header.Get("Content-Encoding"))
+	assert.Equal(t, strconv.Itoa(len(zipped.wire)), head.header.Get("Content-Length"))
+
+	// A seat map under 1 KiB is not worth compressing.
+	small := e.createShow(admin, map[string]any{"seat_numbers": []string{"1", "2", "3"}})
+	e.waitShow(small, 1)
+	r := e.do("GET", fmt.Sprintf("/api/shows/%d", small), "", nil, "Accept-Encoding", "gzip")
+	require.Equal(t, http.StatusOK, r.status)
+	assert.Empty(t, r.header.Get("Content-Encoding"))
+	assert.Equal(t, fmt.Sprintf(`"show-%d-v1"`, small), r.header.Get("ETag"))
+
+	// A caller who just booked reads its own write past the cache: plain
+	// JSON, nothing compressed per request.
+	user, _ := e.login(users.RoleUser)
+	b := e.do("POST", "/api/bookings", user, map[string]any{"show_id": show, "seat_numbers": []string{"A1"}})
+	require.Equal(t, http.StatusCreated, b.status, "%s", b.body)
+	r = e.do("GET", path, user, nil, "Accept-Encoding", "gzip")
+	require.Equal(t, http.StatusOK, r.status)
+	assert.Empty(t, r.header.Get("Content-Encoding"))
+	assert.Equal(t, "locked", seatStatuses(r.json(t))["A1"])
+}
+
+// Without a cache every read is loaded and sent as plain JSON.
+func TestShowWithoutCacheIsPlain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withRedis(nil))
+	admin, _ := e.login(users.RoleAdmin)
+	show := e.createShow(admin, map[string]any{"show_type": "movie", "total_seats": 100})
+	e.waitShow(show, 1)
+	r := e.do("GET", fmt.Sprintf("/api/shows/%d", show), "", nil, "Accept-Encoding", "gzip")
+	require.Equal(t, http.StatusOK, r.status)
+	assert.Empty(t, r.header.Get("Content-Encoding"))
+	assert.Equal(t, fmt.Sprintf(`"show-%d-v1"`, show), r.header.Get("ETag"))
+	assert.Equal(t, "Accept-Encoding", r.header.Get("Vary"))
+	require.Len(t, r.json(t)["seats"], 100)
 }

@@ -121,8 +121,12 @@ func New(rdb redis.UniversalClient, cfg Config) *Cache {
 // Keys carry Redis Cluster hash tags: a show's value and its generation
 // share the tag {show:<id>}, the list's generation and pages share
 // {shows}, so each script and transaction touches one slot.
+//
+// A show's value is named with its layout ("v2": the api keeps a gzip of the
+// JSON beside it), so during a rolling upgrade processes of two versions
+// never read each other's values.
 func (c *Cache) showKey(id int64) string {
-	return c.cfg.Prefix + "{show:" + strconv.FormatInt(id, 10) + "}"
+	return c.cfg.Prefix + "{show:" + strconv.FormatInt(id, 10) + "}:v2"
 }
 func (c *Cache) showGenKey(id int64) string {
 	return c.cfg.Prefix + "{show:" + strconv.FormatInt(id, 10) + "}:gen"

@@ -481,7 +481,7 @@ func TestLocalLayerAnswersWhileListening(t *testing.T) {
 	// A lost connection may lose notifications: nothing from before it is
 	// answered from memory again.
 	l.set("v3")
-	_, err = rdb.Del(ctx, prefix+"{show:1}").Result()
+	_, err = rdb.Del(ctx, prefix+"{show:1}:v2").Result()
 	require.NoError(t, err)
 	var killed bool
 	require.NoError(t, pool.QueryRow(ctx, `SELECT pg_terminate_backend($1)`, int64(pid())).Scan(&killed))

@@ -100,14 +100,18 @@
 // prefix of its own, with the cache's invalidation listener as bookingd
 // runs it; the first serves the same show through cache.New(nil, …), so
 // from the projection tables on every request. Both must answer the same
-// seat map. Then -concurrency anonymous clients GET /api/shows/{id} of that
-// show from the instance without cache, and then from the one with it,
-// each for 0.5 s untimed and -read-duration timed (default 3 s). The cache's
-// keys are deleted afterwards. Last, a bare net/http server writes the same
-// response bytes to the same clients (no routing, middleware or lookup): the
-// most any cache could serve on this machine, which puts the ratio in
-// proportion. The read clients are one keep-alive connection each, writing a
-// request and reading its response with http.ReadResponse (as wrk does).
+// seat map, asked for as a client that accepts gzip: plain JSON from the
+// one without cache, gzip (compressed once, when it was cached) from the
+// one with it. Then -concurrency anonymous clients that accept gzip GET
+// /api/shows/{id} of that show from the instance without cache, and then
+// from the one with it; then clients that do not accept gzip from the one
+// with it; each phase for 0.5 s untimed and -read-duration timed (default
+// 3 s). The cache's keys are deleted afterwards. Last, a bare net/http
+// server writes the cached answer's bytes to the same clients (no routing,
+// middleware or lookup): the most any cache could serve on this machine,
+// which puts the ratio in proportion. The read clients are one keep-alive
+// connection each, writing a request and reading its response with a
+// minimal HTTP/1.1 reader that counts the body (as wrk does).
 //
 // After each run bookingbench verifies the database: for ledger and http it
 // folds every show's stream from the events table alone and counts seats
@@ -129,13 +133,15 @@
 // then one JSON line — the last line of the output is the last scenario's:
 //
 //	{"scenario":"spread","seed_per_s":…,"ledger_per_s":…,"http_per_s":…,"ledger_vs_seed":…,"http_vs_seed":…,"p50_ms":…,"p99_ms":…,"oversold":0,"lost":0,
-//	 "lag_p99_ms":…,"lag_max_ms":…,"catchup_ms":…,"reads_cached_per_s":…,"reads_uncached_per_s":…,"cache_ratio":…,"reads_ceiling_per_s":…}
+//	 "lag_p99_ms":…,"lag_max_ms":…,"catchup_ms":…,"reads_cached_per_s":…,"reads_uncached_per_s":…,"cache_ratio":…,
+//	 "reads_cached_plain_per_s":…,"cache_ratio_plain":…,"reads_ceiling_per_s":…}
 //
 // (on one line). p50_ms, p99_ms and the lag figures are the ledger
 // target's, in ms; catchup_ms is -1 when the projector did not catch up
-// within a minute. The reads are the http target's, in requests/s, and
-// cache_ratio is cached over uncached. oversold and lost are summed over
-// the targets. Figures of targets not run are 0.
+// within a minute. The reads are the http target's, in requests/s;
+// cache_ratio is cached over uncached (clients that accept gzip),
+// cache_ratio_plain the same for clients that do not. oversold and lost
+// are summed over the targets. Figures of targets not run are 0.
 package main
 
 import (

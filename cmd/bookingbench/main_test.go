@@ -56,6 +56,8 @@ func TestEveryTargetBooksWithoutOversellingOrLosing(t *testing.T) {
 				assert.Positive(t, r.reads.cached, name)
 				assert.Positive(t, r.reads.uncached, name)
 				assert.Positive(t, r.reads.ceiling, name)
+				assert.Positive(t, r.reads.cachedPlain, name)
+				assert.Less(t, r.reads.gzipBytes*4, r.reads.plainBytes, "%s: the cached seat map goes gzipped", name)
 			}
 		default:
 			assert.Nil(t, r.lag, name)
@@ -71,7 +73,8 @@ func TestEveryTargetBooksWithoutOversellingOrLosing(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &last), "the last line is JSON")
 	assert.Equal(t, "hot", last["scenario"])
 	keys := []string{"scenario", "seed_per_s", "ledger_per_s", "http_per_s", "ledger_vs_seed", "http_vs_seed", "p50_ms", "p99_ms", "oversold", "lost",
-		"lag_p99_ms", "lag_max_ms", "catchup_ms", "reads_cached_per_s", "reads_uncached_per_s", "cache_ratio", "reads_ceiling_per_s",
+		"lag_p99_ms", "lag_max_ms", "catchup_ms", "reads_cached_per_s", "reads_uncached_per_s", "cache_ratio",
+		"reads_cached_plain_per_s", "cache_ratio_plain", "reads_ceiling_per_s",
 		"shards", "ledger_per_shard_per_s"}
 	for _, key := range keys {
 		assert.Contains(t, last, key)

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,9 +40,13 @@ const readWarmup = 500 * time.Millisecond
 // the same API without one.
 type readStats struct {
 	show             domain.ShowID
-	cached, uncached float64 // requests/s
-	ceiling          float64 // requests/s of a bare server writing the same bytes
+	cached, uncached float64 // requests/s of clients that accept gzip
+	cachedPlain      float64 // requests/s of clients that do not
+	ceiling          float64 // requests/s of a bare server writing the cached answer's bytes
 	ratio            float64 // cached / uncached
+	ratioPlain       float64 // cachedPlain / uncached
+	plainBytes       int     // the seat map's JSON
+	gzipBytes        int     // the cached gzip of it
 }
 
 // measureReads serves a second API instance with the show cache on Redis
@@ -106,119 +111,148 @@ func (h *httpTarget) measureReads(ctx context.Context, redisURL string, n int, d
 
 	path := fmt.Sprintf("/api/shows/%d", h.readShow)
 	uncachedURL, cachedURL := h.base+path, cachedBase+path
-	if err := h.sameSeatMap(ctx, uncachedURL, cachedURL); err != nil {
+	gzipped, err := h.sameSeatMap(ctx, uncachedURL, cachedURL, &st)
+	if err != nil {
 		return st, err
 	}
 	for _, phase := range []struct {
-		url string
-		dst *float64
-	}{{uncachedURL, &st.uncached}, {cachedURL, &st.cached}} {
-		if _, err := h.readLoad(ctx, phase.url, n, readWarmup); err != nil {
+		url  string
+		gzip bool
+		dst  *float64
+	}{{uncachedURL, true, &st.uncached}, {cachedURL, true, &st.cached}, {cachedURL, false, &st.cachedPlain}} {
+		if _, err := readLoad(ctx, phase.url, phase.gzip, n, readWarmup); err != nil {
 			return st, err
 		}
-		if *phase.dst, err = h.readLoad(ctx, phase.url, n, d); err != nil {
+		if *phase.dst, err = readLoad(ctx, phase.url, phase.gzip, n, d); err != nil {
 			return st, err
 		}
 	}
-	if st.ceiling, err = h.ceiling(ctx, cachedURL, n, d); err != nil {
+	if st.ceiling, err = ceiling(ctx, gzipped, n, d); err != nil {
 		return st, err
 	}
 	if st.uncached > 0 {
-		st.ratio = st.cached / st.uncached
+		st.ratio, st.ratioPlain = st.cached/st.uncached, st.cachedPlain/st.uncached
 	}
 	return st, nil
 }
 
-// ceiling is the machine's HTTP ceiling for the same response: a bare
-// net/http server that writes the show's bytes (as read from url) with no
-// routing, middleware or lookup, loaded by the same clients. No cache can
-// serve this response faster here; it puts cache_ratio in proportion.
-func (h *httpTarget) ceiling(ctx context.Context, url string, n int, d time.Duration) (float64, error) {
-	body, err := h.get(ctx, url)
-	if err != nil {
-		return 0, err
-	}
+// ceiling is the machine's HTTP ceiling for the cached answer: a bare
+// net/http server that writes the same gzipped body with the same
+// Content-Type, Content-Encoding and Content-Length, with no routing,
+// middleware or lookup, loaded by the same clients. No cache can serve this
+// response faster here; it puts cache_ratio in proportion.
+func ceiling(ctx context.Context, gzipped []byte, n int, d time.Duration) (float64, error) {
+	length := strconv.Itoa(len(gzipped))
 	bareBase, stop, err := serveLocal(ctx, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(body)
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Set("Content-Length", length)
+		_, _ = w.Write(gzipped)
 	}))
 	if err != nil {
 		return 0, err
 	}
 	defer stop()
 	bare := bareBase + "/"
-	if _, err := h.readLoad(ctx, bare, n, readWarmup); err != nil {
+	if _, err := readLoad(ctx, bare, true, n, readWarmup); err != nil {
 		return 0, err
 	}
-	return h.readLoad(ctx, bare, n, d)
+	return readLoad(ctx, bare, true, n, d)
 }
 
-// sameSeatMap checks that both URLs answer the same show with readSeats
-// seats.
-func (h *httpTarget) sameSeatMap(ctx context.Context, urls ...string) error {
-	var first []byte
-	for _, u := range urls {
-		body, err := h.get(ctx, u)
-		if err != nil {
-			return err
-		}
-		var show projections.ShowDetail
-		if err := json.Unmarshal(body, &show); err != nil {
-			return fmt.Errorf("GET %s: %w", u, err)
-		}
-		if len(show.Seats) != readSeats {
-			return fmt.Errorf("GET %s: %d seats, want %d", u, len(show.Seats), readSeats)
-		}
-		if first == nil {
-			first = body
-		} else if !bytes.Equal(first, body) {
-			return fmt.Errorf("GET %s: the cached seat map differs from the database's", u)
-		}
+// sameSeatMap asks both URLs for the show as a client that accepts gzip
+// does: the API without cache must answer plain JSON, the one with it gzip,
+// and both the same seat map of readSeats seats. It returns the gzipped
+// body and notes both sizes in st.
+func (h *httpTarget) sameSeatMap(ctx context.Context, uncachedURL, cachedURL string, st *readStats) (gzipped []byte, err error) {
+	plain, encoding, err := h.getRaw(ctx, uncachedURL)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	if encoding != "" {
+		return nil, fmt.Errorf("GET %s: Content-Encoding %q from the API without cache, want none", uncachedURL, encoding)
+	}
+	gzipped, encoding, err = h.getRaw(ctx, cachedURL)
+	if err != nil {
+		return nil, err
+	}
+	if encoding != "gzip" {
+		return nil, fmt.Errorf("GET %s: Content-Encoding %q from the cached API, want gzip", cachedURL, encoding)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gzipped))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", cachedURL, err)
+	}
+	unzipped, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", cachedURL, err)
+	}
+	var show projections.ShowDetail
+	if err := json.Unmarshal(plain, &show); err != nil {
+		return nil, fmt.Errorf("GET %s: %w", uncachedURL, err)
+	}
+	if len(show.Seats) != readSeats {
+		return nil, fmt.Errorf("GET %s: %d seats, want %d", uncachedURL, len(show.Seats), readSeats)
+	}
+	if !bytes.Equal(plain, unzipped) {
+		return nil, fmt.Errorf("GET %s: the cached seat map differs from the database's", cachedURL)
+	}
+	st.plainBytes, st.gzipBytes = len(plain), len(gzipped)
+	return gzipped, nil
 }
 
-func (h *httpTarget) get(ctx context.Context, url string) ([]byte, error) {
+// getRaw GETs url as a client that accepts gzip and returns the body as
+// sent and its Content-Encoding.
+func (h *httpTarget) getRaw(ctx context.Context, url string) (body []byte, encoding string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
+	req.Header.Set("Accept-Encoding", "gzip") // set by hand: net/http leaves the body as sent
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err = io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, body)
+		return nil, "", fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, body)
 	}
-	return body, nil
+	return body, resp.Header.Get("Content-Encoding"), nil
 }
 
 // readLoad has n clients GET url one request after another for d and
-// returns the requests per second answered 200.
+// returns the requests per second answered 200; acceptGzip adds
+// Accept-Encoding: gzip to the request, as browsers, curl --compressed and
+// Go's http.Client send.
 //
 // Each client is one keep-alive connection that writes a request and reads
-// its response with http.ReadResponse, as wrk or hey would: net/http's
-// Transport hands every request between goroutines and costs about as much
-// CPU as the cached handler itself, and the load generator shares the
-// machine with the server. Both phases use the same client.
-func (h *httpTarget) readLoad(ctx context.Context, rawURL string, n int, d time.Duration) (float64, error) {
+// its response with a minimal HTTP/1.1 reader (status line, Content-Length,
+// the body counted, not decoded), as wrk does: net/http's Transport hands
+// every request between goroutines, and http.ReadResponse builds a header
+// map per response, which together cost about as much CPU as the cached
+// handler itself, and the load generator shares the machine with the
+// server. Every phase uses the same client.
+func readLoad(ctx context.Context, rawURL string, acceptGzip bool, n int, d time.Duration) (float64, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return 0, err
 	}
-	request := []byte("GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\nUser-Agent: bookingbench\r\n\r\n")
+	request := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\nUser-Agent: bookingbench\r\n"
+	if acceptGzip {
+		request += "Accept-Encoding: gzip\r\n"
+	}
+	request += "\r\n"
 	var (
 		ok       atomic.Int64
 		wg       sync.WaitGroup
 		errOnce  sync.Once
 		firstErr error
 	)
-	fail := func(err error) { errOnce.Do(func() { firstErr = err }) }
+	fail := func(err error) { errOnce.Do(func() { firstErr = fmt.Errorf("GET %s: %w", rawURL, err) }) }
 	start := time.Now()
 	deadline := start.Add(d)
 	for range n {
@@ -231,25 +265,14 @@ func (h *httpTarget) readLoad(ctx context.Context, rawURL string, n int, d time.
 			}
 			defer conn.Close()
 			_ = conn.SetDeadline(deadline.Add(10 * time.Second)) // a stuck server fails the run
-			br := bufio.NewReader(conn)
+			r := responseReader{conn: conn, buf: make([]byte, 64<<10)}
 			for ctx.Err() == nil && time.Now().Before(deadline) {
-				if _, err := conn.Write(request); err != nil {
+				if _, err := io.WriteString(conn, request); err != nil {
 					fail(err)
 					return
 				}
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
+				if err := r.read200(); err != nil {
 					fail(err)
-					return
-				}
-				_, err = io.Copy(io.Discard, resp.Body)
-				_ = resp.Body.Close()
-				if err != nil {
-					fail(err)
-					return
-				}
-				if resp.StatusCode != http.StatusOK {
-					fail(fmt.Errorf("GET %s: %d", rawURL, resp.StatusCode))
 					return
 				}
 				ok.Add(1)
@@ -264,6 +287,63 @@ func (h *httpTarget) readLoad(ctx context.Context, rawURL string, n int, d time.
 		return 0, err
 	}
 	return float64(ok.Load()) / time.Since(start).Seconds(), nil
+}
+
+// responseReader reads HTTP/1.1 responses of one keep-alive connection, one
+// request at a time (no pipelining).
+type responseReader struct {
+	conn net.Conn
+	buf  []byte
+}
+
+// read200 reads one whole response and fails unless it is a 200 with a
+// Content-Length (every answer readLoad asks for has one).
+func (r *responseReader) read200() error {
+	have, end := 0, -1
+	for end < 0 {
+		if have == len(r.buf) {
+			return errors.New("response header larger than 64 KiB")
+		}
+		m, err := r.conn.Read(r.buf[have:])
+		if err != nil {
+			return err
+		}
+		have += m
+		end = bytes.Index(r.buf[:have], []byte("\r\n\r\n"))
+	}
+	head := r.buf[:end+2]
+	status, fields, _ := bytes.Cut(head, []byte("\r\n"))
+	if !bytes.HasPrefix(status, []byte("HTTP/1.1 200 ")) {
+		return fmt.Errorf("answered %q", status)
+	}
+	length := -1
+	for len(fields) > 0 {
+		var field []byte
+		field, fields, _ = bytes.Cut(fields, []byte("\r\n"))
+		name, value, _ := bytes.Cut(field, []byte(":"))
+		if string(name) == "Content-Length" { // net/http's canonical spelling
+			n, err := strconv.Atoi(string(bytes.TrimSpace(value)))
+			if err != nil || n < 0 {
+				return fmt.Errorf("Content-Length %q", value)
+			}
+			length = n
+		}
+	}
+	if length < 0 {
+		return errors.New("a response without Content-Length")
+	}
+	left := length - (have - (end + 4))
+	if left < 0 {
+		return errors.New("more bytes than the response's Content-Length (no request was pipelined)")
+	}
+	for left > 0 {
+		m, err := r.conn.Read(r.buf[:min(left, len(r.buf))])
+		if err != nil {
+			return err
+		}
+		left -= m
+	}
+	return nil
 }
 
 // serveLocal serves handler on a free 127.0.0.1 port and returns its base
