@@ -186,10 +186,25 @@ func (e *env) do(method, path, token string, body any, headers ...string) respon
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	client := e.srv.Client()
+	given := map[string]bool{}
 	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
+		if headers[i] == "Accept-Encoding" && headers[i+1] == "" {
+			// No Accept-Encoding at all: net/http would add its own.
+			tr := client.Transport.(*http.Transport).Clone()
+			tr.DisableCompression = true
+			defer tr.CloseIdleConnections()
+			client = &http.Client{Transport: tr}
+			continue
+		}
+		if given[headers[i]] {
+			req.Header.Add(headers[i], headers[i+1]) // a name given twice is sent twice
+		} else {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		given[headers[i]] = true
 	}
-	resp, err := e.srv.Client().Do(req)
+	resp, err := client.Do(req)
 	require.NoError(e.t, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)

@@ -199,12 +199,7 @@ func (s *server) loadShow(ctx context.Context, id int64) (showEntry, error) {
 		if err != nil {
 			return showEntry{}, err
 		}
-		show, err := projections.NewReader(db).Show(ctx, id)
-		if err != nil {
-			return showEntry{}, err
-		}
-		body, err := json.Marshal(show)
-		return showEntry{version: show.Version, body: body}, err
+		return s.readShow(ctx, db, id)
 	}
 	raw, err := s.Cache.Show(ctx, id, func() ([]byte, error) {
 		show, err := projections.NewReader(s.cacheSource(k)).Show(ctx, id)
@@ -219,7 +214,7 @@ func (s *server) loadShow(ctx context.Context, id int64) (showEntry, error) {
 		// Compressed once for every read the cache answers; a read that
 		// bypasses the cache is sent as it is (nothing is compressed per
 		// request).
-		if s.Cache.Enabled() && len(body) >= gzipMinSize {
+		if s.Cache.Keeps() && len(body) >= gzipMinSize {
 			e.gzipped = gzipBytes(body)
 		}
 		return marshalShowEntry(e), nil
@@ -227,7 +222,23 @@ func (s *server) loadShow(ctx context.Context, id int64) (showEntry, error) {
 	if err != nil {
 		return showEntry{}, err
 	}
-	return parseShowEntry(id, raw)
+	e, err := parseShowEntry(id, raw)
+	if err != nil {
+		// Not what this version stores: answer from the database, and say so.
+		s.Logger.ErrorContext(ctx, "unreadable cached show, reading the database", "show_id", id, "err", err)
+		return s.readShow(ctx, s.cacheSource(k), id)
+	}
+	return e, nil
+}
+
+// readShow loads a show's representation from db, past the cache.
+func (s *server) readShow(ctx context.Context, db projections.Querier, id int64) (showEntry, error) {
+	show, err := projections.NewReader(db).Show(ctx, id)
+	if err != nil {
+		return showEntry{}, err
+	}
+	body, err := json.Marshal(show)
+	return showEntry{version: show.Version, body: body}, err
 }
 
 func pathID(r *http.Request) (int64, error) {
@@ -249,15 +260,16 @@ func (s *server) getShow(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	gzipped := show.gzipped != nil && acceptsGzip(r.Header.Get("Accept-Encoding"))
+	gzipped := show.gzipped != nil && acceptsGzip(headerList(r, "Accept-Encoding"))
 	// The projected stream version identifies the seat map exactly; each
-	// encoding of it has its own strong ETag, and either revalidates.
+	// encoding of it has its own strong ETag (RFC 9110, 8.8.3), and
+	// If-None-Match is compared with the one this request selects.
+	etag := showETag(id, show.version, gzipped)
 	h := w.Header()
-	h.Set("ETag", showETag(id, show.version, gzipped))
+	h.Set("ETag", etag)
 	h.Set("Cache-Control", "no-cache")
-	h.Set("Vary", "Accept-Encoding")
-	inm := r.Header.Get("If-None-Match")
-	if inm != "" && (etagMatches(inm, showETag(id, show.version, false)) || etagMatches(inm, showETag(id, show.version, true))) {
+	h.Add("Vary", "Accept-Encoding")
+	if etagMatches(headerList(r, "If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -289,22 +301,27 @@ func etagMatches(header, etag string) bool {
 	return false
 }
 
-// acceptsGzip reports whether an Accept-Encoding header admits gzip
-// (RFC 9110, 12.5.3): named, or matched by "*" when not named, with a
-// q-value above 0.
-func acceptsGzip(header string) bool {
-	named, star := -1.0, -1.0
-	for part := range strings.SplitSeq(header, ",") {
+// headerList is a list-valued header's lines joined into one list (RFC
+// 9110, 5.3).
+func headerList(r *http.Request, name string) string {
+	if v := r.Header.Values(name); len(v) > 1 {
+		return strings.Join(v, ",")
+	}
+	return r.Header.Get(name)
+}
+
+// acceptsGzip reports whether an Accept-Encoding list admits gzip (RFC
+// 9110, 12.5.3): named, or matched by "*" when not named, with a q-value
+// above 0. A malformed q-value refuses.
+func acceptsGzip(list string) bool {
+	named, star := -1, -1 // q-values in thousandths; -1: not listed
+	for part := range strings.SplitSeq(list, ",") {
 		coding, params, _ := strings.Cut(part, ";")
-		q := 1.0
+		q := 1000
 		for p := range strings.SplitSeq(params, ";") {
 			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
-			if strings.EqualFold(k, "q") {
-				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
-					q = f
-				} else {
-					q = 0
-				}
+			if strings.EqualFold(strings.TrimSpace(k), "q") {
+				q = qvalue(strings.TrimSpace(v))
 			}
 		}
 		switch coding = strings.TrimSpace(coding); {
@@ -318,6 +335,32 @@ func acceptsGzip(header string) bool {
 		return named > 0
 	}
 	return star > 0
+}
+
+// qvalue parses a q-value (RFC 9110, 12.4.2: "0" or "1" with up to three
+// decimals, at most 1) in thousandths; 0 when malformed.
+func qvalue(v string) int {
+	whole, frac, _ := strings.Cut(v, ".")
+	if len(frac) > 3 || (whole != "0" && whole != "1") {
+		return 0
+	}
+	q := 0
+	for i := range 3 {
+		q *= 10
+		if i < len(frac) {
+			if frac[i] < '0' || frac[i] > '9' {
+				return 0
+			}
+			q += int(frac[i] - '0')
+		}
+	}
+	if whole == "1" {
+		if q != 0 {
+			return 0 // above 1
+		}
+		return 1000
+	}
+	return q
 }
 
 type createShowRequest struct {

@@ -1,10 +1,12 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -231,23 +233,42 @@ func TestShowGzip(t *testing.T) {
 	assert.Equal(t, string(plain.body), string(zipped.body), "the same JSON in both encodings")
 	assert.Less(t, len(zipped.wire)*4, len(plain.wire), "gzip shrinks a seat map several times")
 
-	// Either ETag revalidates either encoding; the 304 names the encoding
-	// the client would have got.
-	for _, c := range []struct{ accept, inm, want string }{
-		{"gzip", plainTag, gzipTag}, {"gzip", gzipTag, gzipTag}, {"identity", gzipTag, plainTag}, {"", `"x", W/` + gzipTag, plainTag},
+	// If-None-Match is compared with the ETag of the encoding the request
+	// selects; the 304 names it.
+	for _, c := range []struct {
+		accept, inm string
+		status      int
+	}{
+		{"gzip", gzipTag, http.StatusNotModified}, {"identity", plainTag, http.StatusNotModified},
+		{"", `"x", W/` + plainTag, http.StatusNotModified}, {"gzip", "*", http.StatusNotModified},
+		{"gzip", plainTag, http.StatusOK}, {"identity", gzipTag, http.StatusOK}, {"", gzipTag, http.StatusOK},
+		{"gzip", fmt.Sprintf(`"show-%d-v0-gzip"`, show), http.StatusOK},
 	} {
 		r := e.do("GET", path, "", nil, "Accept-Encoding", c.accept, "If-None-Match", c.inm)
-		assert.Equal(t, http.StatusNotModified, r.status, "Accept-Encoding %q, If-None-Match %s", c.accept, c.inm)
-		assert.Equal(t, c.want, r.header.Get("ETag"), "Accept-Encoding %q, If-None-Match %s", c.accept, c.inm)
-		assert.Empty(t, r.wire)
+		what := fmt.Sprintf("Accept-Encoding %q, If-None-Match %s", c.accept, c.inm)
+		require.Equal(t, c.status, r.status, what)
+		assert.Equal(t, "Accept-Encoding", r.header.Get("Vary"), what)
+		if c.status == http.StatusNotModified {
+			assert.Empty(t, r.wire, what)
+			assert.Empty(t, r.header.Get("Content-Encoding"), what)
+			want := plainTag
+			if c.accept == "gzip" {
+				want = gzipTag
+			}
+			assert.Equal(t, want, r.header.Get("ETag"), what)
+		}
 	}
-	assert.Equal(t, http.StatusOK, e.do("GET", path, "", nil, "Accept-Encoding", "gzip", "If-None-Match", fmt.Sprintf(`"show-%d-v0-gzip"`, show)).status)
+	// Two If-None-Match lines are one list.
+	r := e.do("GET", path, "", nil, "Accept-Encoding", "gzip", "If-None-Match", plainTag, "If-None-Match", gzipTag)
+	assert.Equal(t, http.StatusNotModified, r.status)
 
-	// Accept-Encoding as RFC 9110 reads it.
+	// Accept-Encoding as RFC 9110 reads it ("" sends none).
 	for accept, gzipped := range map[string]bool{
 		"gzip": true, "GZIP;q=0.5": true, "x-gzip": true, "*": true, "br, *;q=0.1": true, "gzip ; q=1.0, identity": true,
+		"gzip;q=0.001": true, "gzip;q=1.": true, "gzip;Q=1.000": true,
 		"": false, "identity": false, "br, deflate": false, "gzip;q=0": false, "gzip;q=0.000": false, "*;q=0": false,
-		"*, gzip;q=0": false, "br, *;q=0": false, "gzip;q=x": false,
+		"*, gzip;q=0": false, "br, *;q=0": false, "gzip;q=x": false, "gzip;q=-1, *": false, "gzip;q=nan, *": false,
+		"gzip;q=1.5": false, "gzip;q=1.001": false, "gzip;q=0.0001": false, "gzip;q=1e0": false,
 	} {
 		r := e.do("GET", path, "", nil, "Accept-Encoding", accept)
 		require.Equal(t, http.StatusOK, r.status)
@@ -258,17 +279,26 @@ func TestShowGzip(t *testing.T) {
 		}
 		assert.Equal(t, string(plain.body), string(r.body), "Accept-Encoding %q", accept)
 	}
+	// Two Accept-Encoding lines are one list.
+	r = e.do("GET", path, "", nil, "Accept-Encoding", "*", "Accept-Encoding", "gzip;q=0")
+	assert.Empty(t, r.header.Get("Content-Encoding"))
+	r = e.do("GET", path, "", nil, "Accept-Encoding", "br", "Accept-Encoding", "gzip")
+	assert.Equal(t, "gzip", r.header.Get("Content-Encoding"))
 
 	// HEAD announces the encoding and length GET would send.
 	head := e.do("HEAD", path, "", nil, "Accept-Encoding", "gzip")
 	require.Equal(t, http.StatusOK, head.status)
 	assert.Equal(t, "gzip", head.header.Get("Content-Encoding"))
 	assert.Equal(t, strconv.Itoa(len(zipped.wire)), head.header.Get("Content-Length"))
+	head = e.do("HEAD", path, "", nil, "Accept-Encoding", "identity")
+	require.Equal(t, http.StatusOK, head.status)
+	assert.Empty(t, head.header.Get("Content-Encoding"))
+	assert.Equal(t, strconv.Itoa(len(plain.wire)), head.header.Get("Content-Length"))
 
 	// A seat map under 1 KiB is not worth compressing.
 	small := e.createShow(admin, map[string]any{"seat_numbers": []string{"1", "2", "3"}})
 	e.waitShow(small, 1)
-	r := e.do("GET", fmt.Sprintf("/api/shows/%d", small), "", nil, "Accept-Encoding", "gzip")
+	r = e.do("GET", fmt.Sprintf("/api/shows/%d", small), "", nil, "Accept-Encoding", "gzip")
 	require.Equal(t, http.StatusOK, r.status)
 	assert.Empty(t, r.header.Get("Content-Encoding"))
 	assert.Equal(t, fmt.Sprintf(`"show-%d-v1"`, small), r.header.Get("ETag"))
@@ -297,4 +327,47 @@ func TestShowWithoutCacheIsPlain(t *testing.T) {
 	assert.Equal(t, fmt.Sprintf(`"show-%d-v1"`, show), r.header.Get("ETag"))
 	assert.Equal(t, "Accept-Encoding", r.header.Get("Vary"))
 	require.Len(t, r.json(t)["seats"], 100)
+}
+
+// A cached value this version cannot read (another layout, a foreign
+// writer) is answered from the database, not with an error.
+func TestUnreadableCachedShowIsReadFromTheDatabase(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	admin, _ := e.login(users.RoleAdmin)
+	show := e.createShow(admin, map[string]any{"seat_numbers": []string{"1", "2"}})
+	path := fmt.Sprintf("/api/shows/%d", show)
+	// The admin reads its own write past the cache, so nothing is cached.
+	eventually(t, "the show is projected", func() bool { return e.do("GET", path, admin, nil).status == http.StatusOK })
+	// The projector's commit moves the show's generation once (its NOTIFY);
+	// the planted value carries the generation that is current after it.
+	ctx := context.Background()
+	tag := fmt.Sprintf("%s{show:%d}", e.prefix, show)
+	var gen string
+	eventually(t, "the show's generation moved", func() bool {
+		var err error
+		gen, err = e.rdb.Get(ctx, tag+":gen").Result()
+		return err == nil
+	})
+	require.NoError(t, e.rdb.Set(ctx, tag+":v2", gen+"\nnot a show", time.Minute).Err())
+
+	hits := e.metric("bookingledger_cache_hits_total")
+	r := e.do("GET", path, "", nil)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	assert.Len(t, r.json(t)["seats"], 2)
+	assert.Equal(t, fmt.Sprintf(`"show-%d-v1"`, show), r.header.Get("ETag"))
+	assert.Equal(t, hits+1, e.metric("bookingledger_cache_hits_total"), "Redis answered the planted value")
+}
+
+// metric reads an unlabelled metric from GET /metrics (0 when absent).
+func (e *env) metric(name string) float64 {
+	e.t.Helper()
+	for line := range strings.SplitSeq(string(e.do("GET", "/metrics", "", nil).body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			require.NoError(e.t, err)
+			return f
+		}
+	}
+	return 0
 }

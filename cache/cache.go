@@ -25,6 +25,7 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -124,9 +125,16 @@ func New(rdb redis.UniversalClient, cfg Config) *Cache {
 //
 // A show's value is named with its layout ("v2": the api keeps a gzip of the
 // JSON beside it), so during a rolling upgrade processes of two versions
-// never read each other's values.
+// never read each other's values, and it begins with the generation it was
+// loaded under, so a change announced by a process that deletes only the
+// older name (moving the generation all the same) is not missed.
 func (c *Cache) showKey(id int64) string {
 	return c.cfg.Prefix + "{show:" + strconv.FormatInt(id, 10) + "}:v2"
+}
+
+// legacyShowKey is where versions before the "v2" layout keep a show.
+func (c *Cache) legacyShowKey(id int64) string {
+	return c.cfg.Prefix + "{show:" + strconv.FormatInt(id, 10) + "}"
 }
 func (c *Cache) showGenKey(id int64) string {
 	return c.cfg.Prefix + "{show:" + strconv.FormatInt(id, 10) + "}:gen"
@@ -160,6 +168,14 @@ func (c *Cache) List(ctx context.Context, q string, load func() ([]byte, error))
 // primary: a lagging replica's rows, stored after the invalidation that
 // announced a newer version, would stay until the next change or the TTL.
 func (c *Cache) Enabled() bool { return c.rdb != nil }
+
+// Keeps reports whether a value loaded now is likely to be kept, in Redis
+// or in this process's memory: false without Redis, and while Redis fails
+// and the in-process layer does not answer (every read is then a load). A
+// loader may skip work that only a kept value repays.
+func (c *Cache) Keeps() bool {
+	return c.rdb != nil && (!c.down.Load() || (c.local != nil && c.hearsAll()))
+}
 
 // localGen is genKey's local generation counter.
 func (c *Cache) localGen(genKey string) *atomic.Uint64 {
@@ -204,13 +220,23 @@ func (c *Cache) fillShared(ctx context.Context, key, genKey, listQuery string, l
 		c.fail(err)
 		return load()
 	}
-	if key == "" {
+	// A show's value is stamped with its generation (see showKey); a list
+	// page's key names it.
+	stamped := key != ""
+	if !stamped {
 		key = c.cfg.Prefix + "{shows}:" + gen + ":" + listQuery
 	}
 	if v, err := c.rdb.Get(ctx, key).Bytes(); err == nil {
 		c.ok()
-		c.hits.Inc()
-		return v, nil
+		if !stamped {
+			c.hits.Inc()
+			return v, nil
+		}
+		if g, rest, ok := bytes.Cut(v, []byte("\n")); ok && string(g) == gen {
+			c.hits.Inc()
+			return rest, nil
+		}
+		// Loaded under another generation: a change was announced since.
 	} else if !errors.Is(err, redis.Nil) {
 		c.fail(err)
 		return load()
@@ -220,7 +246,12 @@ func (c *Cache) fillShared(ctx context.Context, key, genKey, listQuery string, l
 	if err != nil {
 		return nil, err
 	}
-	if err := fillScript.Run(ctx, c.rdb, []string{genKey, key}, gen, v, c.cfg.TTL.Milliseconds()).Err(); err != nil {
+	stored := v
+	if stamped {
+		stored = append(append(make([]byte, 0, len(gen)+1+len(v)), gen...), '\n')
+		stored = append(stored, v...)
+	}
+	if err := fillScript.Run(ctx, c.rdb, []string{genKey, key}, gen, stored, c.cfg.TTL.Milliseconds()).Err(); err != nil {
 		c.fail(err)
 	}
 	return v, nil
@@ -240,7 +271,7 @@ func (c *Cache) Invalidate(ctx context.Context, id int64) error {
 	_, err := c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Incr(ctx, c.showGenKey(id))
 		p.Expire(ctx, c.showGenKey(id), 24*time.Hour)
-		p.Del(ctx, c.showKey(id))
+		p.Del(ctx, c.showKey(id), c.legacyShowKey(id)) // the older name for processes of older versions
 		return nil
 	})
 	if err == nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -225,6 +226,38 @@ func TestInvalidateMakesTheNextReadReload(t *testing.T) {
 	assertCounters(t, reg, 7, 5)
 }
 
+// A process of an older version invalidates by moving the show's
+// generation and deleting only the name it keeps the show under: a value
+// under the current name, loaded before, is not answered again.
+func TestAGenerationMovedElsewhereEndsTheValue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb, prefix := redistest.New(t)
+	c := cache.New(rdb, cache.Config{Prefix: prefix, TTL: time.Minute})
+	show := newLoader("v1")
+	for range 2 {
+		v, err := c.Show(ctx, 1, show.load)
+		require.NoError(t, err)
+		assert.Equal(t, "v1", string(v))
+	}
+	require.EqualValues(t, 1, show.calls.Load(), "cached")
+
+	show.set("v2")
+	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Incr(ctx, prefix+"{show:1}:gen")
+		p.Del(ctx, prefix+"{show:1}")
+		return nil
+	})
+	require.NoError(t, err)
+	v, err := c.Show(ctx, 1, show.load)
+	require.NoError(t, err)
+	assert.Equal(t, "v2", string(v))
+	v, err = c.Show(ctx, 1, show.load)
+	require.NoError(t, err)
+	assert.Equal(t, "v2", string(v))
+	assert.EqualValues(t, 2, show.calls.Load(), "loaded once more, then cached again")
+}
+
 // A read that loaded its value before an invalidation landed (between the
 // read of the generation and the SET) must not put that stale value back.
 func TestInvalidateDuringLoadIsNotOverwritten(t *testing.T) {
@@ -355,6 +388,7 @@ func TestNilClientPassesThrough(t *testing.T) {
 
 	require.NoError(t, c.Invalidate(ctx, 1))
 	assertCounters(t, reg, 0, 0)
+	assert.False(t, c.Keeps())
 
 	// Listen has nothing to do: it reports ready and returns.
 	ready := make(chan struct{})
@@ -392,10 +426,12 @@ func TestRedisDownLoadsFromTheDatabase(t *testing.T) {
 	require.EqualValues(t, 1, show.calls.Load(), "cached while Redis is up")
 	require.EqualValues(t, 1, list.calls.Load())
 	assert.Zero(t, counterValue(t, reg, "bookingledger_cache_errors_total"))
+	assert.True(t, c.Keeps())
 
 	stop()
 	readBoth()
 	readBoth()
+	assert.False(t, c.Keeps(), "nothing is kept while Redis is down and no listener runs")
 	assert.EqualValues(t, 3, show.calls.Load(), "every read goes to the database")
 	assert.EqualValues(t, 3, list.calls.Load())
 	assert.Error(t, c.Invalidate(ctx, 1))
@@ -414,6 +450,7 @@ func TestRedisDownLoadsFromTheDatabase(t *testing.T) {
 		require.False(t, time.Now().After(deadline), "reads are not cached again after Redis came back")
 		time.Sleep(20 * time.Millisecond)
 	}
+	assert.True(t, c.Keeps())
 }
 
 // layeredRead is a read on a cache with or without its local layer in use

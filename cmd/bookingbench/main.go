@@ -139,8 +139,9 @@
 // (on one line). p50_ms, p99_ms and the lag figures are the ledger
 // target's, in ms; catchup_ms is -1 when the projector did not catch up
 // within a minute. The reads are the http target's, in requests/s;
-// cache_ratio is cached over uncached (clients that accept gzip),
-// cache_ratio_plain the same for clients that do not. oversold and lost
+// cache_ratio is cached over uncached (clients that accept gzip; the
+// uncached answer is plain JSON either way), cache_ratio_plain the cached
+// rate of clients that do not accept gzip over the same uncached rate. oversold and lost
 // are summed over the targets. Figures of targets not run are 0.
 package main
 

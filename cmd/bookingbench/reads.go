@@ -241,11 +241,11 @@ func readLoad(ctx context.Context, rawURL string, acceptGzip bool, n int, d time
 	if err != nil {
 		return 0, err
 	}
-	request := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\nUser-Agent: bookingbench\r\n"
+	head := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\nUser-Agent: bookingbench\r\n"
 	if acceptGzip {
-		request += "Accept-Encoding: gzip\r\n"
+		head += "Accept-Encoding: gzip\r\n"
 	}
-	request += "\r\n"
+	request := []byte(head + "\r\n")
 	var (
 		ok       atomic.Int64
 		wg       sync.WaitGroup
@@ -267,7 +267,7 @@ func readLoad(ctx context.Context, rawURL string, acceptGzip bool, n int, d time
 			_ = conn.SetDeadline(deadline.Add(10 * time.Second)) // a stuck server fails the run
 			r := responseReader{conn: conn, buf: make([]byte, 64<<10)}
 			for ctx.Err() == nil && time.Now().Before(deadline) {
-				if _, err := io.WriteString(conn, request); err != nil {
+				if _, err := conn.Write(request); err != nil {
 					fail(err)
 					return
 				}
