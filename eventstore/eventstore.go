@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -168,6 +169,141 @@ func (s *Store) Append(ctx context.Context, stream string, expectedVersion int, 
 	for i := range out {
 		out[i].ID, out[i].Type = ids[i], types[i]
 		out[i].Data, out[i].Metadata = events[i].Data, json.RawMessage(meta[i])
+	}
+	return out, nil
+}
+
+// appendStreamsSQL appends to several streams in one statement: the rows of
+// every stream found at its expected version, none of the others.
+const appendStreamsSQL = `
+WITH input AS (
+	SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[])
+		WITH ORDINALITY AS e(stream, expected, ord, id, type, data, meta, n)
+), current AS (
+	SELECT s.stream FROM (SELECT DISTINCT stream, expected FROM input) s
+	WHERE (SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = s.stream) = s.expected
+)
+INSERT INTO events (stream_id, stream_version, event_id, event_type, data, metadata)
+SELECT i.stream, i.expected + i.ord, i.id, i.type, i.data, i.meta
+FROM input i JOIN current c ON c.stream = i.stream
+ORDER BY i.n
+RETURNING stream_id, global_position, transaction_id::text::bigint, stream_version, recorded_at`
+
+// StreamAppend is one stream's part of AppendStreams: what Append takes.
+type StreamAppend struct {
+	Stream          string
+	ExpectedVersion int
+	Events          []EventData
+}
+
+// AppendResult is one stream's outcome of AppendStreams: its stored events,
+// or the error Append would have returned (a *VersionConflictError when the
+// stream was elsewhere).
+type AppendResult struct {
+	Events []Event
+	Err    error
+}
+
+// AppendStreams appends to several streams, each as Append would, in one
+// statement and so in one transaction (one commit for all, on a pool): the
+// streams found at their expected version get their events, the others a
+// *VersionConflictError. The streams must be distinct. When a concurrent
+// writer wins a stream's version at the unique index (or two writers'
+// statements deadlock), the statement fails as a whole and each stream is
+// then appended on its own, so every stream still gets its own outcome (on
+// a pgx.Tx that failed statement has ended the transaction: use a pool).
+// Rows are inserted in stream order, so that statements of several
+// processes take their index locks in one order.
+func (s *Store) AppendStreams(ctx context.Context, appends []StreamAppend) ([]AppendResult, error) {
+	out := make([]AppendResult, len(appends))
+	order := make([]int, len(appends))
+	total := 0
+	for i, a := range appends {
+		order[i] = i
+		total += len(a.Events)
+		if len(a.Events) == 0 {
+			return nil, fmt.Errorf("append %s: no events", a.Stream)
+		}
+		for j, e := range a.Events {
+			if e.ID == uuid.Nil || e.Type == "" || len(e.Data) == 0 {
+				return nil, fmt.Errorf("append %s: event %d needs an id, a type and data", a.Stream, j)
+			}
+		}
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(appends[a].Stream, appends[b].Stream) })
+	for k := 1; k < len(order); k++ {
+		if appends[order[k]].Stream == appends[order[k-1]].Stream {
+			return nil, fmt.Errorf("append %s: the stream is given twice", appends[order[k]].Stream)
+		}
+	}
+	var (
+		streams         = make([]string, 0, total)
+		expected, ord   = make([]int, 0, total), make([]int, 0, total)
+		ids             = make([]uuid.UUID, 0, total)
+		types, data, md = make([]string, 0, total), make([]string, 0, total), make([]string, 0, total)
+	)
+	for _, i := range order {
+		a := appends[i]
+		for j, e := range a.Events {
+			streams, expected, ord = append(streams, a.Stream), append(expected, a.ExpectedVersion), append(ord, j+1)
+			ids, types, data = append(ids, e.ID), append(types, e.Type), append(data, string(e.Data))
+			meta := "{}"
+			if len(e.Metadata) > 0 {
+				meta = string(e.Metadata)
+			}
+			md = append(md, meta)
+		}
+	}
+
+	rows, err := s.db.Query(ctx, appendStreamsSQL, streams, expected, ord, ids, types, data, md)
+	if err != nil {
+		return nil, fmt.Errorf("append %d streams: %w", len(appends), err)
+	}
+	index := make(map[string]int, len(appends))
+	for i, a := range appends {
+		index[a.Stream] = i
+	}
+	for rows.Next() {
+		var ev Event
+		if err := rows.Scan(&ev.StreamID, &ev.GlobalPosition, &ev.TransactionID, &ev.StreamVersion, &ev.RecordedAt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("append %d streams: %w", len(appends), err)
+		}
+		ev.RecordedAt = ev.RecordedAt.UTC()
+		i := index[ev.StreamID]
+		out[i].Events = append(out[i].Events, ev)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_version_key" || pgErr.Code == "40P01") {
+			for i, a := range appends {
+				out[i].Events, out[i].Err = s.Append(ctx, a.Stream, a.ExpectedVersion, a.Events)
+			}
+			return out, nil
+		}
+		return nil, fmt.Errorf("append %d streams: %w", len(appends), err)
+	}
+	for i, a := range appends {
+		got := out[i].Events
+		if len(got) == 0 {
+			actual, err := s.Version(ctx, a.Stream)
+			if err != nil {
+				out[i].Err = fmt.Errorf("append %s: %w", a.Stream, err)
+			} else {
+				out[i].Err = &VersionConflictError{Stream: a.Stream, Expected: a.ExpectedVersion, Actual: actual}
+			}
+			continue
+		}
+		// RETURNING promises no order; versions give it back.
+		slices.SortFunc(got, func(x, y Event) int { return x.StreamVersion - y.StreamVersion })
+		for j := range got {
+			e := a.Events[j]
+			got[j].ID, got[j].Type, got[j].Data, got[j].Metadata = e.ID, e.Type, e.Data, e.Metadata
+			if len(e.Metadata) == 0 {
+				got[j].Metadata = json.RawMessage("{}")
+			}
+		}
 	}
 	return out, nil
 }

@@ -111,7 +111,19 @@ func (s *Service) runBatch(ctx context.Context, id domain.ShowID, e *cacheEntry,
 			}
 			return out
 		}
-		stored, err := s.store.Append(ctx, id.StreamID(), e.show.Version(), data)
+		sa := eventstore.StreamAppend{Stream: id.StreamID(), ExpectedVersion: e.show.Version(), Events: data}
+		var (
+			stored []eventstore.Event
+			err    error
+		)
+		if attempt == 0 {
+			stored, err = s.appender.append(ctx, sa)
+		} else {
+			// Decided again on a state just caught up: appended at once, not
+			// after the group in flight, so that another process writing
+			// this show has the least time to move it again.
+			stored, err = s.store.Append(ctx, sa.Stream, sa.ExpectedVersion, sa.Events)
+		}
 		if errors.Is(err, eventstore.ErrVersionConflict) {
 			if s.onConflict != nil {
 				s.onConflict()

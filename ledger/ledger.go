@@ -79,6 +79,7 @@ type Service struct {
 	now   func() time.Time
 	cache *showCache
 
+	appender   *appender // group commit across shows (group.go)
 	onConflict func()
 	announcer  *eventstore.Announcer // nil: appends are not announced
 	onBatch    func(commands int)
@@ -96,9 +97,13 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 // command is decided again (for metrics).
 func WithConflictHook(f func()) Option { return func(s *Service) { s.onConflict = f } }
 
-// WithBatchHook calls f with the number of commands of each batch appended
-// in one transaction (group commit), for metrics.
+// WithBatchHook calls f with the number of commands of each show's batch,
+// decided together and appended at once (group commit), for metrics.
 func WithBatchHook(f func(commands int)) Option { return func(s *Service) { s.onBatch = f } }
+
+// WithGroupHook calls f with the number of shows of each append statement
+// (group commit across shows, group.go), for metrics.
+func WithGroupHook(f func(shows int)) Option { return func(s *Service) { s.appender.onGroup = f } }
 
 // WithShard makes the service shard k of a sharded ledger: its booking ids
 // name the shard (shards.NewBookingID), so a command that names only the
@@ -118,6 +123,7 @@ func New(db DB, cfg Config, opts ...Option) (*Service, error) {
 	}
 	s := &Service{store: eventstore.New(db), db: db, cfg: cfg, now: time.Now, cache: newShowCache(cfg.CachedShows),
 		newBookingID: func() uuid.UUID { return uuid.Must(uuid.NewV7()) }}
+	s.appender = &appender{store: s.store}
 	for _, o := range opts {
 		o(s)
 	}

@@ -456,7 +456,7 @@ func newLedger(cfg config, d *deps, sh *shard) (*ledger.Service, error) {
 	lcfg := ledger.DefaultConfig()
 	lcfg.HoldTTL = cfg.HoldTTL
 	opts := []ledger.Option{ledger.WithConflictHook(d.conflicts.Inc),
-		ledger.WithAnnouncer(sh.announcer), ledger.WithBatchHook(d.batches.appended)}
+		ledger.WithAnnouncer(sh.announcer), ledger.WithBatchHook(d.batches.appended), ledger.WithGroupHook(d.batches.grouped)}
 	if len(d.shards) > 1 {
 		opts = append(opts, ledger.WithShard(sh.k)) // booking ids name their shard
 	}

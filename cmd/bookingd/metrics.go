@@ -57,6 +57,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 // batchMetrics are the write path's and the projector's batch sizes.
 type batchMetrics struct {
 	appendCommands prometheus.Histogram
+	appendShows    prometheus.Histogram
 	projectorSize  prometheus.Histogram
 	projectorTime  prometheus.Histogram
 }
@@ -65,17 +66,21 @@ func newBatchMetrics(reg prometheus.Registerer) batchMetrics {
 	sizes := prometheus.ExponentialBuckets(1, 2, 11) // 1 … 1024
 	m := batchMetrics{
 		appendCommands: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bookingledger_append_batch_commands",
-			Help: "Commands decided together and appended in one transaction (group commit).", Buckets: sizes}),
+			Help: "Commands of one show decided together and appended at once (group commit).", Buckets: sizes}),
+		appendShows: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bookingledger_append_statement_shows",
+			Help: "Shows whose commands one append statement, and so one transaction, carried (group commit across shows).", Buckets: sizes}),
 		projectorSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bookingledger_projector_batch_events",
 			Help: "Events the projector applied in one transaction.", Buckets: sizes}),
 		projectorTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bookingledger_projector_batch_seconds",
 			Help: "Time the projector took to apply a batch.", Buckets: prometheus.DefBuckets}),
 	}
-	reg.MustRegister(m.appendCommands, m.projectorSize, m.projectorTime)
+	reg.MustRegister(m.appendCommands, m.appendShows, m.projectorSize, m.projectorTime)
 	return m
 }
 
 func (m batchMetrics) appended(commands int) { m.appendCommands.Observe(float64(commands)) }
+
+func (m batchMetrics) grouped(shows int) { m.appendShows.Observe(float64(shows)) }
 
 func (m batchMetrics) projected(events int, took time.Duration) {
 	m.projectorSize.Observe(float64(events))

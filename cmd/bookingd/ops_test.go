@@ -75,6 +75,7 @@ func TestOperatorEndpoints(t *testing.T) {
 	require.Equal(t, http.StatusCreated, c.call("POST", "/api/bookings", fmt.Sprintf(`{"show_id":%d,"seat_numbers":["1"]}`, show), &booking))
 
 	eventuallyMetric(t, base+"/metrics", `bookingledger_append_batch_commands_count`)
+	eventuallyMetric(t, base+"/metrics", `bookingledger_append_statement_shows_count`)
 	eventuallyMetric(t, base+"/metrics", `bookingledger_projector_batch_events_count`)
 	eventuallyMetric(t, base+"/metrics", `bookingledger_db_pool_total_conns{pool="primary"}`)
 	eventuallyMetric(t, base+"/metrics", `bookingledger_db_pool_max_conns{pool="projector"}`)
