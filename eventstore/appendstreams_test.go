@@ -41,7 +41,7 @@ func TestAppendStreams(t *testing.T) {
 	require.NoError(t, out[2].Err)
 	var conflict *eventstore.VersionConflictError
 	require.ErrorAs(t, out[1].Err, &conflict)
-	assert.Equal(t, eventstore.VersionConflictError{Stream: "c", Expected: 1, Actual: 2}, *conflict)
+	assert.Equal(t, eventstore.VersionConflictError{Stream: "c", Expected: 1, Actual: -1}, *conflict)
 	assert.Empty(t, out[1].Events)
 
 	require.Len(t, out[0].Events, 2)
@@ -87,8 +87,9 @@ func TestAppendStreams(t *testing.T) {
 }
 
 // A writer that takes a stream's next version while the statement waits at
-// the unique index fails the statement as a whole: every stream is then
-// appended on its own, and only the one that lost gets a conflict.
+// the unique index fails the statement as a whole; sent again, it sees the
+// winner: only the stream that lost gets a conflict, the others commit
+// together.
 func TestAppendStreamsLosingARaceAtTheIndex(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewDB(t)
@@ -104,6 +105,7 @@ func TestAppendStreamsLosingARaceAtTheIndex(t *testing.T) {
 	go func() {
 		out, err := store.AppendStreams(ctx, []eventstore.StreamAppend{
 			{Stream: "a", Events: []eventstore.EventData{newEvent(t, "E", 1)}},
+			{Stream: "y", Events: []eventstore.EventData{newEvent(t, "E", 1)}},
 			{Stream: "z", Events: []eventstore.EventData{newEvent(t, "E", 1)}},
 		})
 		done <- result{out, err}
@@ -127,10 +129,47 @@ func TestAppendStreamsLosingARaceAtTheIndex(t *testing.T) {
 	var conflict *eventstore.VersionConflictError
 	require.ErrorAs(t, r.out[0].Err, &conflict)
 	assert.Equal(t, "a", conflict.Stream)
-	require.NoError(t, r.out[1].Err)
-	require.Len(t, r.out[1].Events, 1)
-	assert.Equal(t, 1, r.out[1].Events[0].StreamVersion)
-	for stream, want := range map[string]int{"a": 1, "z": 1} {
+	for _, z := range r.out[1:] {
+		require.NoError(t, z.Err)
+		require.Len(t, z.Events, 1)
+		assert.Equal(t, 1, z.Events[0].StreamVersion)
+	}
+	assert.Equal(t, r.out[1].Events[0].TransactionID, r.out[2].Events[0].TransactionID, "sent again as one statement")
+	for stream, want := range map[string]int{"a": 1, "y": 1, "z": 1} {
+		v, err := store.Version(ctx, stream)
+		require.NoError(t, err)
+		assert.Equal(t, want, v, stream)
+	}
+}
+
+// An error of the statement's own that one stream causes (here a trigger
+// refusing it, as the resharding fence does) does not fail the others:
+// each stream is then appended on its own.
+func TestAppendStreamsRefusedForOneStream(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `
+		CREATE FUNCTION refuse_fenced() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.stream_id = 'fenced' THEN RAISE EXCEPTION 'stream % is moving', NEW.stream_id; END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER fence BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_fenced();`)
+	require.NoError(t, err)
+	store := eventstore.New(pool)
+	out, err := store.AppendStreams(ctx, []eventstore.StreamAppend{
+		{Stream: "open", Events: []eventstore.EventData{newEvent(t, "E", 1)}},
+		{Stream: "fenced", Events: []eventstore.EventData{newEvent(t, "E", 1)}},
+		{Stream: "other", Events: []eventstore.EventData{newEvent(t, "E", 1)}},
+	})
+	require.NoError(t, err)
+	require.NoError(t, out[0].Err)
+	require.NoError(t, out[2].Err)
+	require.Error(t, out[1].Err)
+	assert.Contains(t, out[1].Err.Error(), "stream fenced is moving")
+	assert.NotErrorIs(t, out[1].Err, eventstore.ErrVersionConflict)
+	for stream, want := range map[string]int{"open": 1, "fenced": 0, "other": 1} {
 		v, err := store.Version(ctx, stream)
 		require.NoError(t, err)
 		assert.Equal(t, want, v, stream)

@@ -37,8 +37,8 @@ import (
 var ErrVersionConflict = errors.New("version conflict")
 
 // VersionConflictError says an append expected a stream at one version and
-// found it at another. Actual is -1 when the append lost a race at the
-// unique index and the winner's version is not known yet.
+// found it at another. Actual is -1 when it is not known: the append lost a
+// race at the unique index, or AppendStreams found the stream elsewhere.
 type VersionConflictError struct {
 	Stream   string
 	Expected int
@@ -207,15 +207,21 @@ type AppendResult struct {
 // AppendStreams appends to several streams, each as Append would, in one
 // statement and so in one transaction (one commit for all, on a pool): the
 // streams found at their expected version get their events, the others a
-// *VersionConflictError. The streams must be distinct. When a concurrent
-// writer wins a stream's version at the unique index (or two writers'
-// statements deadlock), the statement fails as a whole and each stream is
-// then appended on its own, so every stream still gets its own outcome (on
-// a pgx.Tx that failed statement has ended the transaction: use a pool).
-// Rows are inserted in stream order, so that statements of several
+// *VersionConflictError (Actual -1: the stream is elsewhere). The streams
+// must be distinct.
+//
+// A statement that fails with an error of its own (PostgreSQL severity
+// ERROR: nothing of it was kept, the session goes on) does not fail the
+// group: when a concurrent writer won a stream's version at the unique
+// index, the statement is sent once more, on a snapshot that sees the
+// winner, and then (or for any other such error, e.g. a trigger refusing
+// one stream) each stream is appended on its own, so every stream gets its
+// own outcome. Other errors (a lost connection, a timeout) may leave the
+// commit unknown and are returned for all. On a pgx.Tx a failed statement
+// aborts the transaction, and the appends on their own fail too: use a
+// pool. Rows are inserted in stream order, so that statements of several
 // processes take their index locks in one order.
 func (s *Store) AppendStreams(ctx context.Context, appends []StreamAppend) ([]AppendResult, error) {
-	out := make([]AppendResult, len(appends))
 	order := make([]int, len(appends))
 	total := 0
 	for i, a := range appends {
@@ -255,19 +261,41 @@ func (s *Store) AppendStreams(ctx context.Context, appends []StreamAppend) ([]Ap
 		}
 	}
 
-	rows, err := s.db.Query(ctx, appendStreamsSQL, streams, expected, ord, ids, types, data, md)
+	args := []any{streams, expected, ord, ids, types, data, md}
+	out, err := s.appendStreams(ctx, appends, args)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_version_key" {
+		out, err = s.appendStreams(ctx, appends, args) // the winner has committed: its stream now conflicts alone
+	}
+	if errors.As(err, &pgErr) && pgErr.Severity == "ERROR" {
+		out = make([]AppendResult, len(appends))
+		for i, a := range appends {
+			out[i].Events, out[i].Err = s.Append(ctx, a.Stream, a.ExpectedVersion, a.Events)
+		}
+		return out, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("append %d streams: %w", len(appends), err)
+	}
+	return out, nil
+}
+
+// appendStreams runs appendStreamsSQL once.
+func (s *Store) appendStreams(ctx context.Context, appends []StreamAppend, args []any) ([]AppendResult, error) {
+	rows, err := s.db.Query(ctx, appendStreamsSQL, args...)
+	if err != nil {
+		return nil, err
 	}
 	index := make(map[string]int, len(appends))
 	for i, a := range appends {
 		index[a.Stream] = i
 	}
+	out := make([]AppendResult, len(appends))
 	for rows.Next() {
 		var ev Event
 		if err := rows.Scan(&ev.StreamID, &ev.GlobalPosition, &ev.TransactionID, &ev.StreamVersion, &ev.RecordedAt); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("append %d streams: %w", len(appends), err)
+			return nil, err
 		}
 		ev.RecordedAt = ev.RecordedAt.UTC()
 		i := index[ev.StreamID]
@@ -275,24 +303,12 @@ func (s *Store) AppendStreams(ctx context.Context, appends []StreamAppend) ([]Ap
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && (pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_version_key" || pgErr.Code == "40P01") {
-			for i, a := range appends {
-				out[i].Events, out[i].Err = s.Append(ctx, a.Stream, a.ExpectedVersion, a.Events)
-			}
-			return out, nil
-		}
-		return nil, fmt.Errorf("append %d streams: %w", len(appends), err)
+		return nil, err
 	}
 	for i, a := range appends {
 		got := out[i].Events
 		if len(got) == 0 {
-			actual, err := s.Version(ctx, a.Stream)
-			if err != nil {
-				out[i].Err = fmt.Errorf("append %s: %w", a.Stream, err)
-			} else {
-				out[i].Err = &VersionConflictError{Stream: a.Stream, Expected: a.ExpectedVersion, Actual: actual}
-			}
+			out[i].Err = &VersionConflictError{Stream: a.Stream, Expected: a.ExpectedVersion, Actual: -1}
 			continue
 		}
 		// RETURNING promises no order; versions give it back.

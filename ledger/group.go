@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/bookingledger/ledger/eventstore"
 )
@@ -12,12 +13,13 @@ import (
 // different shows that wait together go out as one statement
 // (eventstore.Store.AppendStreams), so one commit carries many shows'
 // bookings: under a load spread over many shows a commit costs a fraction
-// of a booking instead of one each. One statement is in flight at a time
-// (maxAppenders): the appends that arrive meanwhile make the next group;
-// alone, an append goes out at once. Each stream's expected
-// version is still checked in the statement, so a show that another process
-// moved gets its conflict and is decided again, while the rest of the group
-// commits.
+// of a booking instead of one each. A service sends one such statement at a
+// time (maxAppenders): the appends that arrive meanwhile make the next
+// group; alone, an append goes out at once. Each stream's expected version
+// is still checked in the statement, so a show that another process moved
+// gets its conflict while the rest of the group commits, and is decided
+// again and appended on its own (runBatch), not queued behind the next
+// group.
 
 const (
 	// maxAppenders bounds the append statements in flight at once. One
@@ -27,6 +29,10 @@ const (
 	maxAppenders = 1
 	// maxGroup bounds how many shows one statement carries.
 	maxGroup = 128
+	// appendTimeout bounds one statement: a statement that hangs (a
+	// connection gone silent) would hold back every show of the service.
+	// Its appends then fail as "may or may not have committed".
+	appendTimeout = 30 * time.Second
 )
 
 type appendRequest struct {
@@ -37,7 +43,7 @@ type appendRequest struct {
 // appender groups the appends of one service's shows.
 type appender struct {
 	store   *eventstore.Store
-	onGroup func(shows int) // told each statement's shows; nil: not counted
+	onGroup func(shows int) // told the shows of each statement that ran; nil: not counted
 
 	mu      sync.Mutex
 	pending []*appendRequest
@@ -58,7 +64,7 @@ func (a *appender) append(ctx context.Context, sa eventstore.StreamAppend) ([]ev
 	}
 	a.mu.Unlock()
 	if start {
-		go a.run(context.WithoutCancel(ctx))
+		go a.run(context.WithoutCancel(ctx)) // the group is not one caller's to cancel
 	}
 	res := <-req.done
 	return res.Events, res.Err
@@ -78,8 +84,8 @@ func (a *appender) run(ctx context.Context) {
 // take removes the next group from the pending appends: up to maxGroup, of
 // distinct streams (a show evicted from the service's cache while its
 // leader was busy may have a second leader for a moment; its append waits
-// for the next group and meets its version conflict there). With none left
-// it ends the runner.
+// for the next group, where its expected version is checked against what
+// the first one left). With none left it ends the runner.
 func (a *appender) take() []*appendRequest {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -103,12 +109,14 @@ func (a *appender) take() []*appendRequest {
 }
 
 func (a *appender) send(ctx context.Context, group []*appendRequest) {
-	if a.onGroup != nil {
-		a.onGroup(len(group))
-	}
+	ctx, cancel := context.WithTimeout(ctx, appendTimeout)
+	defer cancel()
 	if len(group) == 1 {
 		r := group[0]
 		events, err := a.store.Append(ctx, r.Stream, r.ExpectedVersion, r.Events)
+		if err == nil && a.onGroup != nil {
+			a.onGroup(1)
+		}
 		r.done <- eventstore.AppendResult{Events: events, Err: err}
 		return
 	}
@@ -122,6 +130,9 @@ func (a *appender) send(ctx context.Context, group []*appendRequest) {
 			r.done <- eventstore.AppendResult{Err: err}
 		}
 		return
+	}
+	if a.onGroup != nil {
+		a.onGroup(len(group))
 	}
 	for i, r := range group {
 		r.done <- results[i]

@@ -68,7 +68,7 @@ func newBatchMetrics(reg prometheus.Registerer) batchMetrics {
 		appendCommands: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bookingledger_append_batch_commands",
 			Help: "Commands of one show decided together and appended at once (group commit).", Buckets: sizes}),
 		appendShows: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bookingledger_append_statement_shows",
-			Help: "Shows whose commands one append statement, and so one transaction, carried (group commit across shows).", Buckets: sizes}),
+			Help: "Shows whose commands one append statement carried (group commit across shows; a show decided again after a conflict is appended on its own, not counted).", Buckets: sizes}),
 		projectorSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bookingledger_projector_batch_events",
 			Help: "Events the projector applied in one transaction.", Buckets: sizes}),
 		projectorTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bookingledger_projector_batch_seconds",
