@@ -202,20 +202,15 @@ func (s *server) loadShow(ctx context.Context, id int64) (showEntry, error) {
 		return s.readShow(ctx, db, id)
 	}
 	raw, err := s.Cache.Show(ctx, id, func() ([]byte, error) {
-		show, err := projections.NewReader(s.cacheSource(k)).Show(ctx, id)
+		e, err := s.readShow(ctx, s.cacheSource(k), id)
 		if err != nil {
 			return nil, err
 		}
-		body, err := json.Marshal(show)
-		if err != nil {
-			return nil, err
-		}
-		e := showEntry{version: show.Version, body: body}
 		// Compressed once for every read the cache answers; a read that
 		// bypasses the cache is sent as it is (nothing is compressed per
 		// request).
-		if s.Cache.Keeps() && len(body) >= gzipMinSize {
-			e.gzipped = gzipBytes(body)
+		if s.Cache.Keeps() && len(e.body) >= gzipMinSize {
+			e.gzipped = gzipBytes(e.body)
 		}
 		return marshalShowEntry(e), nil
 	})

@@ -120,19 +120,15 @@ func (s *Store) Append(ctx context.Context, stream string, expectedVersion int, 
 	if len(events) == 0 {
 		return nil, nil
 	}
+	if err := checkEvents(stream, events); err != nil {
+		return nil, err
+	}
 	ids := make([]uuid.UUID, len(events))
 	types := make([]string, len(events))
 	data := make([]string, len(events))
 	meta := make([]string, len(events))
 	for i, e := range events {
-		if e.ID == uuid.Nil || e.Type == "" || len(e.Data) == 0 {
-			return nil, fmt.Errorf("append %s: event %d needs an id, a type and data", stream, i)
-		}
-		ids[i], types[i], data[i] = e.ID, e.Type, string(e.Data)
-		meta[i] = "{}"
-		if len(e.Metadata) > 0 {
-			meta[i] = string(e.Metadata)
-		}
+		ids[i], types[i], data[i], meta[i] = e.ID, e.Type, string(e.Data), metadataOf(e)
 	}
 
 	rows, err := s.db.Query(ctx, appendSQL, stream, expectedVersion, ids, types, data, meta)
@@ -164,13 +160,36 @@ func (s *Store) Append(ctx context.Context, stream string, expectedVersion int, 
 		}
 		return nil, &VersionConflictError{Stream: stream, Expected: expectedVersion, Actual: actual}
 	}
-	// RETURNING promises no order; versions give it back.
-	slices.SortFunc(out, func(a, b Event) int { return a.StreamVersion - b.StreamVersion })
-	for i := range out {
-		out[i].ID, out[i].Type = ids[i], types[i]
-		out[i].Data, out[i].Metadata = events[i].Data, json.RawMessage(meta[i])
-	}
+	completeStored(out, events)
 	return out, nil
+}
+
+// checkEvents reports the first of a stream's events that cannot be stored.
+func checkEvents(stream string, events []EventData) error {
+	for i, e := range events {
+		if e.ID == uuid.Nil || e.Type == "" || len(e.Data) == 0 {
+			return fmt.Errorf("append %s: event %d needs an id, a type and data", stream, i)
+		}
+	}
+	return nil
+}
+
+// metadataOf is what the metadata column keeps for e.
+func metadataOf(e EventData) string {
+	if len(e.Metadata) == 0 {
+		return "{}"
+	}
+	return string(e.Metadata)
+}
+
+// completeStored puts the rows an append returned for one stream in version
+// order (RETURNING promises none) and fills in what the append was given.
+func completeStored(stored []Event, events []EventData) {
+	slices.SortFunc(stored, func(a, b Event) int { return a.StreamVersion - b.StreamVersion })
+	for i := range stored {
+		e := events[i]
+		stored[i].ID, stored[i].Type, stored[i].Data, stored[i].Metadata = e.ID, e.Type, e.Data, json.RawMessage(metadataOf(e))
+	}
 }
 
 // appendStreamsSQL appends to several streams in one statement: the rows of
@@ -230,10 +249,8 @@ func (s *Store) AppendStreams(ctx context.Context, appends []StreamAppend) ([]Ap
 		if len(a.Events) == 0 {
 			return nil, fmt.Errorf("append %s: no events", a.Stream)
 		}
-		for j, e := range a.Events {
-			if e.ID == uuid.Nil || e.Type == "" || len(e.Data) == 0 {
-				return nil, fmt.Errorf("append %s: event %d needs an id, a type and data", a.Stream, j)
-			}
+		if err := checkEvents(a.Stream, a.Events); err != nil {
+			return nil, err
 		}
 	}
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(appends[a].Stream, appends[b].Stream) })
@@ -253,11 +270,7 @@ func (s *Store) AppendStreams(ctx context.Context, appends []StreamAppend) ([]Ap
 		for j, e := range a.Events {
 			streams, expected, ord = append(streams, a.Stream), append(expected, a.ExpectedVersion), append(ord, j+1)
 			ids, types, data = append(ids, e.ID), append(types, e.Type), append(data, string(e.Data))
-			meta := "{}"
-			if len(e.Metadata) > 0 {
-				meta = string(e.Metadata)
-			}
-			md = append(md, meta)
+			md = append(md, metadataOf(e))
 		}
 	}
 
@@ -306,20 +319,11 @@ func (s *Store) appendStreams(ctx context.Context, appends []StreamAppend, args 
 		return nil, err
 	}
 	for i, a := range appends {
-		got := out[i].Events
-		if len(got) == 0 {
+		if len(out[i].Events) == 0 {
 			out[i].Err = &VersionConflictError{Stream: a.Stream, Expected: a.ExpectedVersion, Actual: -1}
 			continue
 		}
-		// RETURNING promises no order; versions give it back.
-		slices.SortFunc(got, func(x, y Event) int { return x.StreamVersion - y.StreamVersion })
-		for j := range got {
-			e := a.Events[j]
-			got[j].ID, got[j].Type, got[j].Data, got[j].Metadata = e.ID, e.Type, e.Data, e.Metadata
-			if len(e.Metadata) == 0 {
-				got[j].Metadata = json.RawMessage("{}")
-			}
-		}
+		completeStored(out[i].Events, a.Events)
 	}
 	return out, nil
 }
