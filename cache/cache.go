@@ -18,7 +18,9 @@
 // again, and a fill that raced the invalidation stores under the old
 // generation, where nobody looks. The local layer is used only while the
 // listener is connected; a reconnect starts a new local epoch, as
-// notifications may have been missed in between.
+// notifications may have been missed in between. Reads of one value that
+// miss together there share one load (singleflight), so a popular show's
+// change costs one database read per process, not one per waiting request.
 //
 // Redis is optional: a nil client, or Redis being down, turns the cache into
 // a pass-through that always loads from the database.
@@ -39,6 +41,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/bookingledger/ledger/internal/pglisten"
 )
@@ -76,6 +79,7 @@ type Cache struct {
 	deaf      atomic.Int32  // of those, the ones not listening now
 	epoch     atomic.Uint64 // moves on every (re)connect of the listener
 	gens      sync.Map      // generation key -> *atomic.Uint64, moved by Invalidate
+	flights   singleflight.Group
 
 	hits, localHits, misses, errors prometheus.Counter
 }
@@ -202,10 +206,22 @@ func (c *Cache) fill(ctx context.Context, key, genKey, listQuery string, load fu
 		c.localHits.Inc()
 		return e.value, nil
 	}
-	v, err := c.fillShared(ctx, key, genKey, listQuery, load)
+	// Reads that miss together share one load (a popular show right after
+	// a change): they read the same epoch and generation before it, as if
+	// each had loaded. A shared load that failed (its request may have been
+	// cancelled) is not this read's answer: it loads for itself.
+	led := false // whether this read's own load ran
+	shared, err, _ := c.flights.Do(lk, func() (any, error) {
+		led = true
+		return c.fillShared(ctx, key, genKey, listQuery, load)
+	})
+	if err != nil && !led {
+		shared, err = c.fillShared(ctx, key, genKey, listQuery, load)
+	}
 	if err != nil {
 		return nil, err
 	}
+	v := shared.([]byte)
 	c.local.Add(lk, localEntry{value: v, expires: now.Add(c.cfg.LocalTTL)})
 	return v, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -820,4 +822,71 @@ func TestCacheOnRedisCluster(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "page 1 again", string(v), "any show's change orphans the list pages")
 	assert.Zero(t, counterValue(t, reg, "bookingledger_cache_errors_total"), "no CROSSSLOT or other Redis error")
+}
+
+// Reads of one show that miss together share one load; when a shared load
+// fails (its request may have been cancelled), the reads that joined it load
+// for themselves.
+func TestReadsThatMissTogetherShareOneLoad(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, url := pgtest.NewDB(t)
+	rdb, prefix := redistest.New(t)
+	c := cache.New(rdb, cache.Config{Prefix: prefix, TTL: time.Minute})
+	listen(t, c, url)
+
+	read := func(id int64, load func() ([]byte, error)) (answers []string, errs int) {
+		t.Helper()
+		var (
+			wg sync.WaitGroup
+			mu sync.Mutex
+		)
+		for range 8 {
+			wg.Go(func() {
+				v, err := c.Show(ctx, id, load)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs++
+					return
+				}
+				answers = append(answers, string(v))
+			})
+		}
+		wg.Wait()
+		return answers, errs
+	}
+
+	// The first load waits until every reader has started; readers that
+	// come after it ended find the value cached.
+	var calls atomic.Int64
+	gate := make(chan struct{})
+	go func() {
+		for deadline := time.Now().Add(pollDeadline); calls.Load() == 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		for range 100 {
+			runtime.Gosched() // let the other readers reach the load
+		}
+		close(gate)
+	}()
+	answers, errs := read(1, func() ([]byte, error) {
+		calls.Add(1)
+		<-gate
+		return []byte("v"), nil
+	})
+	assert.Zero(t, errs)
+	assert.Equal(t, slices.Repeat([]string{"v"}, 8), answers)
+	assert.EqualValues(t, 1, calls.Load(), "one load for all")
+
+	boom := errors.New("request cancelled")
+	var failing atomic.Int64
+	answers, errs = read(2, func() ([]byte, error) {
+		if failing.Add(1) == 1 {
+			return nil, boom
+		}
+		return []byte("w"), nil
+	})
+	assert.Equal(t, 1, errs, "only the read whose load failed gets its error")
+	assert.Equal(t, slices.Repeat([]string{"w"}, 7), answers)
 }
