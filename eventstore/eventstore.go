@@ -147,8 +147,7 @@ func (s *Store) Append(ctx context.Context, stream string, expectedVersion int, 
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_version_key" {
+		if lostVersionRace(err) {
 			return nil, &VersionConflictError{Stream: stream, Expected: expectedVersion, Actual: -1}
 		}
 		return nil, fmt.Errorf("append %s: %w", stream, err)
@@ -162,6 +161,13 @@ func (s *Store) Append(ctx context.Context, stream string, expectedVersion int, 
 	}
 	completeStored(out, events)
 	return out, nil
+}
+
+// lostVersionRace reports whether err is an append losing a stream's next
+// version, at the unique index, to a writer that checked at the same time.
+func lostVersionRace(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_version_key"
 }
 
 // checkEvents reports the first of a stream's events that cannot be stored.
@@ -276,10 +282,10 @@ func (s *Store) AppendStreams(ctx context.Context, appends []StreamAppend) ([]Ap
 
 	args := []any{streams, expected, ord, ids, types, data, md}
 	out, err := s.appendStreams(ctx, appends, args)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_version_key" {
+	if lostVersionRace(err) {
 		out, err = s.appendStreams(ctx, appends, args) // the winner has committed: its stream now conflicts alone
 	}
+	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Severity == "ERROR" {
 		out = make([]AppendResult, len(appends))
 		for i, a := range appends {
