@@ -155,7 +155,7 @@ func New(d Deps) (http.Handler, error) {
 
 func (s *server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(saneRequestID, middleware.RequestID, s.logContext, s.instrument, s.recoverer, middleware.GetHead, s.authenticate)
+	r.Use(requestID, s.instrument, s.recoverer, middleware.GetHead, s.authenticate)
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, Problem{Status: http.StatusNotFound, Title: "Not found", Detail: "no such route"})
 	})
@@ -189,51 +189,39 @@ func (s *server) routes() http.Handler {
 	r.Get("/readyz", s.ready)
 	r.Get("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}).ServeHTTP)
 
-	r.Route("/api", func(r chi.Router) {
-		r.Get("/openapi.json", s.openAPI)
+	// The API's routes hang off the root router by their whole path, not
+	// under a mounted /api sub-router: one route lookup per request.
+	r.Get("/api/openapi.json", s.openAPI)
+	r.Group(func(r chi.Router) {
+		r.Use(s.limit("auth"))
+		r.Post("/api/auth/register", s.register)
+		r.Post("/api/auth/login", s.login)
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(s.limit("reads"))
+		r.Get("/api/shows", s.listShows)
+		r.Get("/api/shows/{id}", s.getShow)
+		r.Get("/api/shows/{id}/live", s.liveShow)
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(s.requireRole(users.RoleUser, users.RoleAdmin, users.RoleAuditor))
+		r.With(s.limit("reads")).Get("/api/bookings", s.listBookings)
+		r.With(s.limit("reads")).Get("/api/bookings/{id}", s.getBooking)
 		r.Group(func(r chi.Router) {
-			r.Use(s.limit("auth"))
-			r.Post("/auth/register", s.register)
-			r.Post("/auth/login", s.login)
+			r.Use(s.limit("bookings"), s.idempotent)
+			// Auditors read; they do not book.
+			r.With(s.requireRole(users.RoleUser, users.RoleAdmin)).Post("/api/bookings", s.hold)
+			r.Post("/api/bookings/{id}/confirm", s.confirm)
+			r.Post("/api/bookings/{id}/cancel", s.cancel)
 		})
-		r.Group(func(r chi.Router) {
-			r.Use(s.limit("reads"))
-			r.Get("/shows", s.listShows)
-			r.Get("/shows/{id}", s.getShow)
-			r.Get("/shows/{id}/live", s.liveShow)
-		})
-		r.Group(func(r chi.Router) {
-			r.Use(s.requireRole(users.RoleUser, users.RoleAdmin, users.RoleAuditor))
-			r.With(s.limit("reads")).Get("/bookings", s.listBookings)
-			r.With(s.limit("reads")).Get("/bookings/{id}", s.getBooking)
-			r.Group(func(r chi.Router) {
-				r.Use(s.limit("bookings"), s.idempotent)
-				// Auditors read; they do not book.
-				r.With(s.requireRole(users.RoleUser, users.RoleAdmin)).Post("/bookings", s.hold)
-				r.Post("/bookings/{id}/confirm", s.confirm)
-				r.Post("/bookings/{id}/cancel", s.cancel)
-			})
-		})
-		r.With(s.requireRole(users.RoleAdmin), s.limit("bookings"), s.idempotent).Post("/shows", s.createShow)
-		r.Group(func(r chi.Router) {
-			r.Use(s.requireRole(users.RoleAdmin, users.RoleAuditor), s.limit("reads"))
-			r.Get("/shows/{id}/events", s.showEvents)
-			r.Get("/events", s.globalEvents)
-		})
+	})
+	r.With(s.requireRole(users.RoleAdmin), s.limit("bookings"), s.idempotent).Post("/api/shows", s.createShow)
+	r.Group(func(r chi.Router) {
+		r.Use(s.requireRole(users.RoleAdmin, users.RoleAuditor), s.limit("reads"))
+		r.Get("/api/shows/{id}/events", s.showEvents)
+		r.Get("/api/events", s.globalEvents)
 	})
 	return r
-}
-
-// saneRequestID drops a client's X-Request-Id that is too long or not
-// printable ASCII, so only reasonable ids reach logs and events; chi's
-// RequestID then makes one.
-func saneRequestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if id := r.Header.Get(middleware.RequestIDHeader); id != "" && (len(id) > 128 || !printableASCII(id)) {
-			r.Header.Del(middleware.RequestIDHeader)
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 func (s *server) recoverer(next http.Handler) http.Handler {

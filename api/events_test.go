@@ -50,7 +50,16 @@ func TestAuditorStreams(t *testing.T) {
 	assert.Equal(t, "req-42", locked["metadata"].(map[string]any)["request_id"], "the client's request id travels with the event")
 	long := strings.Repeat("x", 200)
 	r = e.do("GET", "/healthz", "", nil, "X-Request-Id", long)
-	assert.NotEqual(t, long, r.header.Get("X-Request-Id"), "unreasonable ids are replaced")
+	replaced := r.header.Get("X-Request-Id")
+	assert.NotEqual(t, long, replaced, "unreasonable ids are replaced")
+	assert.NotEmpty(t, replaced)
+	r = e.do("GET", "/healthz", "", nil, "X-Request-Id", "caf\u00e9")
+	assert.NotEqual(t, "caf\u00e9", r.header.Get("X-Request-Id"), "ids outside printable ASCII are replaced")
+	made := map[string]bool{replaced: true, r.header.Get("X-Request-Id"): true}
+	for range 3 {
+		made[e.do("GET", "/healthz", "", nil).header.Get("X-Request-Id")] = true
+	}
+	assert.Len(t, made, 5, "every request without a usable id gets a new one")
 
 	assert.Equal(t, []string{"SeatLocked", "BookingConfirmed"}, eventTypes(t, e.do("GET", path+"?after_version=1", auditor, nil)))
 	assert.Equal(t, []string{"SeatLocked"}, eventTypes(t, e.do("GET", path+"?after_version=1&limit=1", auditor, nil)))

@@ -50,7 +50,7 @@ func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // env is one bookingd API over a fresh database and a private Redis prefix.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	pool   *pgxpool.Pool
 	rdb    redis.UniversalClient
@@ -92,14 +92,14 @@ func withRedis(rdb redis.UniversalClient) envOption {
 	}
 }
 
-func newEnv(t *testing.T, opts ...envOption) *env {
+func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	pool, url := pgtest.NewDB(t)
 	return newEnvOn(t, pool, url, opts...)
 }
 
 // newEnvOn is newEnv on a migrated database of the caller's.
-func newEnvOn(t *testing.T, pool *pgxpool.Pool, url string, opts ...envOption) *env {
+func newEnvOn(t testing.TB, pool *pgxpool.Pool, url string, opts ...envOption) *env {
 	t.Helper()
 	rdb, prefix := redistest.New(t)
 	e := &env{t: t, url: url, pool: pool, rdb: rdb, prefix: prefix, clock: &clock{}, reg: prometheus.NewRegistry()}
@@ -157,7 +157,7 @@ type response struct {
 	wire   []byte // as it came
 }
 
-func (r response) json(t *testing.T) map[string]any {
+func (r response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(r.body, &m), "body: %s", r.body)
@@ -346,7 +346,7 @@ func (e *env) createShow(admin string, body map[string]any) int64 {
 }
 
 // eventually polls check until it holds; the loop is bounded.
-func eventually(t *testing.T, what string, check func() bool) {
+func eventually(t testing.TB, what string, check func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if check() {
@@ -356,7 +356,7 @@ func eventually(t *testing.T, what string, check func() bool) {
 	t.Fatalf("%s did not happen within 30s", what)
 }
 
-func requireProblem(t *testing.T, r response, status int) map[string]any {
+func requireProblem(t testing.TB, r response, status int) map[string]any {
 	t.Helper()
 	require.Equal(t, status, r.status, "%s", r.body)
 	require.Equal(t, "application/problem+json", r.header.Get("Content-Type"), "%s", r.body)

@@ -17,6 +17,7 @@ func (s *server) limit(class string) func(http.Handler) http.Handler {
 		"bookings": s.Config.RateLimits.Bookings,
 		"reads":    s.Config.RateLimits.Reads,
 	}[class]
+	limitHeader := []string{strconv.Itoa(perMinute)} // shared, as headerJSON
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			// Auth calls are always limited per client IP: a token must not
@@ -26,8 +27,9 @@ func (s *server) limit(class string) func(http.Handler) http.Handler {
 				key = "user:" + p.UserID.String()
 			}
 			d := s.Limiter.Allow(r.Context(), class, key, perMinute)
-			w.Header().Set("RateLimit-Limit", strconv.Itoa(perMinute))
-			w.Header().Set("RateLimit-Remaining", strconv.Itoa(max(d.Remaining, 0)))
+			h := w.Header()
+			h["Ratelimit-Limit"] = limitHeader // canonical form of RateLimit-Limit
+			h["Ratelimit-Remaining"] = []string{strconv.Itoa(max(d.Remaining, 0))}
 			if !d.Allowed {
 				secs := int(math.Ceil(d.RetryAfter.Seconds()))
 				w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))

@@ -104,14 +104,16 @@ func TestBodiesAndErrors(t *testing.T) {
 	assert.NotEmpty(t, p["request_id"])
 	assert.Equal(t, p["request_id"], r.header.Get("X-Request-Id"))
 	requireProblem(t, e.do("PUT", "/api/bookings", alice, nil), http.StatusMethodNotAllowed)
+	requireProblem(t, e.do("BREW", "/api/bookings", alice, nil), http.StatusMethodNotAllowed)
 
 	assert.Equal(t, http.StatusOK, e.do("GET", "/healthz", "", nil).status)
 	assert.Equal(t, http.StatusOK, e.do("GET", "/readyz", "", nil).status)
 	metrics := string(e.do("GET", "/metrics", "", nil).body)
 	for _, want := range []string{
-		`bookingledger_http_requests_total{method="GET",route="/api/*",status="404"} 1`,
+		`bookingledger_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
 		`bookingledger_http_requests_total{method="POST",route="/api/bookings",status="413"} 2`,
 		`bookingledger_http_request_duration_seconds_count{method="GET",route="/healthz"} 1`,
+		`bookingledger_http_requests_total{method="other",route="unmatched",status="405"} 1`, // invented methods share one label
 	} {
 		assert.True(t, strings.Contains(metrics, want), "metrics lack %s", want)
 	}

@@ -20,7 +20,7 @@ import (
 
 // sse is a client of a live feed.
 type sse struct {
-	t      *testing.T
+	t      testing.TB
 	resp   *http.Response
 	cancel context.CancelFunc
 	lines  chan string

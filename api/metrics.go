@@ -1,10 +1,13 @@
 package api
 
 import (
+	"crypto/rand"
+	"encoding/base32"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -41,14 +44,37 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// logContext starts the request's log context (request id, later user id)
-// and echoes the request id to the client.
-func (s *server) logContext(next http.Handler) http.Handler {
+// requestID gives every request its id: the client's X-Request-Id when it
+// is at most 128 printable ASCII characters (so only reasonable ids reach
+// logs and events), a new one otherwise. The id is echoed in X-Request-Id
+// and starts the request's log context (logctx), where the handlers find
+// it; the user id joins it once authentication knows the caller.
+func requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := middleware.GetReqID(r.Context())
-		w.Header().Set("X-Request-Id", id)
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 128 || !printableASCII(id) {
+			id = newRequestID()
+		}
+		w.Header()["X-Request-Id"] = []string{id}
 		next.ServeHTTP(w, r.WithContext(logctx.Start(r.Context(), id)))
 	})
+}
+
+// requestIDs numbers the ids this process makes after a random prefix, so
+// ids stay unique across processes and restarts.
+var requestIDs = struct {
+	prefix string
+	seq    atomic.Uint64
+}{prefix: randomPrefix()}
+
+func randomPrefix() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]) + "-"
+}
+
+func newRequestID() string {
+	return requestIDs.prefix + strconv.FormatUint(requestIDs.seq.Add(1), 10)
 }
 
 // instrument counts and times every request by its route pattern, and logs
@@ -71,8 +97,9 @@ func (s *server) instrument(next http.Handler) http.Handler {
 			status = http.StatusOK
 		}
 		elapsed := time.Since(start)
-		s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-		s.metrics.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
+		method := metricMethod(r.Method)
+		s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+		s.metrics.latency.WithLabelValues(route, method).Observe(elapsed.Seconds())
 		// Probes and scrapes arrive every few seconds from machines: they
 		// are logged at debug level unless they fail.
 		level := slog.LevelInfo
@@ -84,6 +111,18 @@ func (s *server) instrument(next http.Handler) http.Handler {
 				"duration_ms", float64(elapsed.Microseconds())/1000, "bytes", ww.BytesWritten())
 		}
 	})
+}
+
+// metricMethod is a request method as a metric label: the methods of RFC
+// 9110 and PATCH, and "other" for whatever else a client sends, which
+// would otherwise make a new time series per invented method.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 // outcome counts the result of a booking command.

@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bookingledger/ledger/domain"
 	"github.com/bookingledger/ledger/eventstore"
+	"github.com/bookingledger/ledger/internal/logctx"
 	"github.com/bookingledger/ledger/ledger"
 	"github.com/bookingledger/ledger/live"
 	"github.com/bookingledger/ledger/projections"
@@ -125,7 +125,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 		p.Type = "about:blank"
 	}
 	p.Instance = r.URL.Path
-	p.RequestID = middleware.GetReqID(r.Context())
+	p.RequestID = logctx.RequestID(r.Context())
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
@@ -137,13 +137,38 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v) // a client gone mid-answer is not our error
 }
 
-// writeRawJSON writes a body that is already JSON.
+// writeRawJSON writes a body that is already JSON, with its
+// Content-Length. net/http adds that header itself to a response written
+// at once and smaller than its buffer ("under a few KB", ResponseWriter);
+// a larger one would be chunked without it.
 func writeRawJSON(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	h := w.Header()
+	h["Content-Type"] = headerJSON
+	if len(body) > smallBody {
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
+
+// smallBody is the largest body net/http gives a Content-Length by
+// itself: its buffer before chunking is 2 KiB. One header less keeps a
+// cached seat map's response at eight headers, which Go keeps in a small
+// map; a ninth costs a larger map for the handler's headers and again for
+// net/http's copy of them.
+const smallBody = 1024
+
+// Header values that every response of the busiest routes sends, shared
+// by all of them, and set under their canonical keys: the cached show read
+// spends most of its own time on its headers otherwise. Nothing changes a
+// header's values in place (net/http, Header.Set and Add replace or copy
+// them), so sharing is safe.
+var (
+	headerJSON           = []string{"application/json"}
+	headerNoCache        = []string{"no-cache"}
+	headerGzip           = []string{"gzip"}
+	headerAcceptEncoding = []string{"Accept-Encoding"}
+)
 
 // unreachable reports whether err is a failure to reach a database.
 func unreachable(err error) bool {

@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/bookingledger/ledger/domain"
 	"github.com/bookingledger/ledger/eventstore"
+	"github.com/bookingledger/ledger/internal/logctx"
 	"github.com/bookingledger/ledger/ledger"
 	"github.com/bookingledger/ledger/projections"
 	"github.com/bookingledger/ledger/shards"
@@ -261,15 +261,19 @@ func (s *server) getShow(w http.ResponseWriter, r *http.Request) {
 	// If-None-Match is compared with the one this request selects.
 	etag := showETag(id, show.version, gzipped)
 	h := w.Header()
-	h.Set("ETag", etag)
-	h.Set("Cache-Control", "no-cache")
-	h.Add("Vary", "Accept-Encoding")
+	h["Etag"] = []string{etag}
+	h["Cache-Control"] = headerNoCache
+	if len(h["Vary"]) == 0 {
+		h["Vary"] = headerAcceptEncoding
+	} else {
+		h.Add("Vary", "Accept-Encoding")
+	}
 	if etagMatches(headerList(r, "If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	if gzipped {
-		h.Set("Content-Encoding", "gzip")
+		h["Content-Encoding"] = headerGzip
 		writeRawJSON(w, http.StatusOK, show.gzipped)
 		return
 	}
@@ -297,12 +301,17 @@ func etagMatches(header, etag string) bool {
 }
 
 // headerList is a list-valued header's lines joined into one list (RFC
-// 9110, 5.3).
+// 9110, 5.3). name is in canonical form, as net/http stores a request's
+// header names.
 func headerList(r *http.Request, name string) string {
-	if v := r.Header.Values(name); len(v) > 1 {
+	switch v := r.Header[name]; len(v) {
+	case 0:
+		return ""
+	case 1:
+		return v[0]
+	default:
 		return strings.Join(v, ",")
 	}
-	return r.Header.Get(name)
 }
 
 // acceptsGzip reports whether an Accept-Encoding list admits gzip (RFC
@@ -415,7 +424,7 @@ func (s *server) createShow(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) meta(r *http.Request, p principal) ledger.Metadata {
-	return ledger.Metadata{UserID: p.UserID.String(), RequestID: middleware.GetReqID(r.Context())}
+	return ledger.Metadata{UserID: p.UserID.String(), RequestID: logctx.RequestID(r.Context())}
 }
 
 // limitParam parses the optional limit query parameter: 1 to maxV, def

@@ -24,6 +24,14 @@ func Start(ctx context.Context, requestID string) context.Context {
 	return context.WithValue(ctx, key{}, &fields{requestID: requestID})
 }
 
+// RequestID is the request id ctx was started with; "" outside a request.
+func RequestID(ctx context.Context) string {
+	if f, ok := ctx.Value(key{}).(*fields); ok {
+		return f.requestID
+	}
+	return ""
+}
+
 // SetUser records the authenticated user of the request ctx belongs to.
 func SetUser(ctx context.Context, userID string) {
 	if f, ok := ctx.Value(key{}).(*fields); ok {
