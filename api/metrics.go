@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,37 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	bookings *prometheus.CounterVec
+
+	// series are the requests' and latency's series by route, method and
+	// status, found once: a label lookup hashes and compares its values.
+	series sync.Map // seriesKey → requestSeries
+}
+
+type seriesKey struct {
+	route, method string
+	status        int
+}
+
+type requestSeries struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+// request counts one request and observes its latency. route and method
+// come from bounded sets (route patterns, metricMethod), so the series
+// remembered are as few as those exported.
+func (m *metrics) request(route, method string, status int, elapsed time.Duration) {
+	k := seriesKey{route, method, status}
+	v, ok := m.series.Load(k)
+	if !ok {
+		v, _ = m.series.LoadOrStore(k, requestSeries{
+			requests: m.requests.WithLabelValues(route, method, strconv.Itoa(status)),
+			latency:  m.latency.WithLabelValues(route, method),
+		})
+	}
+	s := v.(requestSeries)
+	s.requests.Inc()
+	s.latency.Observe(elapsed.Seconds())
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -74,7 +106,9 @@ func randomPrefix() string {
 }
 
 func newRequestID() string {
-	return requestIDs.prefix + strconv.FormatUint(requestIDs.seq.Add(1), 10)
+	var buf [40]byte
+	id := append(buf[:0], requestIDs.prefix...)
+	return string(strconv.AppendUint(id, requestIDs.seq.Add(1), 10))
 }
 
 // instrument counts and times every request by its route pattern, and logs
@@ -97,9 +131,7 @@ func (s *server) instrument(next http.Handler) http.Handler {
 			status = http.StatusOK
 		}
 		elapsed := time.Since(start)
-		method := metricMethod(r.Method)
-		s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-		s.metrics.latency.WithLabelValues(route, method).Observe(elapsed.Seconds())
+		s.metrics.request(route, metricMethod(r.Method), status, elapsed)
 		// Probes and scrapes arrive every few seconds from machines: they
 		// are logged at debug level unless they fail.
 		level := slog.LevelInfo
