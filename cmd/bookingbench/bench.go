@@ -335,7 +335,7 @@ func runTarget(ctx context.Context, cfg config, sc scenario, labels []string, qu
 		r.replica = &st
 	}
 	if h, isHTTP := t.(*httpTarget); isHTTP {
-		st, err := h.measureReads(ctx, cfg.redisURL, cfg.concurrency, cfg.readDuration)
+		st, err := h.measureReads(ctx, cfg.redisURL, cfg.readConcurrency, cfg.readDuration)
 		if err != nil {
 			return result{}, fmt.Errorf("reads: %w", err)
 		}

@@ -102,16 +102,23 @@
 // from the projection tables on every request. Both must answer the same
 // seat map, asked for as a client that accepts gzip: plain JSON from the
 // one without cache, gzip (compressed once, when it was cached) from the
-// one with it. Then -concurrency anonymous clients that accept gzip GET
-// /api/shows/{id} of that show from the instance without cache, and then
-// from the one with it; then clients that do not accept gzip from the one
-// with it; each phase for 0.5 s untimed and -read-duration timed (default
-// 3 s). The cache's keys are deleted afterwards. Last, a bare net/http
-// server writes the cached answer's bytes to the same clients (no routing,
-// middleware or lookup): the most any cache could serve on this machine,
-// which puts the ratio in proportion. The read clients are one keep-alive
-// connection each, writing a request and reading its response with a
-// minimal HTTP/1.1 reader that counts the body (as wrk does).
+// one with it. Then -read-concurrency anonymous clients (default 64) that
+// accept gzip GET /api/shows/{id} of that show from the instance without
+// cache, from the one with it, then clients that do not accept gzip from
+// the one with it, and last the same clients a bare net/http server that
+// writes the cached answer's bytes (no routing, middleware or lookup): the
+// most any cache could serve on this machine, which puts the ratio in
+// proportion. Each phase first runs 0.5 s untimed; then the phases take
+// turns, three rounds of a third of -read-duration each (default 3 s in
+// all), so that a disturbance of a second or two falls on all of them
+// alike. The cache's keys are deleted afterwards. The read clients are one
+// keep-alive connection each, writing a request and reading its response
+// with a minimal HTTP/1.1 reader that counts the body (as wrk does). There
+// are more of them than booking clients because the load generator shares
+// the two cores with the server: with 32, a cached read left about a tenth
+// of the CPU idle (vmstat), every connection waiting on the other side,
+// and measured the two programs' hand-offs rather than the server's
+// capacity; with 64 the CPU stays busy in every phase.
 //
 // After each run bookingbench verifies the database: for ledger and http it
 // folds every show's stream from the events table alone and counts seats
@@ -229,8 +236,10 @@ type config struct {
 	redisURL    string
 	// readDuration is how long each API instance serves the timed reads.
 	readDuration time.Duration
-	keep         bool
-	jsonOnly     bool
+	// readConcurrency is the number of read clients.
+	readConcurrency int
+	keep            bool
+	jsonOnly        bool
 	// replayEvents is the size of the replay scenario's stream; 0 skips it.
 	replayEvents int
 	// shards is how many databases the ledger target spreads its shows over.
@@ -274,6 +283,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&cfg.adminURL, "admin-url", adminDefault, "PostgreSQL connection used to create and drop the benchmark's databases (default: TEST_DATABASE_URL)")
 	fs.StringVar(&cfg.redisURL, "redis-url", redisDefault, "Redis of the http target's show cache; its keys get a unique prefix and are deleted afterwards (default: REDIS_URL)")
 	fs.DurationVar(&cfg.readDuration, "read-duration", 3*time.Second, "how long the http target reads a show with the cache, and then without")
+	fs.IntVar(&cfg.readConcurrency, "read-concurrency", 64, "concurrent read clients (keep-alive connections) of the http target's read phases")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the databases instead of dropping them")
 	fs.BoolVar(&cfg.jsonOnly, "json-only", false, "print only the JSON lines")
 	replayEvents := fs.Int("replay-events", 1_000_000, "events the replay scenario generates and replays")
@@ -321,6 +331,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if cfg.duration <= 0 {
 		return config{}, usagef("-duration must be positive, not %s", cfg.duration)
+	}
+	if cfg.readConcurrency < 1 || cfg.readConcurrency > 1000 {
+		return config{}, usagef("-read-concurrency must be 1 to 1000, not %d", cfg.readConcurrency)
 	}
 	if cfg.readDuration <= 0 {
 		return config{}, usagef("-read-duration must be positive, not %s", cfg.readDuration)

@@ -26,7 +26,7 @@ import (
 // target on tiny scenarios; it checks correctness only, never timings.
 func TestEveryTargetBooksWithoutOversellingOrLosing(t *testing.T) {
 	t.Parallel()
-	cfg, err := parseFlags([]string{"-duration", "1s", "-concurrency", "4", "-read-duration", "200ms"}, os.Getenv, io.Discard)
+	cfg, err := parseFlags([]string{"-duration", "1s", "-concurrency", "4", "-read-concurrency", "4", "-read-duration", "200ms"}, os.Getenv, io.Discard)
 	require.NoError(t, err)
 	cfg.scenarios = []scenario{
 		{name: "spread", shows: 20, seatsPerShow: 30},
@@ -198,6 +198,7 @@ func TestFlagErrors(t *testing.T) {
 		{"-duration", "0s"},
 		{"-duration", "soon"},
 		{"-read-duration", "0s"},
+		{"-read-concurrency", "0"},
 		{"-redis-url", "http://nope"},
 		{"-admin-url", "mysql://nope"},
 		{"-scenario", "replay", "-replay-events", "10"},
