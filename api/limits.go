@@ -17,7 +17,7 @@ func (s *server) limit(class string) func(http.Handler) http.Handler {
 		"bookings": s.Config.RateLimits.Bookings,
 		"reads":    s.Config.RateLimits.Reads,
 	}[class]
-	limitHeader := []string{strconv.Itoa(perMinute)} // shared, as headerJSON
+	limitHeader := []string{strconv.Itoa(perMinute)} // shared, as headerJSON: no spare capacity
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			// Auth calls are always limited per client IP: a token must not

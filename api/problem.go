@@ -138,9 +138,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // writeRawJSON writes a body that is already JSON, with its
-// Content-Length. net/http adds that header itself to a response written
-// at once and smaller than its buffer ("under a few KB", ResponseWriter);
-// a larger one would be chunked without it.
+// Content-Length: set here for a body larger than smallBody; a smaller one
+// gets it from net/http, which adds it to a response written in one Write
+// that fits its buffer, as long as nothing flushes before the handler
+// returns ("under a few KB", ResponseWriter.Write). A middleware that
+// flushes or compresses responses would have to set it for all.
 func writeRawJSON(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h["Content-Type"] = headerJSON
@@ -151,18 +153,21 @@ func writeRawJSON(w http.ResponseWriter, status int, body []byte) {
 	_, _ = w.Write(body)
 }
 
-// smallBody is the largest body net/http gives a Content-Length by
-// itself: its buffer before chunking is 2 KiB. One header less keeps a
-// cached seat map's response at eight headers, which Go keeps in a small
-// map; a ninth costs a larger map for the handler's headers and again for
+// smallBody is the largest body left to net/http to measure: half its
+// 2 KiB buffer before chunking, a margin. One header less keeps a cached
+// seat map's response at eight headers, which Go keeps in a small map; a
+// ninth costs a larger map for the handler's headers and again for
 // net/http's copy of them.
 const smallBody = 1024
 
 // Header values that every response of the busiest routes sends, shared
 // by all of them, and set under their canonical keys: the cached show read
-// spends most of its own time on its headers otherwise. Nothing changes a
-// header's values in place (net/http, Header.Set and Add replace or copy
-// them), so sharing is safe.
+// spends most of its own time on its headers otherwise. Sharing is safe
+// because nothing writes into a header's value slice: net/http copies the
+// headers when the status is written, Header.Set replaces a slice, and
+// Header.Add appends to one whose length is its capacity (as every slice
+// literal here), which copies it. A shared value must never have spare
+// capacity, and no code may assign to h[key][i].
 var (
 	headerJSON           = []string{"application/json"}
 	headerNoCache        = []string{"no-cache"}

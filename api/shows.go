@@ -80,7 +80,7 @@ func (s *server) listShows(w http.ResponseWriter, r *http.Request) {
 	etag := fmt.Sprintf(`"shows-%016x"`, h.Sum64())
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Cache-Control", "no-cache")
-	if etagMatches(r.Header.Get("If-None-Match"), etag) {
+	if etagMatches(headerList(r, "If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}

@@ -157,6 +157,8 @@ func TestListAndReadShows(t *testing.T) {
 	require.NotEmpty(t, listETag)
 	query := "/api/shows?type=bus&from=" + from + "&to=" + to
 	assert.Equal(t, http.StatusNotModified, e.do("GET", query, "", nil, "If-None-Match", listETag).status)
+	assert.Equal(t, http.StatusNotModified, e.do("GET", query, "", nil, "If-None-Match", `"other"`, "If-None-Match", listETag).status,
+		"a tag on a second If-None-Match line counts too")
 	e.waitShow(e.createShow(admin, map[string]any{"name": "late bus", "show_type": "bus", "total_seats": 3,
 		"start_time": base.Add(2 * time.Hour).Format(time.RFC3339)}), 1)
 	eventually(t, "the list's ETag changes after a new show", func() bool {
