@@ -105,10 +105,10 @@
 // one with it. Then -read-concurrency anonymous clients (default 64) that
 // accept gzip GET /api/shows/{id} of that show from the instance without
 // cache, from the one with it, then clients that do not accept gzip from
-// the one with it, and last the same clients a bare net/http server that
-// writes the cached answer's bytes (no routing, middleware or lookup): the
-// most any cache could serve on this machine, which puts the ratio in
-// proportion. Each phase first runs 0.5 s untimed; then the phases take
+// the one with it, and last the same clients from a bare net/http server
+// that writes the cached answer's bytes (no routing, middleware or
+// lookup): the most any cache could serve on this machine, which puts the
+// ratio in proportion. Each phase first runs 0.5 s untimed; then the phases take
 // turns, three rounds of a third of -read-duration each (default 3 s in
 // all), so that a disturbance of a second or two falls on all of them
 // alike. The cache's keys are deleted afterwards. The read clients are one
@@ -234,7 +234,7 @@ type config struct {
 	duration    time.Duration
 	adminURL    string
 	redisURL    string
-	// readDuration is how long each API instance serves the timed reads.
+	// readDuration is how long each read phase is timed, over its turns.
 	readDuration time.Duration
 	// readConcurrency is the number of read clients.
 	readConcurrency int
@@ -282,7 +282,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "how long each target runs in each scenario (less when the seats run out)")
 	fs.StringVar(&cfg.adminURL, "admin-url", adminDefault, "PostgreSQL connection used to create and drop the benchmark's databases (default: TEST_DATABASE_URL)")
 	fs.StringVar(&cfg.redisURL, "redis-url", redisDefault, "Redis of the http target's show cache; its keys get a unique prefix and are deleted afterwards (default: REDIS_URL)")
-	fs.DurationVar(&cfg.readDuration, "read-duration", 3*time.Second, "how long the http target reads a show with the cache, and then without")
+	fs.DurationVar(&cfg.readDuration, "read-duration", 3*time.Second, "how long each read phase of the http target lasts in all (without the cache, with it, without gzip, the bare server), in three turns")
 	fs.IntVar(&cfg.readConcurrency, "read-concurrency", 64, "concurrent read clients (keep-alive connections) of the http target's read phases")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the databases instead of dropping them")
 	fs.BoolVar(&cfg.jsonOnly, "json-only", false, "print only the JSON lines")
