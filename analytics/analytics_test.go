@@ -65,45 +65,72 @@ func direct(t *testing.T, pool *pgxpool.Pool) []analytics.ShowStats {
 	return out
 }
 
-// waitCaughtUp polls until the analytics checkpoint reaches the last event.
-func waitCaughtUp(t *testing.T, pool *pgxpool.Pool) {
+// waitCaughtUp polls until the analytics checkpoint reaches the last event,
+// failing at once when the consumer has ended. The loop is bounded; when it
+// gives up it says where the consumer stood and which transactions on the
+// server (of any database: transaction ids are server-wide) were holding
+// the readable end of the stream back.
+func waitCaughtUp(t *testing.T, pool *pgxpool.Pool, c *consumer) {
 	t.Helper()
+	ctx := context.Background()
 	store := eventstore.New(pool)
-	last, err := store.Last(context.Background())
+	last, err := store.Last(ctx)
 	require.NoError(t, err)
+	var cp eventstore.Checkpoint
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		cp, err := store.ConsumerCheckpoint(context.Background(), analytics.ConsumerGroup)
+		select {
+		case <-c.ended:
+			t.Fatalf("the analytics consumer ended before catching up: %v", c.err)
+		default:
+		}
+		cp, err = store.ConsumerCheckpoint(ctx, analytics.ConsumerGroup)
 		require.NoError(t, err)
 		if cp == last {
 			return
 		}
 	}
-	t.Fatal("the analytics consumer did not catch up within a minute")
+	settled, err := store.Settled(ctx)
+	require.NoError(t, err)
+	rows, err := pool.Query(ctx, `SELECT format('pid %s db %s xid %s %s since %s: %s', pid, datname, backend_xid, state,
+			now() - xact_start, left(query, 120))
+		FROM pg_stat_activity WHERE backend_xid IS NOT NULL ORDER BY xact_start`)
+	require.NoError(t, err)
+	open, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	t.Fatalf("the analytics consumer did not catch up within a minute: at %+v, last event %+v, readable up to %+v; "+
+		"transactions with an id: %q", cp, last, settled, open)
 }
 
-func runConsumer(t *testing.T, pool *pgxpool.Pool) (stop func() error) {
+// consumer is an analytics consumer running in the background.
+type consumer struct {
+	cancel context.CancelFunc
+	ended  chan struct{} // closed when Run has returned
+	err    error         // what Run returned, once ended is closed
+}
+
+// stop cancels the consumer and returns what Run returned.
+func (c *consumer) stop() error {
+	c.cancel()
+	<-c.ended
+	return c.err
+}
+
+func runConsumer(t *testing.T, pool *pgxpool.Pool) *consumer {
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- analytics.NewConsumer(pool, 5*time.Millisecond, nil).Run(ctx) }()
-	stopped := false
-	stop = func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		return <-done
-	}
-	t.Cleanup(func() { _ = stop() })
-	return stop
+	c := &consumer{cancel: cancel, ended: make(chan struct{})}
+	go func() {
+		defer close(c.ended)
+		c.err = analytics.NewConsumer(pool, 5*time.Millisecond, nil).Run(ctx)
+	}()
+	t.Cleanup(func() { _ = c.stop() })
+	return c
 }
 
 func TestLiveReplayAndDirectCountAgree(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewDB(t)
 	busyLedger(t, pool, 400, 1)
-	runConsumer(t, pool)
-	waitCaughtUp(t, pool)
+	waitCaughtUp(t, pool, runConsumer(t, pool))
 
 	live, err := analytics.Report(context.Background(), pool)
 	require.NoError(t, err)
@@ -142,7 +169,7 @@ func TestConsumerResumesAfterKills(t *testing.T) {
 
 	kills := 0
 	for running := true; running; {
-		stop := runConsumer(t, pool)
+		c := runConsumer(t, pool)
 		select {
 		case <-done:
 			running = false
@@ -153,10 +180,9 @@ func TestConsumerResumesAfterKills(t *testing.T) {
 			WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL
 			  AND query LIKE '%analytics%'`).Scan(&n))
 		kills += n
-		_ = stop() // a killed consumer returns its error; both ways are a crash here
+		_ = c.stop() // a killed consumer returns its error; both ways are a crash here
 	}
-	runConsumer(t, pool)
-	waitCaughtUp(t, pool)
+	waitCaughtUp(t, pool, runConsumer(t, pool))
 	live, err := analytics.Report(ctx, pool)
 	require.NoError(t, err)
 	assert.Equal(t, direct(t, pool), live)
