@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // diff lists the rows of want (a replay) that got (the live tables) lacks or
@@ -14,7 +16,7 @@ func diff(want, got *Model) []Difference {
 	var out []Difference
 	out = append(out, diffTable("shows", showsOf(want), showsOf(got), sameShow, showJSON)...)
 	out = append(out, diffTable("seats", seatsOf(want), seatsOf(got), sameSeat, seatJSON)...)
-	out = append(out, diffTable("bookings", want.bookings, got.bookings, sameBooking, bookingJSON)...)
+	out = append(out, diffTable("bookings", bookingsOf(want), bookingsOf(got), sameBooking, bookingJSON)...)
 	return out
 }
 
@@ -65,14 +67,17 @@ func seatsOf(m *Model) map[seatKey]seatOf {
 	return out
 }
 
-func sameTime(a, b time.Time) bool { return recordedAt(a).Equal(recordedAt(b)) }
-
-func sameTimePtr(a, b *time.Time) bool {
-	if a == nil || b == nil {
-		return a == b
+// bookingsOf keys the bookings by their id's text, which orders the report.
+func bookingsOf(m *Model) map[string]*bookingRow {
+	out := make(map[string]*bookingRow, len(m.bookings))
+	for id, b := range m.bookings {
+		out[id.String()] = b
 	}
-	return sameTime(*a, *b)
+	return out
 }
+
+// sameTime compares two times of the tables, the zero time (NULL) included.
+func sameTime(a, b time.Time) bool { return recordedAt(a).Equal(recordedAt(b)) }
 
 func sameShow(a, b *showRow) bool {
 	return a.id == b.id && a.name == b.name && a.showType == b.showType && sameTime(a.start, b.start) &&
@@ -82,23 +87,32 @@ func sameShow(a, b *showRow) bool {
 
 func sameSeat(a, b seatOf) bool {
 	return a.show == b.show && a.number == b.number && a.position == b.position && a.status == b.status &&
-		a.bookingID == b.bookingID && sameTimePtr(a.lockedUntil, b.lockedUntil)
+		a.bookingID == b.bookingID && sameTime(a.lockedUntil, b.lockedUntil)
 }
 
 func sameBooking(a, b *bookingRow) bool {
 	return a.id == b.id && a.userID == b.userID && a.showID == b.showID && slices.Equal(a.seats, b.seats) &&
 		a.status == b.status && sameTime(a.createdAt, b.createdAt) && sameTime(a.expiresAt, b.expiresAt) &&
-		sameTime(a.updatedAt, b.updatedAt) && sameTimePtr(a.confirmedAt, b.confirmedAt) &&
-		sameTimePtr(a.expiredAt, b.expiredAt) && sameTimePtr(a.cancelledAt, b.cancelledAt)
+		sameTime(a.updatedAt, b.updatedAt) && sameTime(a.confirmedAt, b.confirmedAt) &&
+		sameTime(a.expiredAt, b.expiredAt) && sameTime(a.cancelledAt, b.cancelledAt)
 }
 
 func ts(t time.Time) string { return recordedAt(t).Format(time.RFC3339Nano) }
 
-func tsp(t *time.Time) any {
-	if t == nil {
+// tsn is a nullable time's JSON: null for the zero time.
+func tsn(t time.Time) any {
+	if t.IsZero() {
 		return nil
 	}
-	return ts(*t)
+	return ts(t)
+}
+
+// uuidn is a nullable id's JSON: null for the zero UUID.
+func uuidn(id uuid.UUID) any {
+	if id == (uuid.UUID{}) {
+		return nil
+	}
+	return id.String()
 }
 
 func showJSON(s *showRow) map[string]any {
@@ -109,11 +123,11 @@ func showJSON(s *showRow) map[string]any {
 
 func seatJSON(s seatOf) map[string]any {
 	return map[string]any{"show_id": s.show, "seat_number": s.number, "position": s.position, "status": s.status,
-		"booking_id": s.bookingID, "locked_until": tsp(s.lockedUntil)}
+		"booking_id": uuidn(s.bookingID), "locked_until": tsn(s.lockedUntil)}
 }
 
 func bookingJSON(b *bookingRow) map[string]any {
-	return map[string]any{"id": b.id, "show_id": b.showID, "user_id": b.userID, "seat_numbers": b.seats, "status": b.status,
-		"created_at": ts(b.createdAt), "expires_at": ts(b.expiresAt), "confirmed_at": tsp(b.confirmedAt),
-		"expired_at": tsp(b.expiredAt), "cancelled_at": tsp(b.cancelledAt), "updated_at": ts(b.updatedAt)}
+	return map[string]any{"id": b.id.String(), "show_id": b.showID, "user_id": b.userID.String(), "seat_numbers": b.seats, "status": b.status,
+		"created_at": ts(b.createdAt), "expires_at": ts(b.expiresAt), "confirmed_at": tsn(b.confirmedAt),
+		"expired_at": tsn(b.expiredAt), "cancelled_at": tsn(b.cancelledAt), "updated_at": ts(b.updatedAt)}
 }

@@ -1,13 +1,17 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"iter"
+	"maps"
 	"slices"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/bookingledger/ledger/domain"
 	"github.com/bookingledger/ledger/eventstore"
@@ -16,9 +20,14 @@ import (
 // Model is the read models folded in memory: what the tables must contain
 // after the events it folded. It shares no code with the SQL projector
 // beyond decoding, so diffing the two checks both.
+//
+// A replay holds a million seats and half a million bookings here while the
+// garbage collector runs again and again, so the rows hold as few pointers
+// as they can: ids as UUID bytes, times as values (the zero time stands for
+// NULL), statuses as the domain's constants.
 type Model struct {
 	shows    map[int64]*showRow
-	bookings map[string]*bookingRow
+	bookings map[uuid.UUID]*bookingRow
 	events   int
 }
 
@@ -36,23 +45,23 @@ type showRow struct {
 type seatRow struct {
 	number      string
 	position    int
-	status      string
-	bookingID   string
-	lockedUntil *time.Time
+	status      domain.SeatStatus
+	bookingID   uuid.UUID // zero: none
+	lockedUntil time.Time // zero: NULL
 }
 
 type bookingRow struct {
-	id, userID                          string
+	id, userID                          uuid.UUID
 	showID                              int64
 	seats                               []string
-	status                              string
+	status                              domain.BookingStatus
 	createdAt, expiresAt, updatedAt     time.Time
-	confirmedAt, expiredAt, cancelledAt *time.Time
+	confirmedAt, expiredAt, cancelledAt time.Time // zero: NULL
 }
 
 // NewModel returns an empty model.
 func NewModel() *Model {
-	return &Model{shows: map[int64]*showRow{}, bookings: map[string]*bookingRow{}}
+	return &Model{shows: map[int64]*showRow{}, bookings: map[uuid.UUID]*bookingRow{}}
 }
 
 // Events is how many events the model has folded.
@@ -82,86 +91,145 @@ func (m *Model) apply(e eventstore.Event, id domain.ShowID, ev domain.Event) err
 		}
 		s.seats = make([]seatRow, len(ev.SeatNumbers))
 		for i, n := range ev.SeatNumbers {
-			s.seats[i] = seatRow{number: n, position: i + 1, status: string(domain.SeatStatusAvailable)}
+			s.seats[i] = seatRow{number: n, position: i + 1, status: domain.SeatStatusAvailable}
 			s.seatIndex[n] = i
 		}
 		m.shows[s.id] = s
 	case domain.SeatLocked:
+		id, err := bookingID(ev.BookingID)
+		if err != nil {
+			return err
+		}
+		user, err := uuid.Parse(string(ev.UserID))
+		if err != nil {
+			return fmt.Errorf("booking %s: user id %q: %w", ev.BookingID, ev.UserID, err)
+		}
 		until := recordedAt(ev.ExpiresAt)
 		for _, n := range ev.SeatNumbers {
 			seat := &s.seats[s.seatIndex[n]]
-			seat.status, seat.bookingID, seat.lockedUntil = string(domain.SeatStatusLocked), string(ev.BookingID), &until
+			seat.status, seat.bookingID, seat.lockedUntil = domain.SeatStatusLocked, id, until
 		}
 		s.available -= len(ev.SeatNumbers)
-		m.bookings[string(ev.BookingID)] = &bookingRow{
-			id: string(ev.BookingID), userID: string(ev.UserID), showID: s.id, seats: slices.Clone(ev.SeatNumbers),
-			status: string(domain.StatusPending), createdAt: at, expiresAt: until, updatedAt: at,
+		m.bookings[id] = &bookingRow{
+			id: id, userID: user, showID: s.id, seats: slices.Clone(ev.SeatNumbers),
+			status: domain.StatusPending, createdAt: at, expiresAt: until, updatedAt: at,
 		}
 	case domain.BookingConfirmed:
-		b := m.bookings[string(ev.BookingID)]
-		confirmed := recordedAt(ev.ConfirmedAt)
-		b.status, b.confirmedAt, b.updatedAt = string(domain.StatusConfirmed), &confirmed, at
+		b, err := m.booking(ev.BookingID)
+		if err != nil {
+			return err
+		}
+		b.status, b.confirmedAt, b.updatedAt = domain.StatusConfirmed, recordedAt(ev.ConfirmedAt), at
 		for _, n := range b.seats {
 			seat := &s.seats[s.seatIndex[n]]
 			if seat.bookingID == b.id {
-				seat.status, seat.lockedUntil = string(domain.SeatStatusBooked), nil
+				seat.status, seat.lockedUntil = domain.SeatStatusBooked, time.Time{}
 			}
 		}
 	case domain.BookingExpired:
-		m.release(s, string(ev.BookingID), len(ev.SeatNumbers), domain.StatusExpired, at)
+		return m.release(s, ev.BookingID, len(ev.SeatNumbers), domain.StatusExpired, at)
 	case domain.BookingCancelled:
-		m.release(s, string(ev.BookingID), len(ev.SeatNumbers), domain.StatusCancelled, at)
+		return m.release(s, ev.BookingID, len(ev.SeatNumbers), domain.StatusCancelled, at)
 	}
 	return nil
 }
 
-func (m *Model) release(s *showRow, id string, n int, to domain.BookingStatus, at time.Time) {
-	b := m.bookings[id]
-	b.status, b.updatedAt = string(to), at
+// bookingID is the UUID a booking's rows are stored under.
+func bookingID(id domain.BookingID) (uuid.UUID, error) {
+	u, err := uuid.Parse(string(id))
+	if err != nil {
+		return uuid.UUID{}, fmt.Errorf("booking id %q: %w", id, err)
+	}
+	return u, nil
+}
+
+// booking returns the folded booking an event of its stream names.
+func (m *Model) booking(id domain.BookingID) (*bookingRow, error) {
+	u, err := bookingID(id)
+	if err != nil {
+		return nil, err
+	}
+	b := m.bookings[u]
+	if b == nil {
+		return nil, fmt.Errorf("%w: booking %s before its hold", ErrOutOfOrder, id)
+	}
+	return b, nil
+}
+
+func (m *Model) release(s *showRow, id domain.BookingID, n int, to domain.BookingStatus, at time.Time) error {
+	b, err := m.booking(id)
+	if err != nil {
+		return err
+	}
+	b.status, b.updatedAt = to, at
 	if to == domain.StatusExpired {
-		b.expiredAt = &at
+		b.expiredAt = at
 	} else {
-		b.cancelledAt = &at
+		b.cancelledAt = at
 	}
 	s.available += n
 	for _, n := range b.seats {
 		seat := &s.seats[s.seatIndex[n]]
-		if seat.bookingID == id {
-			*seat = seatRow{number: n, position: seat.position, status: string(domain.SeatStatusAvailable)}
+		if seat.bookingID == b.id {
+			*seat = seatRow{number: n, position: seat.position, status: domain.SeatStatusAvailable}
 		}
 	}
+	return nil
 }
 
 // Write stores the model into the empty shows, seats and bookings tables
-// through tx, with COPY.
+// through tx, with COPY. Rows are made one at a time into one reused buffer
+// (COPY encodes each before asking for the next), not gathered first: a
+// million rows of boxed values would double the heap the garbage collector
+// walks. Shows and their seats go in show id order, so the indexes built
+// afterwards sort input that is mostly in order already.
 func (m *Model) Write(ctx context.Context, tx pgx.Tx) error {
-	shows := make([][]any, 0, len(m.shows))
-	var seats [][]any
-	for _, s := range m.shows {
-		shows = append(shows, []any{s.id, s.name, s.showType, s.start, s.total, s.available, s.ver, s.createdAt, s.updatedAt})
-		for _, seat := range s.seats {
-			var booking any
-			if seat.bookingID != "" {
-				booking = mustUUID(seat.bookingID)
-			}
-			seats = append(seats, []any{s.id, seat.number, seat.position, seat.status, booking, seat.lockedUntil})
+	shows := slices.SortedFunc(maps.Values(m.shows), func(a, b *showRow) int { return cmp.Compare(a.id, b.id) })
+	i := 0
+	row := make([]any, 9)
+	showRows := func() ([]any, error) {
+		if i == len(shows) {
+			return nil, nil
 		}
+		s := shows[i]
+		i++
+		row = append(row[:0], s.id, s.name, s.showType, s.start, s.total, s.available, s.ver, s.createdAt, s.updatedAt)
+		return row, nil
 	}
-	bookings := make([][]any, 0, len(m.bookings))
-	for _, b := range m.bookings {
-		bookings = append(bookings, []any{mustUUID(b.id), b.showID, mustUUID(b.userID), b.seats, b.status,
-			b.createdAt, b.expiresAt, b.confirmedAt, b.expiredAt, b.cancelledAt, b.updatedAt})
+	show, seat := 0, 0
+	seatRows := func() ([]any, error) {
+		for show < len(shows) && seat == len(shows[show].seats) {
+			show, seat = show+1, 0
+		}
+		if show == len(shows) {
+			return nil, nil
+		}
+		s, r := shows[show], shows[show].seats[seat]
+		seat++
+		row = append(row[:0], s.id, r.number, r.position, string(r.status), nullUUID(r.bookingID), nullTime(r.lockedUntil))
+		return row, nil
+	}
+	next, stop := iter.Pull(maps.Values(m.bookings))
+	defer stop()
+	bookingRows := func() ([]any, error) {
+		b, ok := next()
+		if !ok {
+			return nil, nil
+		}
+		row = append(row[:0], [16]byte(b.id), b.showID, [16]byte(b.userID), b.seats, string(b.status),
+			b.createdAt, b.expiresAt, nullTime(b.confirmedAt), nullTime(b.expiredAt), nullTime(b.cancelledAt), b.updatedAt)
+		return row, nil
 	}
 	for _, c := range []struct {
 		table string
 		cols  []string
-		rows  [][]any
+		rows  func() ([]any, error)
 	}{
-		{"shows", []string{"id", "name", "show_type", "start_time", "total_seats", "available_seats", "version", "created_at", "updated_at"}, shows},
-		{"seats", []string{"show_id", "seat_number", "position", "status", "booking_id", "locked_until"}, seats},
-		{"bookings", []string{"id", "show_id", "user_id", "seat_numbers", "status", "created_at", "expires_at", "confirmed_at", "expired_at", "cancelled_at", "updated_at"}, bookings},
+		{"shows", []string{"id", "name", "show_type", "start_time", "total_seats", "available_seats", "version", "created_at", "updated_at"}, showRows},
+		{"seats", []string{"show_id", "seat_number", "position", "status", "booking_id", "locked_until"}, seatRows},
+		{"bookings", []string{"id", "show_id", "user_id", "seat_numbers", "status", "created_at", "expires_at", "confirmed_at", "expired_at", "cancelled_at", "updated_at"}, bookingRows},
 	} {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromFunc(c.rows)); err != nil {
 			return fmt.Errorf("write %s: %w", c.table, err)
 		}
 	}
@@ -190,19 +258,22 @@ func loadModel(ctx context.Context, tx pgx.Tx) (*Model, error) {
 		return nil, fmt.Errorf("read shows: %w", err)
 	}
 
-	rows, err = tx.Query(ctx, `SELECT show_id, seat_number, position, status, coalesce(booking_id::text, ''), locked_until FROM seats ORDER BY show_id, position`)
+	rows, err = tx.Query(ctx, `SELECT show_id, seat_number, position, status, booking_id, locked_until FROM seats ORDER BY show_id, position`)
 	if err != nil {
 		return nil, fmt.Errorf("read seats: %w", err)
 	}
 	for rows.Next() {
 		var (
-			show int64
-			seat seatRow
+			show  int64
+			seat  seatRow
+			id    pgtype.UUID
+			until pgtype.Timestamptz
 		)
-		if err := rows.Scan(&show, &seat.number, &seat.position, &seat.status, &seat.bookingID, &seat.lockedUntil); err != nil {
+		if err := rows.Scan(&show, &seat.number, &seat.position, &seat.status, &id, &until); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read seats: %w", err)
 		}
+		seat.bookingID, seat.lockedUntil = id.Bytes, until.Time // zero when NULL
 		s := m.shows[show]
 		if s == nil { // a seat without its show: keep it under a placeholder so diff reports it
 			s = &showRow{id: show, seatIndex: map[string]int{}, orphan: true}
@@ -215,19 +286,23 @@ func loadModel(ctx context.Context, tx pgx.Tx) (*Model, error) {
 		return nil, fmt.Errorf("read seats: %w", err)
 	}
 
-	rows, err = tx.Query(ctx, `SELECT id::text, show_id, user_id::text, seat_numbers, status, created_at, expires_at,
+	rows, err = tx.Query(ctx, `SELECT id, show_id, user_id, seat_numbers, status, created_at, expires_at,
 		confirmed_at, expired_at, cancelled_at, updated_at FROM bookings`)
 	if err != nil {
 		return nil, fmt.Errorf("read bookings: %w", err)
 	}
 	for rows.Next() {
-		b := &bookingRow{}
+		var (
+			b                             bookingRow
+			confirmed, expired, cancelled pgtype.Timestamptz
+		)
 		if err := rows.Scan(&b.id, &b.showID, &b.userID, &b.seats, &b.status, &b.createdAt, &b.expiresAt,
-			&b.confirmedAt, &b.expiredAt, &b.cancelledAt, &b.updatedAt); err != nil {
+			&confirmed, &expired, &cancelled, &b.updatedAt); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read bookings: %w", err)
 		}
-		m.bookings[b.id] = b
+		b.confirmedAt, b.expiredAt, b.cancelledAt = confirmed.Time, expired.Time, cancelled.Time
+		m.bookings[b.id] = &b
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read bookings: %w", err)
@@ -235,13 +310,22 @@ func loadModel(ctx context.Context, tx pgx.Tx) (*Model, error) {
 	return m, nil
 }
 
-// mustUUID gives COPY a typed value for a uuid column (a string makes pgx
-// try and fail binary encodings first, which dominated a replay's CPU). The
-// ids come from events the ledger validated; a malformed one is written as
-// text and refused by PostgreSQL, failing the rebuild loudly.
-func mustUUID(s string) any {
-	if id, err := uuid.Parse(s); err == nil {
-		return [16]byte(id) // not uuid.UUID: its driver.Valuer turns it back into a string
+// nullUUID gives COPY a uuid column's value: NULL for the zero UUID, else
+// the bytes (not uuid.UUID, whose driver.Valuer turns it into a string that
+// pgx then tries and fails binary encodings with, which once dominated a
+// replay's CPU).
+func nullUUID(id uuid.UUID) any {
+	if id == (uuid.UUID{}) {
+		return nil
 	}
-	return s
+	return [16]byte(id)
+}
+
+// nullTime gives COPY a nullable timestamptz column's value: NULL for the
+// zero time.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -304,8 +305,17 @@ func TestVerifyFindsDifferencesAndRebuildRepairs(t *testing.T) {
 	_, err = pool.Exec(ctx, `UPDATE seats SET status = CASE status WHEN 'available' THEN 'booked' ELSE 'available' END
 		WHERE show_id = $1 AND position = 1`, int64(stats.Shows[0]))
 	require.NoError(t, err)
-	_, err = pool.Exec(ctx, `DELETE FROM bookings WHERE id = (SELECT id FROM bookings LIMIT 1)`)
-	require.NoError(t, err)
+	var deleted string
+	require.NoError(t, pool.QueryRow(ctx, `DELETE FROM bookings WHERE id = (SELECT id FROM bookings ORDER BY id LIMIT 1)
+		RETURNING id::text`).Scan(&deleted))
+	// NULLs count too: a confirmed booking that lost its confirmation time,
+	// a booked seat (of another show) that lost its booking.
+	var unconfirmed, unbookedShow, unbookedSeat string
+	require.NoError(t, pool.QueryRow(ctx, `UPDATE bookings SET confirmed_at = NULL
+		WHERE id = (SELECT id FROM bookings WHERE status = 'confirmed' ORDER BY id DESC LIMIT 1) RETURNING id::text`).Scan(&unconfirmed))
+	require.NoError(t, pool.QueryRow(ctx, `UPDATE seats SET booking_id = NULL
+		WHERE (show_id, position) = (SELECT show_id, position FROM seats WHERE status = 'booked' AND show_id <> $1 LIMIT 1)
+		RETURNING format('"show_id":%s', show_id), format('"seat_number":"%s"', seat_number)`, int64(stats.Shows[0])).Scan(&unbookedShow, &unbookedSeat))
 	report, err := projections.Verify(ctx, pool, nil)
 	require.NoError(t, err)
 	tables := map[string]bool{}
@@ -315,6 +325,18 @@ func TestVerifyFindsDifferencesAndRebuildRepairs(t *testing.T) {
 	assert.True(t, tables["seats missing"], "%v", report.Differences)
 	assert.True(t, tables["seats unexpected"], "%v", report.Differences)
 	assert.True(t, tables["bookings missing"], "%v", report.Differences)
+	found := func(table, kind string, parts ...string) bool {
+		for _, d := range report.Differences {
+			if d.Table == table && d.Kind == kind && containsAll(d.Row, parts...) {
+				return true
+			}
+		}
+		return false
+	}
+	assert.True(t, found("bookings", "missing", deleted), "the deleted booking: %v", report.Differences)
+	assert.True(t, found("bookings", "unexpected", unconfirmed, `"confirmed_at":null`), "the unconfirmed booking: %v", report.Differences)
+	assert.True(t, found("bookings", "missing", unconfirmed, `"status":"confirmed"`), "the unconfirmed booking: %v", report.Differences)
+	assert.True(t, found("seats", "unexpected", unbookedShow, unbookedSeat, `"booking_id":null`, `"status":"booked"`), "the unbooked seat: %v", report.Differences)
 
 	indexes := func() []string {
 		rows, err := pool.Query(ctx, `SELECT indexdef FROM pg_indexes WHERE tablename IN ('shows', 'seats', 'bookings') ORDER BY 1`)
@@ -388,4 +410,14 @@ func TestVerifyWhileBusy(t *testing.T) {
 		verified++
 	}
 	assert.Greater(t, verified, 1, "verify ran while the workload did")
+}
+
+// containsAll reports whether s contains every one of parts.
+func containsAll(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
 }
