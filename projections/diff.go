@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // diff lists the rows of want (a replay) that got (the live tables) lacks or
@@ -76,8 +77,13 @@ func bookingsOf(m *Model) map[string]*bookingRow {
 	return out
 }
 
-// sameTime compares two times of the tables, the zero time (NULL) included.
 func sameTime(a, b time.Time) bool { return recordedAt(a).Equal(recordedAt(b)) }
+
+// sameNullTime compares two values of a nullable timestamptz column: NULL,
+// ±infinity or a time.
+func sameNullTime(a, b pgtype.Timestamptz) bool {
+	return a.Valid == b.Valid && a.InfinityModifier == b.InfinityModifier && sameTime(a.Time, b.Time)
+}
 
 func sameShow(a, b *showRow) bool {
 	return a.id == b.id && a.name == b.name && a.showType == b.showType && sameTime(a.start, b.start) &&
@@ -87,32 +93,35 @@ func sameShow(a, b *showRow) bool {
 
 func sameSeat(a, b seatOf) bool {
 	return a.show == b.show && a.number == b.number && a.position == b.position && a.status == b.status &&
-		a.bookingID == b.bookingID && sameTime(a.lockedUntil, b.lockedUntil)
+		a.bookingID == b.bookingID && sameNullTime(a.lockedUntil, b.lockedUntil)
 }
 
 func sameBooking(a, b *bookingRow) bool {
 	return a.id == b.id && a.userID == b.userID && a.showID == b.showID && slices.Equal(a.seats, b.seats) &&
 		a.status == b.status && sameTime(a.createdAt, b.createdAt) && sameTime(a.expiresAt, b.expiresAt) &&
-		sameTime(a.updatedAt, b.updatedAt) && sameTime(a.confirmedAt, b.confirmedAt) &&
-		sameTime(a.expiredAt, b.expiredAt) && sameTime(a.cancelledAt, b.cancelledAt)
+		sameTime(a.updatedAt, b.updatedAt) && sameNullTime(a.confirmedAt, b.confirmedAt) &&
+		sameNullTime(a.expiredAt, b.expiredAt) && sameNullTime(a.cancelledAt, b.cancelledAt)
 }
 
 func ts(t time.Time) string { return recordedAt(t).Format(time.RFC3339Nano) }
 
-// tsn is a nullable time's JSON: null for the zero time.
-func tsn(t time.Time) any {
-	if t.IsZero() {
+// tsn is a nullable time's JSON.
+func tsn(t pgtype.Timestamptz) any {
+	switch {
+	case !t.Valid:
 		return nil
+	case t.InfinityModifier != pgtype.Finite:
+		return t.InfinityModifier.String()
 	}
-	return ts(t)
+	return ts(t.Time)
 }
 
-// uuidn is a nullable id's JSON: null for the zero UUID.
-func uuidn(id uuid.UUID) any {
-	if id == (uuid.UUID{}) {
+// uuidn is a nullable id's JSON.
+func uuidn(id pgtype.UUID) any {
+	if !id.Valid {
 		return nil
 	}
-	return id.String()
+	return uuid.UUID(id.Bytes).String()
 }
 
 func showJSON(s *showRow) map[string]any {

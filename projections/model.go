@@ -23,8 +23,8 @@ import (
 //
 // A replay holds a million seats and half a million bookings here while the
 // garbage collector runs again and again, so the rows hold as few pointers
-// as they can: ids as UUID bytes, times as values (the zero time stands for
-// NULL), statuses as the domain's constants.
+// as they can: ids as UUID bytes, nullable columns as pgtype values (not
+// pointers), statuses as the domain's constants.
 type Model struct {
 	shows    map[int64]*showRow
 	bookings map[uuid.UUID]*bookingRow
@@ -46,8 +46,8 @@ type seatRow struct {
 	number      string
 	position    int
 	status      domain.SeatStatus
-	bookingID   uuid.UUID // zero: none
-	lockedUntil time.Time // zero: NULL
+	bookingID   pgtype.UUID
+	lockedUntil pgtype.Timestamptz
 }
 
 type bookingRow struct {
@@ -56,7 +56,7 @@ type bookingRow struct {
 	seats                               []string
 	status                              domain.BookingStatus
 	createdAt, expiresAt, updatedAt     time.Time
-	confirmedAt, expiredAt, cancelledAt time.Time // zero: NULL
+	confirmedAt, expiredAt, cancelledAt pgtype.Timestamptz
 }
 
 // NewModel returns an empty model.
@@ -107,7 +107,7 @@ func (m *Model) apply(e eventstore.Event, id domain.ShowID, ev domain.Event) err
 		until := recordedAt(ev.ExpiresAt)
 		for _, n := range ev.SeatNumbers {
 			seat := &s.seats[s.seatIndex[n]]
-			seat.status, seat.bookingID, seat.lockedUntil = domain.SeatStatusLocked, id, until
+			seat.status, seat.bookingID, seat.lockedUntil = domain.SeatStatusLocked, pgtype.UUID{Bytes: id, Valid: true}, timestamptz(until)
 		}
 		s.available -= len(ev.SeatNumbers)
 		m.bookings[id] = &bookingRow{
@@ -119,11 +119,11 @@ func (m *Model) apply(e eventstore.Event, id domain.ShowID, ev domain.Event) err
 		if err != nil {
 			return err
 		}
-		b.status, b.confirmedAt, b.updatedAt = domain.StatusConfirmed, recordedAt(ev.ConfirmedAt), at
+		b.status, b.confirmedAt, b.updatedAt = domain.StatusConfirmed, timestamptz(ev.ConfirmedAt), at
 		for _, n := range b.seats {
 			seat := &s.seats[s.seatIndex[n]]
-			if seat.bookingID == b.id {
-				seat.status, seat.lockedUntil = domain.SeatStatusBooked, time.Time{}
+			if seat.bookingID.Bytes == b.id {
+				seat.status, seat.lockedUntil = domain.SeatStatusBooked, pgtype.Timestamptz{}
 			}
 		}
 	case domain.BookingExpired:
@@ -163,14 +163,14 @@ func (m *Model) release(s *showRow, id domain.BookingID, n int, to domain.Bookin
 	}
 	b.status, b.updatedAt = to, at
 	if to == domain.StatusExpired {
-		b.expiredAt = at
+		b.expiredAt = timestamptz(at)
 	} else {
-		b.cancelledAt = at
+		b.cancelledAt = timestamptz(at)
 	}
 	s.available += n
 	for _, n := range b.seats {
 		seat := &s.seats[s.seatIndex[n]]
-		if seat.bookingID == b.id {
+		if seat.bookingID.Bytes == b.id {
 			*seat = seatRow{number: n, position: seat.position, status: domain.SeatStatusAvailable}
 		}
 	}
@@ -206,7 +206,7 @@ func (m *Model) Write(ctx context.Context, tx pgx.Tx) error {
 		}
 		s, r := shows[show], shows[show].seats[seat]
 		seat++
-		row = append(row[:0], s.id, r.number, r.position, string(r.status), nullUUID(r.bookingID), nullTime(r.lockedUntil))
+		row = append(row[:0], s.id, r.number, r.position, string(r.status), r.bookingID, r.lockedUntil)
 		return row, nil
 	}
 	next, stop := iter.Pull(maps.Values(m.bookings))
@@ -217,7 +217,7 @@ func (m *Model) Write(ctx context.Context, tx pgx.Tx) error {
 			return nil, nil
 		}
 		row = append(row[:0], [16]byte(b.id), b.showID, [16]byte(b.userID), b.seats, string(b.status),
-			b.createdAt, b.expiresAt, nullTime(b.confirmedAt), nullTime(b.expiredAt), nullTime(b.cancelledAt), b.updatedAt)
+			b.createdAt, b.expiresAt, b.confirmedAt, b.expiredAt, b.cancelledAt, b.updatedAt)
 		return row, nil
 	}
 	for _, c := range []struct {
@@ -264,16 +264,13 @@ func loadModel(ctx context.Context, tx pgx.Tx) (*Model, error) {
 	}
 	for rows.Next() {
 		var (
-			show  int64
-			seat  seatRow
-			id    pgtype.UUID
-			until pgtype.Timestamptz
+			show int64
+			seat seatRow
 		)
-		if err := rows.Scan(&show, &seat.number, &seat.position, &seat.status, &id, &until); err != nil {
+		if err := rows.Scan(&show, &seat.number, &seat.position, &seat.status, &seat.bookingID, &seat.lockedUntil); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read seats: %w", err)
 		}
-		seat.bookingID, seat.lockedUntil = id.Bytes, until.Time // zero when NULL
 		s := m.shows[show]
 		if s == nil { // a seat without its show: keep it under a placeholder so diff reports it
 			s = &showRow{id: show, seatIndex: map[string]int{}, orphan: true}
@@ -292,16 +289,12 @@ func loadModel(ctx context.Context, tx pgx.Tx) (*Model, error) {
 		return nil, fmt.Errorf("read bookings: %w", err)
 	}
 	for rows.Next() {
-		var (
-			b                             bookingRow
-			confirmed, expired, cancelled pgtype.Timestamptz
-		)
+		var b bookingRow
 		if err := rows.Scan(&b.id, &b.showID, &b.userID, &b.seats, &b.status, &b.createdAt, &b.expiresAt,
-			&confirmed, &expired, &cancelled, &b.updatedAt); err != nil {
+			&b.confirmedAt, &b.expiredAt, &b.cancelledAt, &b.updatedAt); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read bookings: %w", err)
 		}
-		b.confirmedAt, b.expiredAt, b.cancelledAt = confirmed.Time, expired.Time, cancelled.Time
 		m.bookings[b.id] = &b
 	}
 	if err := rows.Err(); err != nil {
@@ -310,22 +303,8 @@ func loadModel(ctx context.Context, tx pgx.Tx) (*Model, error) {
 	return m, nil
 }
 
-// nullUUID gives COPY a uuid column's value: NULL for the zero UUID, else
-// the bytes (not uuid.UUID, whose driver.Valuer turns it into a string that
-// pgx then tries and fails binary encodings with, which once dominated a
-// replay's CPU).
-func nullUUID(id uuid.UUID) any {
-	if id == (uuid.UUID{}) {
-		return nil
-	}
-	return [16]byte(id)
-}
-
-// nullTime gives COPY a nullable timestamptz column's value: NULL for the
-// zero time.
-func nullTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t
+// timestamptz is a non-NULL value of a nullable timestamptz column, as the
+// table stores it.
+func timestamptz(t time.Time) pgtype.Timestamptz {
+	return pgtype.Timestamptz{Time: recordedAt(t), Valid: true}
 }

@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -297,6 +298,10 @@ func TestVerifyFindsDifferencesAndRebuildRepairs(t *testing.T) {
 	ctx := context.Background()
 	stats, err := workload.Run(ctx, svc, workload.Options{Shows: 3, SeatsPerShow: 20, Holds: 200, Clients: 4, Seed: 9})
 	require.NoError(t, err)
+	// The workload may sell every seat; this show keeps all of its free.
+	free, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{Name: "free", ShowType: domain.ShowBus,
+		StartTime: time.Date(2031, 5, 1, 18, 0, 0, 0, time.UTC), SeatNumbers: []string{"F1", "F2"}}, ledger.Metadata{})
+	require.NoError(t, err)
 	stop := startProjector(t, pool)
 	waitCaughtUp(t, pool)
 	stop()
@@ -316,6 +321,17 @@ func TestVerifyFindsDifferencesAndRebuildRepairs(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `UPDATE seats SET booking_id = NULL
 		WHERE (show_id, position) = (SELECT show_id, position FROM seats WHERE status = 'booked' AND show_id <> $1 LIMIT 1)
 		RETURNING format('"show_id":%s', show_id), format('"seat_number":"%s"', seat_number)`, int64(stats.Shows[0])).Scan(&unbookedShow, &unbookedSeat))
+	// Values the projector never writes are differences too, not NULLs: the
+	// nil UUID, infinity.
+	_, err = pool.Exec(ctx, `UPDATE seats SET booking_id = '00000000-0000-0000-0000-000000000000'
+		WHERE show_id = $1 AND seat_number = 'F1'`, int64(free.ShowID))
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `UPDATE seats SET locked_until = '-infinity' WHERE show_id = $1 AND seat_number = 'F2'`, int64(free.ShowID))
+	require.NoError(t, err)
+	var infinite string
+	require.NoError(t, pool.QueryRow(ctx, `UPDATE bookings SET expired_at = 'infinity'
+		WHERE id = (SELECT id FROM bookings WHERE id::text NOT IN ($1, $2) ORDER BY id LIMIT 1) RETURNING id::text`,
+		deleted, unconfirmed).Scan(&infinite))
 	report, err := projections.Verify(ctx, pool, nil)
 	require.NoError(t, err)
 	tables := map[string]bool{}
@@ -337,6 +353,12 @@ func TestVerifyFindsDifferencesAndRebuildRepairs(t *testing.T) {
 	assert.True(t, found("bookings", "unexpected", unconfirmed, `"confirmed_at":null`), "the unconfirmed booking: %v", report.Differences)
 	assert.True(t, found("bookings", "missing", unconfirmed, `"status":"confirmed"`), "the unconfirmed booking: %v", report.Differences)
 	assert.True(t, found("seats", "unexpected", unbookedShow, unbookedSeat, `"booking_id":null`, `"status":"booked"`), "the unbooked seat: %v", report.Differences)
+	freeShow := fmt.Sprintf(`"show_id":%d`, free.ShowID)
+	assert.True(t, found("seats", "unexpected", freeShow, `"seat_number":"F1"`, `"booking_id":"00000000-0000-0000-0000-000000000000"`),
+		"the seat booked by the nil UUID: %v", report.Differences)
+	assert.True(t, found("seats", "unexpected", freeShow, `"seat_number":"F2"`, `"locked_until":"-infinity"`),
+		"the seat locked until -infinity: %v", report.Differences)
+	assert.True(t, found("bookings", "unexpected", infinite, `"expired_at":"infinity"`), "the booking expired at infinity: %v", report.Differences)
 
 	indexes := func() []string {
 		rows, err := pool.Query(ctx, `SELECT indexdef FROM pg_indexes WHERE tablename IN ('shows', 'seats', 'bookings') ORDER BY 1`)
