@@ -1,9 +1,9 @@
 package projections
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"time"
 
@@ -12,69 +12,81 @@ import (
 )
 
 // diff lists the rows of want (a replay) that got (the live tables) lacks or
-// has otherwise, and the reverse, at most MaxDifferences per table and kind.
+// has otherwise, and the reverse, at most MaxDifferences per table and kind,
+// in key order. It compares the models where they stand, through their own
+// maps and seat indexes: a million seats are not copied into new maps.
 func diff(want, got *Model) []Difference {
-	var out []Difference
-	out = append(out, diffTable("shows", showsOf(want), showsOf(got), sameShow, showJSON)...)
-	out = append(out, diffTable("seats", seatsOf(want), seatsOf(got), sameSeat, seatJSON)...)
-	out = append(out, diffTable("bookings", bookingsOf(want), bookingsOf(got), sameBooking, bookingJSON)...)
-	return out
+	var shows, seats, bookings []Difference
+	for _, d := range []struct {
+		kind        string
+		from, other *Model
+	}{{"missing", want, got}, {"unexpected", got, want}} {
+		shows = append(shows, showDiffs(d.kind, d.from, d.other)...)
+		seats = append(seats, seatDiffs(d.kind, d.from, d.other)...)
+		bookings = append(bookings, bookingDiffs(d.kind, d.from, d.other)...)
+	}
+	return slices.Concat(shows, seats, bookings)
 }
 
-func diffTable[K cmp.Ordered, R any](table string, want, got map[K]R, same func(a, b R) bool, asJSON func(R) map[string]any) []Difference {
-	var out []Difference
-	report := func(kind string, from, other map[K]R) {
-		var keys []K
-		for k, r := range from {
-			if o, ok := other[k]; !ok || !same(r, o) {
-				keys = append(keys, k)
+// showDiffs reports the show rows of from that other lacks or has otherwise.
+func showDiffs(kind string, from, other *Model) []Difference {
+	var rows []*showRow
+	for id, s := range from.shows {
+		if o := other.shows[id]; !s.orphan && (o == nil || o.orphan || !sameShow(s, o)) {
+			rows = append(rows, s)
+		}
+	}
+	return differences("shows", kind, rows, func(a, b *showRow) int { return cmp.Compare(a.id, b.id) }, showJSON)
+}
+
+// seatDiffs reports the seat rows of from that other lacks or has otherwise.
+func seatDiffs(kind string, from, other *Model) []Difference {
+	var rows []seatOf
+	for id, s := range from.shows {
+		o := other.shows[id]
+		for _, seat := range s.seats {
+			if o != nil {
+				if i, ok := o.seatIndex[seat.number]; ok && sameSeat(seat, o.seats[i]) {
+					continue
+				}
 			}
-		}
-		slices.Sort(keys)
-		for _, k := range keys[:min(len(keys), MaxDifferences)] {
-			raw, _ := json.Marshal(asJSON(from[k]))
-			out = append(out, Difference{Table: table, Kind: kind, Row: string(raw)})
+			rows = append(rows, seatOf{show: id, seatRow: seat})
 		}
 	}
-	report("missing", want, got)
-	report("unexpected", got, want)
+	return differences("seats", kind, rows, func(a, b seatOf) int {
+		return cmp.Or(cmp.Compare(a.show, b.show), cmp.Compare(a.number, b.number))
+	}, seatJSON)
+}
+
+// bookingDiffs reports the booking rows of from that other lacks or has
+// otherwise.
+func bookingDiffs(kind string, from, other *Model) []Difference {
+	var rows []*bookingRow
+	for id, b := range from.bookings {
+		if o := other.bookings[id]; o == nil || !sameBooking(b, o) {
+			rows = append(rows, b)
+		}
+	}
+	return differences("bookings", kind, rows, func(a, b *bookingRow) int {
+		return bytes.Compare(a.id[:], b.id[:]) // the order of their text as well
+	}, bookingJSON)
+}
+
+// differences reports the first MaxDifferences of rows in key order.
+func differences[R any](table, kind string, rows []R, compare func(a, b R) int, asJSON func(R) map[string]any) []Difference {
+	slices.SortFunc(rows, compare)
+	var out []Difference
+	for _, r := range rows[:min(len(rows), MaxDifferences)] {
+		raw, _ := json.Marshal(asJSON(r))
+		out = append(out, Difference{Table: table, Kind: kind, Row: string(raw)})
+	}
 	return out
 }
 
-func showsOf(m *Model) map[int64]*showRow {
-	out := make(map[int64]*showRow, len(m.shows))
-	for id, s := range m.shows {
-		if !s.orphan {
-			out[id] = s
-		}
-	}
-	return out
-}
-
-type seatKey = string // "show/seat"
-
+// seatOf is a seat row with its show.
 type seatOf struct {
 	show int64
 	seatRow
-}
-
-func seatsOf(m *Model) map[seatKey]seatOf {
-	out := map[seatKey]seatOf{}
-	for id, s := range m.shows {
-		for _, seat := range s.seats {
-			out[fmt.Sprintf("%d/%s", id, seat.number)] = seatOf{show: id, seatRow: seat}
-		}
-	}
-	return out
-}
-
-// bookingsOf keys the bookings by their id's text, which orders the report.
-func bookingsOf(m *Model) map[string]*bookingRow {
-	out := make(map[string]*bookingRow, len(m.bookings))
-	for id, b := range m.bookings {
-		out[id.String()] = b
-	}
-	return out
 }
 
 func sameTime(a, b time.Time) bool { return recordedAt(a).Equal(recordedAt(b)) }
@@ -91,8 +103,9 @@ func sameShow(a, b *showRow) bool {
 		sameTime(a.createdAt, b.createdAt) && sameTime(a.updatedAt, b.updatedAt)
 }
 
-func sameSeat(a, b seatOf) bool {
-	return a.show == b.show && a.number == b.number && a.position == b.position && a.status == b.status &&
+// sameSeat compares two seats of one show.
+func sameSeat(a, b seatRow) bool {
+	return a.number == b.number && a.position == b.position && a.status == b.status &&
 		a.bookingID == b.bookingID && sameNullTime(a.lockedUntil, b.lockedUntil)
 }
 
