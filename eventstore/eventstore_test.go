@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -409,4 +411,66 @@ func TestConsumerLag(t *testing.T) {
 	groups, err := store.ConsumerGroups(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"jobs"}, groups)
+}
+
+// A consumer stopped right after it handled and acked a message has moved
+// its group's offset past that message, so what the handler wrote in the
+// message's transaction commits with the offset. watermill-sql records an
+// ack only when its goroutine sees it; when that goroutine comes to look
+// after the subscription was closed as well, it chooses between the two at
+// random, and choosing the close it committed the transaction without the
+// offset: the next consumer applied the message again.
+//
+// The test makes that order likely on one processor: the first message of
+// each round is acked by the handler itself, which then lets the
+// subscriber's goroutine run (it hands out the next message and waits)
+// before stopping the consumer; Consume may still take that next message
+// (it chooses at random between it and the stop), and its handler does not
+// wait. Not parallel, so that no other test runs meanwhile.
+func TestConsumeStoppedAfterAnAckHasMovedTheOffset(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	pool, _ := pgtest.NewDB(t)
+	store := eventstore.New(pool)
+	ctx := context.Background()
+	const events = 60
+	for v := range events {
+		_, err := store.Append(ctx, "show-1", v, []eventstore.EventData{newEvent(t, "E", v+1)})
+		require.NoError(t, err)
+	}
+
+	handled := 0
+	for round := 0; handled < events; round++ {
+		require.Less(t, round, 2*events, "the consumer makes no progress")
+		sub, err := eventstore.NewSubscriber(wsql.BeginnerFromPgx(pool),
+			eventstore.SubscriberConfig{ConsumerGroup: "stops", BatchSize: 10, PollInterval: 5 * time.Millisecond}, nil)
+		require.NoError(t, err)
+		runCtx, stop := context.WithCancel(ctx)
+		first := true
+		err = eventstore.Consume(runCtx, sub, eventstore.Topic, func(msg *message.Message) error {
+			e, err := eventstore.FromMessage(msg)
+			if err != nil {
+				return err
+			}
+			if e.StreamVersion != handled+1 {
+				return fmt.Errorf("event v%d handled after v%d", e.StreamVersion, handled)
+			}
+			handled++
+			if first {
+				first = false
+				msg.Ack()
+				runtime.Gosched()
+				stop()
+			}
+			return nil
+		})
+		stop()
+		require.NoError(t, err, "round %d", round)
+
+		committed, err := store.ConsumerCheckpoint(ctx, "stops")
+		require.NoError(t, err)
+		var upTo int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM events
+			WHERE (transaction_id::text::bigint, global_position) <= ($1, $2)`, committed.TransactionID, committed.Position).Scan(&upTo))
+		require.Equal(t, handled, upTo, "round %d: the offset stands after every handled message", round)
+	}
 }

@@ -287,8 +287,16 @@ func WatermillLogger(logger *slog.Logger) watermill.LoggerAdapter {
 // Consume hands the messages of topic to handle one at a time, acking each
 // one handle accepts, until ctx ends (nil) or handle fails (its error, the
 // message unacked). The subscription is closed between messages, never while
-// handle may still use the message's transaction: watermill-sql would commit
-// or roll it back under the handler's feet.
+// handle may still use the message's transaction (watermill-sql would commit
+// or roll it back under the handler's feet), and never before the
+// subscriber has taken the last ack: watermill-sql's subscriber sees an ack
+// only when its goroutine next looks, and if by then the subscription is
+// closed as well it picks one of the two at random; picking the close, it
+// commits the batch's transaction, the acked message's writes included,
+// without moving the offset past it, and the message is handled again.
+// watermill-sql ends a message's context once it has taken the ack, which
+// is what Consume waits for: its subscribers (the only kind Consume is for)
+// always end it.
 func Consume(ctx context.Context, sub message.Subscriber, topic string, handle func(*message.Message) error) error {
 	msgs, err := sub.Subscribe(context.WithoutCancel(ctx), topic)
 	if err != nil {
@@ -308,6 +316,9 @@ func Consume(ctx context.Context, sub message.Subscriber, topic string, handle f
 				return fmt.Errorf("message %s: %w", msg.UUID, err)
 			}
 			msg.Ack()
+			if done := msg.Context().Done(); done != nil {
+				<-done
+			}
 		}
 	}
 }
