@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"iter"
 	"maps"
 	"slices"
 	"time"
@@ -209,13 +208,13 @@ func (m *Model) Write(ctx context.Context, tx pgx.Tx) error {
 		row = append(row[:0], s.id, r.number, r.position, string(r.status), r.bookingID, r.lockedUntil)
 		return row, nil
 	}
-	next, stop := iter.Pull(maps.Values(m.bookings))
-	defer stop()
+	bookings, j := slices.Collect(maps.Values(m.bookings)), 0
 	bookingRows := func() ([]any, error) {
-		b, ok := next()
-		if !ok {
+		if j == len(bookings) {
 			return nil, nil
 		}
+		b := bookings[j]
+		j++
 		row = append(row[:0], [16]byte(b.id), b.showID, [16]byte(b.userID), b.seats, string(b.status),
 			b.createdAt, b.expiresAt, b.confirmedAt, b.expiredAt, b.cancelledAt, b.updatedAt)
 		return row, nil
