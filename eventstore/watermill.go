@@ -296,7 +296,9 @@ func WatermillLogger(logger *slog.Logger) watermill.LoggerAdapter {
 // without moving the offset past it, and the message is handled again.
 // watermill-sql ends a message's context once it has taken the ack, which
 // is what Consume waits for: its subscribers (the only kind Consume is for)
-// always end it.
+// always end it. handle leaves acking to Consume: a Nack would stall it
+// (watermill-sql resends on the same context), an Ack before an error would
+// bring the race back.
 func Consume(ctx context.Context, sub message.Subscriber, topic string, handle func(*message.Message) error) error {
 	msgs, err := sub.Subscribe(context.WithoutCancel(ctx), topic)
 	if err != nil {
