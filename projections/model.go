@@ -121,7 +121,7 @@ func (m *Model) apply(e eventstore.Event, id domain.ShowID, ev domain.Event) err
 		b.status, b.confirmedAt, b.updatedAt = domain.StatusConfirmed, timestamptz(ev.ConfirmedAt), at
 		for _, n := range b.seats {
 			seat := &s.seats[s.seatIndex[n]]
-			if seat.bookingID.Bytes == b.id {
+			if b.holds(*seat) {
 				seat.status, seat.lockedUntil = domain.SeatStatusBooked, pgtype.Timestamptz{}
 			}
 		}
@@ -131,6 +131,12 @@ func (m *Model) apply(e eventstore.Event, id domain.ShowID, ev domain.Event) err
 		return m.release(s, ev.BookingID, len(ev.SeatNumbers), domain.StatusCancelled, at)
 	}
 	return nil
+}
+
+// holds reports whether seat is held by b: its booking_id is b's id, not
+// NULL (a free seat's zero bytes are no booking's).
+func (b *bookingRow) holds(seat seatRow) bool {
+	return seat.bookingID == pgtype.UUID{Bytes: b.id, Valid: true}
 }
 
 // bookingID is the UUID a booking's rows are stored under.
@@ -169,7 +175,7 @@ func (m *Model) release(s *showRow, id domain.BookingID, n int, to domain.Bookin
 	s.available += n
 	for _, n := range b.seats {
 		seat := &s.seats[s.seatIndex[n]]
-		if seat.bookingID.Bytes == b.id {
+		if b.holds(*seat) {
 			*seat = seatRow{number: n, position: seat.position, status: domain.SeatStatusAvailable}
 		}
 	}
