@@ -60,6 +60,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) == 0 {
 		return usageError{errors.New(usage)}
 	}
+	switch args[0] {
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	case "run", "report", "replay":
+	default: // refused before any connection is made
+		return unknownCommand(args[0])
+	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -139,8 +147,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 		}
 	default:
-		return usageError{fmt.Errorf("unknown command %q; %s", args[0], usage)}
+		return unknownCommand(args[0])
 	}
+}
+
+func unknownCommand(name string) error {
+	return usageError{fmt.Errorf("unknown command %q; %s", name, usage)}
 }
 
 // connect opens the shards: DATABASE_SHARD_URLS, or DATABASE_URL alone.

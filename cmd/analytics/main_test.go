@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -192,4 +193,23 @@ func TestShardedRunReportReplay(t *testing.T) {
 	var ue usageError
 	require.ErrorAs(t, err, &ue)
 	assert.Contains(t, err.Error(), "shard 1")
+}
+
+// Help goes to stdout and succeeds; a command that does not exist is named
+// as such before any database is asked for (none is set here).
+func TestHelpAndUnknownCommandNeedNoDatabase(t *testing.T) {
+	t.Parallel()
+	noEnv := func(string) string { return "" }
+	for _, arg := range []string{"help", "-h", "--help"} {
+		var out bytes.Buffer
+		require.NoError(t, run(context.Background(), []string{arg}, noEnv, &out, io.Discard), arg)
+		assert.Contains(t, out.String(), "usage: analytics run", arg)
+	}
+	err := run(context.Background(), []string{"bogus"}, noEnv, io.Discard, io.Discard)
+	var ue usageError
+	require.ErrorAs(t, err, &ue)
+	assert.Contains(t, err.Error(), `unknown command "bogus"`)
+	err = run(context.Background(), []string{"report"}, noEnv, io.Discard, io.Discard)
+	require.ErrorAs(t, err, &ue)
+	assert.Contains(t, err.Error(), "DATABASE_URL is not set")
 }
