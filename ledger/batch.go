@@ -61,19 +61,32 @@ func (s *Service) execute(ctx context.Context, id domain.ShowID, meta Metadata, 
 	}
 }
 
-// lead runs batches for the show until its queue is empty.
+// lead runs the show's next batch, which holds the calling leader's own
+// request: a leader is a caller whose request found the queue empty, and
+// nothing is queued before it. When more requests are queued by then, a
+// new goroutine leads them, so that no caller waits for the commands that
+// came after its own while the show stays busy.
 func (s *Service) lead(ctx context.Context, id domain.ShowID, e *cacheEntry) {
-	for {
-		e.qmu.Lock()
-		batch := e.queue[:min(len(e.queue), maxBatch)]
-		e.queue = e.queue[len(batch):]
-		if len(batch) == 0 {
-			e.leading = false
-			e.qmu.Unlock()
-			return
-		}
-		e.qmu.Unlock()
+	if s.runNextBatch(ctx, id, e) {
+		s.spawn(func() { s.leadOn(ctx, id, e) })
+	}
+}
 
+// leadOn runs the show's batches until its queue is empty.
+func (s *Service) leadOn(ctx context.Context, id domain.ShowID, e *cacheEntry) {
+	for s.runNextBatch(ctx, id, e) {
+	}
+}
+
+// runNextBatch takes the next batch off the show's queue, runs it and
+// answers its requests. It returns whether more requests are queued; when
+// none is, the show has no leader any more.
+func (s *Service) runNextBatch(ctx context.Context, id domain.ShowID, e *cacheEntry) (more bool) {
+	e.qmu.Lock()
+	batch := e.queue[:min(len(e.queue), maxBatch)]
+	e.queue = e.queue[len(batch):]
+	e.qmu.Unlock()
+	if len(batch) > 0 {
 		e.mu.Lock()
 		results := s.runBatch(ctx, id, e, batch)
 		e.mu.Unlock()
@@ -81,6 +94,13 @@ func (s *Service) lead(ctx context.Context, id domain.ShowID, e *cacheEntry) {
 			r.done <- results[i]
 		}
 	}
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	if len(e.queue) == 0 {
+		e.leading = false
+		return false
+	}
+	return true
 }
 
 // runBatch decides and appends a batch, retrying on version conflicts.
@@ -106,10 +126,14 @@ func (s *Service) runBatch(ctx context.Context, id domain.ShowID, e *cacheEntry,
 			if err != nil {
 				return fail(err)
 			}
-			if moved && attempt < s.cfg.MaxRetries {
+			if !moved {
+				return out
+			}
+			if attempt < s.cfg.MaxRetries {
 				continue
 			}
-			return out
+			// Decided on a state the stream has left: no refusal is sure.
+			return fail(fmt.Errorf("%s: %w", id.StreamID(), ErrTooManyConflicts))
 		}
 		sa := eventstore.StreamAppend{Stream: id.StreamID(), ExpectedVersion: e.show.Version(), Events: data}
 		var (
@@ -122,7 +146,9 @@ func (s *Service) runBatch(ctx context.Context, id domain.ShowID, e *cacheEntry,
 			// Decided again on a state just caught up: appended at once, not
 			// after the group in flight, so that another process writing
 			// this show has the least time to move it again.
-			stored, err = s.store.Append(ctx, sa.Stream, sa.ExpectedVersion, sa.Events)
+			actx, cancel := context.WithTimeout(ctx, statementTimeout) // the show is locked meanwhile
+			stored, err = s.store.Append(actx, sa.Stream, sa.ExpectedVersion, sa.Events)
+			cancel()
 		}
 		if errors.Is(err, eventstore.ErrVersionConflict) {
 			if s.onConflict != nil {

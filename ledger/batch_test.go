@@ -94,3 +94,80 @@ func TestConcurrentHoldsAreGroupCommitted(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, st.AvailableSeats())
 }
+
+// A caller that leads its show's batch returns once its own request is
+// answered: requests queued behind it are led by another goroutine, so no
+// caller waits for the commands of others while the show stays busy.
+func TestALeaderReturnsOnceItsOwnRequestIsAnswered(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	svc, err := New(pool, DefaultConfig())
+	require.NoError(t, err)
+	ctx := context.Background()
+	res, err := svc.ScheduleShow(ctx, ScheduleInput{Name: "x", ShowType: domain.ShowBus, StartTime: time.Now().Add(time.Hour),
+		SeatNumbers: []string{"1", "2"}}, Metadata{})
+	require.NoError(t, err)
+	e := svc.cache.entry(res.ShowID)
+
+	// While the leader's own batch is being appended, another request
+	// queues up behind it.
+	later := hold("later", "2")
+	var queued bool
+	svc.onBatch = func(int) {
+		if !queued {
+			queued = true
+			e.qmu.Lock()
+			e.queue = append(e.queue, later)
+			e.qmu.Unlock()
+		}
+	}
+	var handoff func()
+	svc.spawn = func(f func()) { handoff = f }
+
+	_, _, err = svc.Hold(ctx, res.ShowID, "0190c6e4-0000-7000-8000-000000000002", []string{"1"}, Metadata{})
+	require.NoError(t, err)
+	require.True(t, queued)
+	select {
+	case out := <-later.done:
+		t.Fatalf("the leader ran the request queued after its own before returning: %+v", out)
+	default:
+	}
+	require.NotNil(t, handoff, "the queued request was handed to a new leader")
+
+	handoff()
+	out := <-later.done
+	require.NoError(t, out.err)
+	assert.Equal(t, 3, out.res.Version)
+	e.qmu.Lock()
+	assert.False(t, e.leading, "the queue is empty and nobody leads")
+	e.qmu.Unlock()
+}
+
+// A refusal decided on a state the stream has since left is not given
+// once the retries are spent: the stream might accept the command.
+func TestNoRefusalFromAStateTheStreamLeft(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	cfg := DefaultConfig()
+	cfg.MaxRetries = 0
+	a, err := New(pool, cfg)
+	require.NoError(t, err)
+	b, err := New(pool, DefaultConfig())
+	require.NoError(t, err)
+	ctx := context.Background()
+	res, err := a.ScheduleShow(ctx, ScheduleInput{Name: "x", ShowType: domain.ShowBus, StartTime: time.Now().Add(time.Hour),
+		SeatNumbers: []string{"1", "2"}}, Metadata{})
+	require.NoError(t, err)
+	held, _, err := a.Hold(ctx, res.ShowID, "0190c6e4-0000-7000-8000-000000000001", []string{"1"}, Metadata{})
+	require.NoError(t, err)
+	// b frees the seat; a's state still has it held.
+	_, err = b.Cancel(ctx, res.ShowID, held.ID, Metadata{})
+	require.NoError(t, err)
+
+	_, _, err = a.Hold(ctx, res.ShowID, "0190c6e4-0000-7000-8000-000000000002", []string{"1"}, Metadata{})
+	require.ErrorIs(t, err, ErrTooManyConflicts, "not SeatsUnavailable: seat 1 is free on the stream")
+
+	// With the state caught up, the hold is decided on the stream as it is.
+	_, _, err = a.Hold(ctx, res.ShowID, "0190c6e4-0000-7000-8000-000000000002", []string{"1"}, Metadata{})
+	require.NoError(t, err)
+}

@@ -29,10 +29,11 @@ const (
 	maxAppenders = 1
 	// maxGroup bounds how many shows one statement carries.
 	maxGroup = 128
-	// appendTimeout bounds one statement: a statement that hangs (a
-	// connection gone silent) would hold back every show of the service.
-	// Its appends then fail as "may or may not have committed".
-	appendTimeout = 30 * time.Second
+	// statementTimeout bounds each statement the service sends for a show:
+	// one that hangs (a connection gone silent) would hold back every show
+	// of the group, or the show whose state it holds. An append that times
+	// out fails as "may or may not have committed".
+	statementTimeout = 30 * time.Second
 )
 
 type appendRequest struct {
@@ -109,7 +110,7 @@ func (a *appender) take() []*appendRequest {
 }
 
 func (a *appender) send(ctx context.Context, group []*appendRequest) {
-	ctx, cancel := context.WithTimeout(ctx, appendTimeout)
+	ctx, cancel := context.WithTimeout(ctx, statementTimeout)
 	defer cancel()
 	if len(group) == 1 {
 		r := group[0]

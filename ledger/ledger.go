@@ -85,6 +85,9 @@ type Service struct {
 	onBatch    func(commands int)
 	// newBookingID makes a hold's booking id (a UUIDv7; WithShard marks it).
 	newBookingID func() uuid.UUID
+	// spawn starts the goroutine that leads a busy show's later requests
+	// (batch.go); tests run it themselves.
+	spawn func(func())
 }
 
 // Option changes a Service at construction.
@@ -122,7 +125,7 @@ func New(db DB, cfg Config, opts ...Option) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{store: eventstore.New(db), db: db, cfg: cfg, now: time.Now, cache: newShowCache(cfg.CachedShows),
-		newBookingID: func() uuid.UUID { return uuid.Must(uuid.NewV7()) }}
+		newBookingID: func() uuid.UUID { return uuid.Must(uuid.NewV7()) }, spawn: func(f func()) { go f() }}
 	s.appender = &appender{store: s.store}
 	for _, o := range opts {
 		o(s)
@@ -267,6 +270,8 @@ func (s *Service) catchUp(ctx context.Context, e *cacheEntry, id domain.ShowID) 
 	if e.show == nil {
 		e.show = domain.NewShow()
 	}
+	ctx, cancel := context.WithTimeout(ctx, statementTimeout) // the show is locked meanwhile
+	defer cancel()
 	stored, err := s.store.Load(ctx, id.StreamID(), e.show.Version())
 	if err != nil {
 		return false, err
