@@ -68,6 +68,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.SetOutput(stderr)
 	roles := fs.String("roles", "", "comma-separated roles to run: api, projector, worker (default: all; env BOOKINGD_ROLES)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) { // -h: the usage is printed, and that is all
+			return nil
+		}
 		return err
 	}
 	cfg, err := loadConfig(getenv, *roles)

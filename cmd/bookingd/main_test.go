@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bookingledger/ledger/api"
 	"github.com/bookingledger/ledger/domain"
 	"github.com/bookingledger/ledger/internal/pgtest"
 	"github.com/bookingledger/ledger/ledger"
@@ -356,4 +358,38 @@ func eventuallyStatus(t *testing.T, c *client, id, want string) {
 		}
 	}
 	t.Fatalf("booking %s did not become %s within 30s; last seen %v", id, want, got)
+}
+
+// The defaults are DESIGN.md's, and each setting is read from its variable.
+func TestConfigDefaultsAndOverrides(t *testing.T) {
+	t.Parallel()
+	secret := strings.Repeat("s", 32)
+	cfg, err := loadConfig(env(map[string]string{"DATABASE_URL": "x", "JWT_SECRET": secret}), "")
+	require.NoError(t, err)
+	assert.Equal(t, ":8080", cfg.HTTPAddr)
+	assert.Equal(t, 10*time.Minute, cfg.HoldTTL)
+	assert.Equal(t, time.Second, cfg.ConfirmDelay)
+	assert.Equal(t, 30*time.Second, cfg.ExpiryEvery)
+	assert.Equal(t, api.RateLimits{Auth: 5, Bookings: 10, Reads: 100}, cfg.API.RateLimits)
+	assert.Equal(t, []string{"api", "projector", "worker"}, cfg.Roles)
+
+	cfg, err = loadConfig(env(map[string]string{"DATABASE_URL": "x", "JWT_SECRET": secret,
+		"HTTP_ADDR": ":9000", "HOLD_TTL": "3m", "CONFIRM_DELAY": "2s", "EXPIRY_INTERVAL": "5s",
+		"RATE_LIMIT_AUTH_PER_MIN": "7", "RATE_LIMIT_BOOKINGS_PER_MIN": "8", "RATE_LIMIT_READS_PER_MIN": "9",
+		"BOOKINGD_ROLES": "api,worker"}), "")
+	require.NoError(t, err)
+	assert.Equal(t, ":9000", cfg.HTTPAddr)
+	assert.Equal(t, 3*time.Minute, cfg.HoldTTL)
+	assert.Equal(t, 2*time.Second, cfg.ConfirmDelay)
+	assert.Equal(t, 5*time.Second, cfg.ExpiryEvery)
+	assert.Equal(t, api.RateLimits{Auth: 7, Bookings: 8, Reads: 9}, cfg.API.RateLimits)
+	assert.Equal(t, []string{"api", "worker"}, cfg.Roles)
+}
+
+// -h prints the flags and succeeds without reading any configuration.
+func TestHelpFlag(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"-h"}, env(nil), &stderr, nil))
+	assert.Contains(t, stderr.String(), "-roles")
 }
