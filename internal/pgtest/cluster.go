@@ -117,6 +117,16 @@ func (c *Cluster) Stop() {
 	c.run("pg_ctl", "-D", c.data(), "-m", "fast", "-w", "stop")
 }
 
+// Crash stops the server in immediate mode: its processes quit at once,
+// without a checkpoint, as on a crash, and Start recovers from the WAL.
+// (The test servers run with fsync off: the WAL written before a crash is
+// in the operating system's cache, not necessarily on disk, so this is a
+// crash of PostgreSQL, not of the machine.)
+func (c *Cluster) Crash() {
+	c.t.Helper()
+	c.run("pg_ctl", "-D", c.data(), "-m", "immediate", "-w", "stop")
+}
+
 // Start starts a stopped server on its port.
 func (c *Cluster) Start() {
 	c.t.Helper()
