@@ -93,6 +93,7 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 	duration("PROJECTOR_POLL_INTERVAL", &c.PollInterval)
 	duration("JWT_TTL", &c.API.TokenTTL)
 	duration("IDEMPOTENCY_TTL", &c.API.IdempotencyTTL)
+	durationOr0("READ_YOUR_WRITES_WAIT", &c.API.ReadYourWritesWait, true) // 0: never wait
 	integer("RATE_LIMIT_AUTH_PER_MIN", &c.API.RateLimits.Auth)
 	integer("RATE_LIMIT_BOOKINGS_PER_MIN", &c.API.RateLimits.Bookings)
 	integer("RATE_LIMIT_READS_PER_MIN", &c.API.RateLimits.Reads)

@@ -371,18 +371,20 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	assert.Equal(t, time.Second, cfg.ConfirmDelay)
 	assert.Equal(t, 30*time.Second, cfg.ExpiryEvery)
 	assert.Equal(t, api.RateLimits{Auth: 5, Bookings: 10, Reads: 100}, cfg.API.RateLimits)
+	assert.Equal(t, 3*time.Second, cfg.API.ReadYourWritesWait)
 	assert.Equal(t, []string{"api", "projector", "worker"}, cfg.Roles)
 
 	cfg, err = loadConfig(env(map[string]string{"DATABASE_URL": "x", "JWT_SECRET": secret,
 		"HTTP_ADDR": ":9000", "HOLD_TTL": "3m", "CONFIRM_DELAY": "2s", "EXPIRY_INTERVAL": "5s",
 		"RATE_LIMIT_AUTH_PER_MIN": "7", "RATE_LIMIT_BOOKINGS_PER_MIN": "8", "RATE_LIMIT_READS_PER_MIN": "9",
-		"BOOKINGD_ROLES": "api,worker"}), "")
+		"READ_YOUR_WRITES_WAIT": "0", "BOOKINGD_ROLES": "api,worker"}), "")
 	require.NoError(t, err)
 	assert.Equal(t, ":9000", cfg.HTTPAddr)
 	assert.Equal(t, 3*time.Minute, cfg.HoldTTL)
 	assert.Equal(t, 2*time.Second, cfg.ConfirmDelay)
 	assert.Equal(t, 5*time.Second, cfg.ExpiryEvery)
 	assert.Equal(t, api.RateLimits{Auth: 7, Bookings: 8, Reads: 9}, cfg.API.RateLimits)
+	assert.Zero(t, cfg.API.ReadYourWritesWait)
 	assert.Equal(t, []string{"api", "worker"}, cfg.Roles)
 }
 
