@@ -29,7 +29,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bookingledger/ledger/api"
@@ -38,7 +37,6 @@ import (
 	"github.com/bookingledger/ledger/internal/logctx"
 	"github.com/bookingledger/ledger/ledger"
 	"github.com/bookingledger/ledger/live"
-	"github.com/bookingledger/ledger/migrations"
 	"github.com/bookingledger/ledger/projections"
 	"github.com/bookingledger/ledger/ratelimit"
 	"github.com/bookingledger/ledger/readpath"
@@ -138,32 +136,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return err
 		}
 	} else {
-		// Processes without the API still answer probes and scrapes.
-		mux := http.NewServeMux()
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
-		})
-		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-			defer cancel()
-			w.Header().Set("Content-Type", "application/json")
-			for _, db := range d.databases() {
-				if err := db.Ping(ctx); err != nil {
-					w.WriteHeader(http.StatusServiceUnavailable)
-					_, _ = w.Write([]byte(`{"status":"database unreachable"}` + "\n"))
-					return
-				}
-				if pending, err := migrations.Pending(ctx, db); err != nil || pending > 0 {
-					w.WriteHeader(http.StatusServiceUnavailable)
-					_, _ = w.Write([]byte(`{"status":"database schema is not migrated (run bookingctl migrate)"}` + "\n"))
-					return
-				}
-			}
-			_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
-		})
-		mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{}))
-		handler = mux
+		handler = api.Probes(d.databases(), d.registry) // probes and scrapes
 	}
 	wg.Go(func() { errs <- serve(ctx, cfg.HTTPAddr, handler, 30*time.Second, logger, ready) })
 	if cfg.AdminAddr != "" {

@@ -105,6 +105,7 @@ func TestNotReadyUntilMigrated(t *testing.T) {
 	base := startBookingd(t, map[string]string{"DATABASE_URL": url, "BOOKINGD_ROLES": "worker", "CONFIRM_DELAY": "0"})
 	resp, body := get(t, base+"/readyz")
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"), "errors are RFC 9457 problems")
 	assert.Contains(t, string(body), "migrate")
 	_, err := migrations.Up(context.Background(), pgtest.Pool(t, url))
 	require.NoError(t, err)
