@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/internal/audit"
 	"github.com/bookingledger/ledger/ledger"
 	"github.com/bookingledger/ledger/migrations"
 	"github.com/bookingledger/ledger/shards"
@@ -105,17 +106,17 @@ func (l *ledgerTarget) clients(_ context.Context, n int) ([]bookFunc, error) {
 func (l *ledgerTarget) verify(ctx context.Context, ok []success) (verdict, error) {
 	var v verdict
 	for k, pool := range l.pools {
-		var mine []success
+		var acks []audit.Ack
 		for _, o := range ok {
-			if shards.Of(l.shows[o.show], len(l.pools)) == k {
-				mine = append(mine, o)
+			if show := l.shows[o.show]; shards.Of(show, len(l.pools)) == k {
+				acks = append(acks, audit.Ack{Show: show, Booking: domain.BookingID(o.id), Type: domain.TypeSeatLocked})
 			}
 		}
-		vk, err := verifyEvents(ctx, pool, l.shows, mine)
+		r, err := audit.Check(ctx, pool, acks)
 		if err != nil {
 			return v, fmt.Errorf("shard %d: %w", k, err)
 		}
-		v.oversold, v.lost = v.oversold+vk.oversold, v.lost+vk.lost
+		v.oversold, v.lost = v.oversold+r.Oversold, v.lost+r.Lost
 	}
 	return v, nil
 }
@@ -130,94 +131,3 @@ func (l *ledgerTarget) perShard(ok []success) []int {
 }
 
 func (l *ledgerTarget) close() {}
-
-// verifyEvents reads the events table alone, every show's stream in version
-// order, and folds each one independently of the domain's state: a
-// SeatLocked that claims a seat a live booking already holds counts as
-// oversold, and an acknowledged booking without its SeatLocked event on its
-// show's stream as lost. Gaps in a stream's versions and seats a show does
-// not have are errors.
-func verifyEvents(ctx context.Context, pool *pgxpool.Pool, shows []domain.ShowID, ok []success) (verdict, error) {
-	type stream struct {
-		version int
-		seats   map[string]bool
-		holders map[string]int                // seat -> live bookings holding it
-		live    map[domain.BookingID][]string // live booking -> its seats
-	}
-	var (
-		v       verdict
-		streams = map[string]*stream{}
-		locked  = map[domain.BookingID]string{} // booking -> its stream
-	)
-	rows, err := pool.Query(ctx, `SELECT stream_id, stream_version, event_type, data FROM events ORDER BY stream_id, stream_version`)
-	if err != nil {
-		return v, fmt.Errorf("read events: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			id, typ string
-			version int
-			data    []byte
-		)
-		if err := rows.Scan(&id, &version, &typ, &data); err != nil {
-			return v, fmt.Errorf("read events: %w", err)
-		}
-		st := streams[id]
-		if st == nil {
-			st = &stream{seats: map[string]bool{}, holders: map[string]int{}, live: map[domain.BookingID][]string{}}
-			streams[id] = st
-		}
-		if version != st.version+1 {
-			return v, fmt.Errorf("%s: version %d follows %d", id, version, st.version)
-		}
-		st.version = version
-		ev, err := domain.UnmarshalEvent(typ, data)
-		if err != nil {
-			return v, fmt.Errorf("%s v%d: %w", id, version, err)
-		}
-		switch e := ev.(type) {
-		case domain.ShowScheduled:
-			for _, s := range e.SeatNumbers {
-				st.seats[s] = true
-			}
-		case domain.SeatLocked:
-			for _, s := range e.SeatNumbers {
-				if !st.seats[s] {
-					return v, fmt.Errorf("%s v%d: booking %s locks seat %q the show does not have", id, version, e.BookingID, s)
-				}
-				if st.holders[s] > 0 {
-					v.oversold++
-				}
-				st.holders[s]++
-			}
-			if _, dup := st.live[e.BookingID]; dup {
-				return v, fmt.Errorf("%s v%d: booking %s locked twice", id, version, e.BookingID)
-			}
-			st.live[e.BookingID] = e.SeatNumbers
-			locked[e.BookingID] = id
-		case domain.BookingExpired:
-			release(st.holders, st.live, e.BookingID)
-		case domain.BookingCancelled:
-			release(st.holders, st.live, e.BookingID)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return v, fmt.Errorf("read events: %w", err)
-	}
-	for _, o := range ok {
-		if locked[domain.BookingID(o.id)] != shows[o.show].StreamID() {
-			v.lost++
-		}
-	}
-	return v, nil
-}
-
-// release frees the seats of a live booking; ending a booking that is not
-// live changes nothing.
-func release(holders map[string]int, live map[domain.BookingID][]string, id domain.BookingID) {
-	for _, s := range live[id] {
-		holders[s]--
-	}
-	delete(live, id)
-}

@@ -17,8 +17,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/bookingledger/ledger/domain"
-	"github.com/bookingledger/ledger/eventstore"
 	"github.com/bookingledger/ledger/internal/pgtest"
 )
 
@@ -222,38 +220,8 @@ func TestFlagErrors(t *testing.T) {
 	assert.Equal(t, exitOK, exitCode(err, io.Discard))
 }
 
-// The verifiers must see what they are there to catch.
-func TestVerifyEventsFindsOversoldAndLost(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	pool, _ := pgtest.NewDB(t)
-	store := eventstore.New(pool)
-	show := domain.ShowID(7)
-	event := func(e domain.Event) eventstore.EventData {
-		data, err := domain.MarshalEvent(e)
-		require.NoError(t, err)
-		return eventstore.EventData{ID: uuid.Must(uuid.NewV7()), Type: e.EventType(), Data: data}
-	}
-	expires := time.Now().Add(time.Hour).UTC()
-	_, err := store.Append(ctx, show.StreamID(), 0, []eventstore.EventData{
-		event(domain.ShowScheduled{ShowID: show, Name: "x", ShowType: domain.ShowMovie, StartTime: expires, SeatNumbers: []string{"A1", "A2", "A3"}}),
-		event(domain.SeatLocked{BookingID: "b1", UserID: "u", SeatNumbers: []string{"A1", "A2"}, ExpiresAt: expires}),
-		event(domain.SeatLocked{BookingID: "b2", UserID: "u", SeatNumbers: []string{"A2", "A3"}, ExpiresAt: expires}), // A2 twice
-		event(domain.BookingCancelled{BookingID: "b2", SeatNumbers: []string{"A2", "A3"}}),
-		event(domain.SeatLocked{BookingID: "b3", UserID: "u", SeatNumbers: []string{"A3"}, ExpiresAt: expires}), // A3 is free again
-		event(domain.SeatLocked{BookingID: "b4", UserID: "u", SeatNumbers: []string{"A2"}, ExpiresAt: expires}), // b1 still holds A2
-	})
-	require.NoError(t, err)
-
-	v, err := verifyEvents(ctx, pool, []domain.ShowID{show, 8}, []success{
-		{id: "b1", show: 0}, {id: "b3", show: 0},
-		{id: "b5", show: 0}, // never stored
-		{id: "b4", show: 1}, // stored on another show's stream
-	})
-	require.NoError(t, err)
-	assert.Equal(t, verdict{oversold: 2, lost: 2}, v)
-}
-
+// The seed verifier must see what it is there to catch (the ledger's is
+// internal/audit's, tested there).
 func TestVerifySeedFindsOversoldAndLost(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
