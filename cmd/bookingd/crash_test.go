@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/internal/audit"
+	"github.com/bookingledger/ledger/internal/pgtest"
+	"github.com/bookingledger/ledger/internal/redistest"
+	"github.com/bookingledger/ledger/projections"
+)
+
+// DESIGN.md's invariants with several bookingd processes, one of them
+// killed: two processes of this program (built here), every role in each,
+// serve one database and one Redis; clients hold, confirm and cancel seats
+// of one show through both, and once some answers are in, one process is
+// killed with SIGKILL — whatever it was deciding, appending or projecting
+// is cut off — and started again while the clients go on. Afterwards the
+// events table alone shows no seat held by two live bookings and every 201
+// and 200 on the show's stream (internal/audit), and the projections equal
+// a replay up to the projector's checkpoint.
+func TestKilledProcessLosesNothingAndSellsNothingTwice(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("builds bookingd and runs two processes")
+	}
+	pool, url := pgtest.NewDB(t)
+	_, prefix := redistest.New(t)
+	bin := buildBookingd(t)
+	seats := make([]string, 300)
+	for i := range seats {
+		seats[i] = fmt.Sprint(i + 1)
+	}
+	show := scheduleBus(t, url, seats...)
+	env := []string{
+		"DATABASE_URL=" + url, "REDIS_URL=" + redistest.URL(), "REDIS_PREFIX=" + prefix,
+		"JWT_SECRET=0123456789abcdef0123456789abcdef", "CONFIRM_DELAY=0",
+		"RATE_LIMIT_AUTH_PER_MIN=100000", "RATE_LIMIT_BOOKINGS_PER_MIN=100000", "RATE_LIMIT_READS_PER_MIN=100000",
+	}
+	procs := []*process{startProcess(t, bin, env), startProcess(t, bin, env)}
+
+	// Each client books at least rounds times and goes on, up to
+	// maxRounds, until the restarted process has answered servedAfter times.
+	const clients, rounds, maxRounds, killAfter, servedAfter = 8, 30, 400, 25, 20
+	var (
+		mu        sync.Mutex
+		acks      []audit.Ack
+		answered  atomic.Int64
+		restarted atomic.Bool
+		afterKill atomic.Int64 // answers of the restarted process
+		killOnce  sync.Once
+		kill      = make(chan struct{})
+		wg        sync.WaitGroup
+	)
+	ack := func(p int, booking domain.BookingID, typ string) {
+		mu.Lock()
+		acks = append(acks, audit.Ack{Show: show, Booking: booking, Type: typ})
+		mu.Unlock()
+		if p == 0 && restarted.Load() {
+			afterKill.Add(1)
+		}
+		if answered.Add(1) >= killAfter {
+			killOnce.Do(func() { close(kill) })
+		}
+	}
+	for c := range clients {
+		token := newClient(t, procs[c%2].base, fmt.Sprintf("client%d@example.com", c)).token
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(c), 7))
+			for r := 0; r < maxRounds && (r < rounds || afterKill.Load() < servedAfter); r++ {
+				p := (c + r) % 2
+				base := procs[p].base
+				want := []string{seats[rng.IntN(len(seats))], seats[rng.IntN(len(seats))]}
+				if want[0] == want[1] {
+					want = want[:1]
+				}
+				var held struct {
+					ID domain.BookingID `json:"id"`
+				}
+				body := fmt.Sprintf(`{"show_id":%d,"seat_numbers":%s}`, show, jsonList(want))
+				if status, err := callAPI(base, token, "POST", "/api/bookings", body, &held); err != nil || status != http.StatusCreated {
+					continue // refused (409), or the process is down: no answer, no promise
+				}
+				ack(p, held.ID, domain.TypeSeatLocked)
+				var next string
+				switch n := rng.IntN(10); {
+				case n < 3:
+					next = "confirm"
+				case n < 8:
+					next = "cancel" // seats come free again
+				default:
+					continue // left pending
+				}
+				// Asked of the other process half the time.
+				p = (p + rng.IntN(2)) % 2
+				status, err := callAPI(procs[p].base, token, "POST", fmt.Sprintf("/api/bookings/%s/%s", held.ID, next), "", nil)
+				if err != nil || status != http.StatusOK {
+					continue
+				}
+				if next == "confirm" {
+					ack(p, held.ID, domain.TypeBookingConfirmed)
+				} else {
+					ack(p, held.ID, domain.TypeBookingCancelled)
+				}
+			}
+		})
+	}
+	<-kill
+	procs[0].kill()
+	procs[0].start()
+	restarted.Store(true)
+	wg.Wait()
+
+	r, err := audit.Check(context.Background(), pool, acks)
+	require.NoError(t, err)
+	assert.Zero(t, r.Oversold, "no seat held by two live bookings")
+	assert.Zero(t, r.Lost, "every 201 and 200 is on the stream")
+	assert.GreaterOrEqual(t, afterKill.Load(), int64(servedAfter), "the restarted process served")
+	t.Logf("%d answers (%d from the restarted process), %d events", len(acks), afterKill.Load(), r.Events)
+
+	report, err := projections.Verify(context.Background(), pool, nil)
+	require.NoError(t, err)
+	assert.Empty(t, report.Differences, "the projections equal a replay up to the projector's checkpoint")
+}
+
+// buildBookingd builds this package into a temporary folder.
+func buildBookingd(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "bookingd")
+	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return bin
+}
+
+// process is a bookingd process of a test, on an address of its own that
+// it keeps across restarts.
+type process struct {
+	t      *testing.T
+	bin    string
+	env    []string
+	base   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    redistest.SyncBuffer
+}
+
+func startProcess(t *testing.T, bin string, env []string) *process {
+	t.Helper()
+	addr := freeAddr(t)
+	p := &process{t: t, bin: bin, env: append(append(os.Environ(), env...), "HTTP_ADDR="+addr), base: "http://" + addr}
+	p.start()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = p.cmd.Process.Signal(os.Interrupt)
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("bookingd at %s logged:\n%s", p.base, p.log.String())
+		}
+	})
+	return p
+}
+
+// start starts the process and waits until it is ready (bounded).
+func (p *process) start() {
+	p.t.Helper()
+	p.cmd = exec.Command(p.bin)
+	p.cmd.Env = p.env
+	p.cmd.Stdout, p.cmd.Stderr = &p.log, &p.log
+	require.NoError(p.t, p.cmd.Start())
+	exited := make(chan struct{})
+	p.exited = exited
+	go func() { _ = p.cmd.Wait(); close(exited) }()
+	for range 600 {
+		select {
+		case <-exited:
+			p.t.Fatalf("bookingd at %s exited: %s\n%s", p.base, p.cmd.ProcessState, p.log.String())
+		default:
+		}
+		if resp, err := http.Get(p.base + "/readyz"); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.t.Fatalf("bookingd at %s was not ready within 30 s:\n%s", p.base, p.log.String())
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *process) kill() {
+	require.NoError(p.t, p.cmd.Process.Kill())
+	<-p.exited
+}
+
+// callAPI sends one request; err is a failure to get any answer.
+func callAPI(base, token, method, path, body string, out any) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return 0, err
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func jsonList(s []string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
