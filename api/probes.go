@@ -15,7 +15,7 @@ import (
 // Probes is what a bookingd process without the API serves (a projector or
 // worker): /healthz, /readyz — ready when every database answers and is
 // migrated, else a problem+json 503 saying which is wrong — and /metrics
-// from reg. Everything else is 404.
+// from reg. Everything else is a problem+json 404.
 func Probes(databases []*pgxpool.Pool, reg prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -38,5 +38,9 @@ func Probes(databases []*pgxpool.Pool, reg prometheus.Gatherer) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, Problem{Status: http.StatusNotFound, Title: "Not found",
+			Detail: "this process serves GET /healthz, /readyz and /metrics only (it has no api role)"})
+	})
 	return mux
 }

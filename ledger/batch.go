@@ -48,8 +48,11 @@ func (s *Service) execute(ctx context.Context, id domain.ShowID, meta Metadata, 
 	e.qmu.Unlock()
 	if lead {
 		// The leader works for everyone queued, so its own request's
-		// cancellation must not cut the others' append short.
+		// cancellation must not cut the others' append short; and its own
+		// request is answered by the time lead returns, whatever ctx says.
 		s.lead(context.WithoutCancel(ctx), id, e)
+		out := <-req.done
+		return out.res, out.err
 	}
 	select {
 	case out := <-req.done:
@@ -132,8 +135,15 @@ func (s *Service) runBatch(ctx context.Context, id domain.ShowID, e *cacheEntry,
 			if attempt < s.cfg.MaxRetries {
 				continue
 			}
-			// Decided on a state the stream has left: no refusal is sure.
-			return fail(fmt.Errorf("%s: %w", id.StreamID(), ErrTooManyConflicts))
+			// Decided on a state the stream has left: a refusal for what the
+			// show's state decides is not sure, one of the command itself
+			// (unknown seats, a malformed request) is.
+			for i := range out {
+				if !errors.Is(out[i].err, domain.ErrInvalidCommand) {
+					out[i].err = fmt.Errorf("%s: %w", id.StreamID(), ErrTooManyConflicts)
+				}
+			}
+			return out
 		}
 		sa := eventstore.StreamAppend{Stream: id.StreamID(), ExpectedVersion: e.show.Version(), Events: data}
 		var (

@@ -170,4 +170,11 @@ func TestNoRefusalFromAStateTheStreamLeft(t *testing.T) {
 	// With the state caught up, the hold is decided on the stream as it is.
 	_, _, err = a.Hold(ctx, res.ShowID, "0190c6e4-0000-7000-8000-000000000002", []string{"1"}, Metadata{})
 	require.NoError(t, err)
+
+	// A refusal of the command itself stands whatever the state: a seat
+	// the show does not have is no busier show.
+	_, _, err = b.Hold(ctx, res.ShowID, "0190c6e4-0000-7000-8000-000000000003", []string{"2"}, Metadata{})
+	require.NoError(t, err) // a's state is behind again
+	_, _, err = a.Hold(ctx, res.ShowID, "0190c6e4-0000-7000-8000-000000000002", []string{"Z9"}, Metadata{})
+	require.ErrorIs(t, err, domain.ErrInvalidCommand)
 }

@@ -82,13 +82,20 @@ func TestAcknowledgedHoldsSurviveAPostgresCrash(t *testing.T) {
 			}
 		})
 	}
-	<-crashed
+	clientsDone := make(chan struct{})
+	go func() { wg.Wait(); close(clientsDone) }()
+	select {
+	case <-crashed:
+	case <-clientsDone:
+		t.Fatalf("the clients ended with %d holds acknowledged, before the crash at %d", ackCount.Load(), crashAfter)
+	}
 	srv.Crash()
 	srv.Start()
-	wg.Wait()
+	atRestart := ackCount.Load()
+	<-clientsDone
 
 	require.Positive(t, failed.Load(), "some holds failed while the server was down")
-	require.Greater(t, ackCount.Load(), crashAfter, "holds were acknowledged after the restart too")
+	require.Greater(t, ackCount.Load(), atRestart, "holds were acknowledged after the restart too")
 	for _, show := range shows {
 		var n, maxVersion, distinct int
 		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*), max(stream_version), count(DISTINCT stream_version)

@@ -73,6 +73,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	asJSON := fs.Bool("json", false, "print JSON")
 	every := fs.Duration("every", 10*time.Second, "with run: how often to print the figures")
 	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) { // analytics report -h
+			fmt.Fprintln(stdout, usage)
+			return nil
+		}
 		return usageError{fmt.Errorf("%v; %s", err, usage)}
 	}
 	if fs.NArg() > 0 || *every <= 0 {

@@ -200,10 +200,10 @@ func TestShardedRunReportReplay(t *testing.T) {
 func TestHelpAndUnknownCommandNeedNoDatabase(t *testing.T) {
 	t.Parallel()
 	noEnv := func(string) string { return "" }
-	for _, arg := range []string{"help", "-h", "--help"} {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"report", "-h"}, {"run", "--help"}} {
 		var out bytes.Buffer
-		require.NoError(t, run(context.Background(), []string{arg}, noEnv, &out, io.Discard), arg)
-		assert.Contains(t, out.String(), "usage: analytics run", arg)
+		require.NoError(t, run(context.Background(), args, noEnv, &out, io.Discard), args)
+		assert.Contains(t, out.String(), "usage: analytics run", args)
 	}
 	err := run(context.Background(), []string{"bogus"}, noEnv, io.Discard, io.Discard)
 	var ue usageError

@@ -95,6 +95,7 @@ func TestWorkerRoleAnswersProbes(t *testing.T) {
 	eventuallyMetric(t, base+"/metrics", `bookingledger_db_pool_max_conns{pool="primary"}`)
 	resp, _ := get(t, base+"/api/shows")
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+	assert.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
 }
 
 // Before the schema is migrated a worker runs but is not ready; once

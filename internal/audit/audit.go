@@ -8,6 +8,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -38,15 +39,12 @@ type Querier interface {
 // Check reads every show's stream in version order and folds it on its
 // own: a SeatLocked that claims a seat a live booking already holds counts
 // as oversold; an acknowledgement whose event is not on its show's stream,
-// as lost. A gap in a stream's versions, a seat the show does not have or
-// a booking locked twice is an error: the stream itself is corrupt.
+// as lost. A gap in a stream's versions, a seat the show does not have, a
+// booking locked twice, or a booking confirmed or expired when it was not
+// pending, or cancelled when it was no longer live (a confirmation that
+// lost its race with expiry and was kept anyway), is an error: the stream
+// itself breaks the rules.
 func Check(ctx context.Context, db Querier, acks []Ack) (Report, error) {
-	type stream struct {
-		version int
-		seats   map[string]bool
-		holders map[string]int                // seat -> live bookings holding it
-		live    map[domain.BookingID][]string // live booking -> its seats
-	}
 	type stored struct {
 		stream  string
 		booking domain.BookingID
@@ -74,7 +72,8 @@ func Check(ctx context.Context, db Querier, acks []Ack) (Report, error) {
 		r.Events++
 		st := streams[id]
 		if st == nil {
-			st = &stream{seats: map[string]bool{}, holders: map[string]int{}, live: map[domain.BookingID][]string{}}
+			st = &stream{seats: map[string]bool{}, holders: map[string]int{}, live: map[domain.BookingID][]string{},
+				status: map[domain.BookingID]domain.BookingStatus{}}
 			streams[id] = st
 		}
 		if version != st.version+1 {
@@ -100,19 +99,28 @@ func Check(ctx context.Context, db Querier, acks []Ack) (Report, error) {
 				}
 				st.holders[s]++
 			}
-			if _, dup := st.live[e.BookingID]; dup {
+			if _, dup := st.status[e.BookingID]; dup {
 				return r, fmt.Errorf("%s v%d: booking %s locked twice", id, version, e.BookingID)
 			}
 			st.live[e.BookingID] = e.SeatNumbers
-			seen[stored{id, e.BookingID, typ}] = true
+			st.status[e.BookingID] = domain.StatusPending
 		case domain.BookingConfirmed:
-			seen[stored{id, e.BookingID, typ}] = true
+			if err := st.move(e.BookingID, domain.StatusConfirmed, domain.StatusPending); err != nil {
+				return r, fmt.Errorf("%s v%d: %w", id, version, err)
+			}
 		case domain.BookingExpired:
+			if err := st.move(e.BookingID, domain.StatusExpired, domain.StatusPending); err != nil {
+				return r, fmt.Errorf("%s v%d: %w", id, version, err)
+			}
 			release(st.holders, st.live, e.BookingID)
-			seen[stored{id, e.BookingID, typ}] = true
 		case domain.BookingCancelled:
+			if err := st.move(e.BookingID, domain.StatusCancelled, domain.StatusPending, domain.StatusConfirmed); err != nil {
+				return r, fmt.Errorf("%s v%d: %w", id, version, err)
+			}
 			release(st.holders, st.live, e.BookingID)
-			seen[stored{id, e.BookingID, typ}] = true
+		}
+		if b, ok := bookingOf(ev); ok {
+			seen[stored{id, b, typ}] = true
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -124,6 +132,44 @@ func Check(ctx context.Context, db Querier, acks []Ack) (Report, error) {
 		}
 	}
 	return r, nil
+}
+
+// stream is one show's stream as Check has folded it so far.
+type stream struct {
+	version int
+	seats   map[string]bool
+	holders map[string]int                // seat -> live bookings holding it
+	live    map[domain.BookingID][]string // live booking -> its seats
+	status  map[domain.BookingID]domain.BookingStatus
+}
+
+// move changes a booking's status to to, which only a booking in one of the
+// from statuses may take.
+func (st *stream) move(id domain.BookingID, to domain.BookingStatus, from ...domain.BookingStatus) error {
+	now, ok := st.status[id]
+	if !ok {
+		return fmt.Errorf("booking %s is %s without having been locked", id, to)
+	}
+	if !slices.Contains(from, now) {
+		return fmt.Errorf("booking %s is %s when it was %s", id, to, now)
+	}
+	st.status[id] = to
+	return nil
+}
+
+// bookingOf is the booking an event is about, if any.
+func bookingOf(ev domain.Event) (domain.BookingID, bool) {
+	switch e := ev.(type) {
+	case domain.SeatLocked:
+		return e.BookingID, true
+	case domain.BookingConfirmed:
+		return e.BookingID, true
+	case domain.BookingExpired:
+		return e.BookingID, true
+	case domain.BookingCancelled:
+		return e.BookingID, true
+	}
+	return "", false
 }
 
 // release frees the seats of a live booking; ending a booking that is not

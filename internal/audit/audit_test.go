@@ -73,3 +73,41 @@ func TestCheckRefusesAGap(t *testing.T) {
 	_, err = audit.Check(ctx, pool, nil)
 	require.ErrorContains(t, err, "show-9: version 2 follows 0")
 }
+
+// A booking resolves once: a confirmation kept after its hold expired (or
+// the reverse), or a cancellation of a booking no longer live, is a stream
+// that breaks the rules, and Check refuses it.
+func TestCheckRefusesABookingResolvedTwice(t *testing.T) {
+	t.Parallel()
+	expires := time.Now().Add(time.Hour).UTC()
+	locked := domain.SeatLocked{BookingID: "b1", UserID: "u", SeatNumbers: []string{"A1"}, ExpiresAt: expires}
+	for name, tc := range map[string]struct {
+		events []domain.Event
+		want   string
+	}{
+		"confirmed after it expired": {[]domain.Event{locked, domain.BookingExpired{BookingID: "b1", SeatNumbers: []string{"A1"}}, domain.BookingConfirmed{BookingID: "b1"}},
+			"booking b1 is confirmed when it was expired"},
+		"expired after it was confirmed": {[]domain.Event{locked, domain.BookingConfirmed{BookingID: "b1"}, domain.BookingExpired{BookingID: "b1", SeatNumbers: []string{"A1"}}},
+			"booking b1 is expired when it was confirmed"},
+		"cancelled twice": {[]domain.Event{locked, domain.BookingCancelled{BookingID: "b1", SeatNumbers: []string{"A1"}}, domain.BookingCancelled{BookingID: "b1", SeatNumbers: []string{"A1"}}},
+			"booking b1 is cancelled when it was cancelled"},
+		"confirmed, never locked": {[]domain.Event{domain.BookingConfirmed{BookingID: "b9"}},
+			"booking b9 is confirmed without having been locked"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			pool, _ := pgtest.NewDB(t)
+			data := []eventstore.EventData{}
+			for _, e := range append([]domain.Event{domain.ShowScheduled{ShowID: 7, Name: "x", ShowType: domain.ShowMovie, StartTime: expires, SeatNumbers: []string{"A1"}}}, tc.events...) {
+				b, err := domain.MarshalEvent(e)
+				require.NoError(t, err)
+				data = append(data, eventstore.EventData{ID: uuid.Must(uuid.NewV7()), Type: e.EventType(), Data: b})
+			}
+			_, err := eventstore.New(pool).Append(ctx, domain.ShowID(7).StreamID(), 0, data)
+			require.NoError(t, err)
+			_, err = audit.Check(ctx, pool, nil)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
