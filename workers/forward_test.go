@@ -116,3 +116,49 @@ func lastEvent(t *testing.T, pool *pgxpool.Pool) eventstore.Checkpoint {
 	require.NoError(t, err)
 	return cp
 }
+
+// A forwarder stopped again and again while the ledger appends — whatever
+// it was publishing or acknowledging at that moment — leaves JetStream
+// with every event exactly once, in the stream's order: what a stop
+// forwarded without recording it is sent again, and JetStream drops the
+// repeat by its message id.
+func TestForwarderStoppedMidStreamForwardsEachEventOnce(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	js, topic := jetStream(t)
+	svc := newLedger(t, pool, time.Minute)
+	ctx := context.Background()
+
+	booked := make(chan error, 1)
+	go func() {
+		_, err := workload.Run(ctx, svc, workload.Options{Shows: 4, SeatsPerShow: 40, Holds: 300, Clients: 4, Seed: 9})
+		booked <- err
+	}()
+	published := func() uint64 {
+		info, err := js.StreamInfo(topic)
+		if err != nil {
+			return 0
+		}
+		return info.State.Msgs
+	}
+	for range 6 {
+		stop := forward(t, pool, topic)
+		before := published()
+		eventually(t, "the forwarder publishes", func() bool { return published() > before })
+		stop()
+	}
+	require.NoError(t, <-booked)
+	forward(t, pool, topic)
+	total := countEvents(t, pool)
+	msgs := streamMessages(t, js, topic, total)
+	require.Len(t, msgs, total, "each event forwarded once")
+
+	var events []eventstore.Event
+	_, err := eventstore.New(pool).ReadRange(ctx, eventstore.Checkpoint{}, lastEvent(t, pool), 1000, 10*time.Millisecond,
+		func(batch []eventstore.Event) error { events = append(events, batch...); return nil })
+	require.NoError(t, err)
+	require.Len(t, events, total)
+	for i, m := range msgs {
+		assert.Equal(t, events[i].ID.String(), m.Header.Get(nats.MsgIdHdr), "message %d is event %d", i, i)
+	}
+}
