@@ -25,6 +25,15 @@ func hold(id domain.BookingID, seats ...string) *request {
 	}
 }
 
+// scheduleBus schedules a bus show of seats through svc.
+func scheduleBus(t *testing.T, svc *Service, seats ...string) domain.ShowID {
+	t.Helper()
+	res, err := svc.ScheduleShow(context.Background(), ScheduleInput{Name: "x", ShowType: domain.ShowBus,
+		StartTime: time.Now().Add(time.Hour), SeatNumbers: seats}, Metadata{})
+	require.NoError(t, err)
+	return res.ShowID
+}
+
 // A batch decides each command on the state the earlier ones leave: a
 // later command that wants a seat an earlier one took is refused, the rest
 // commit together in one append.
@@ -34,14 +43,12 @@ func TestBatchDecidesInOrder(t *testing.T) {
 	svc, err := New(pool, DefaultConfig())
 	require.NoError(t, err)
 	ctx := context.Background()
-	res, err := svc.ScheduleShow(ctx, ScheduleInput{Name: "x", ShowType: domain.ShowBus, StartTime: time.Now().Add(time.Hour),
-		SeatNumbers: []string{"1", "2", "3"}}, Metadata{})
-	require.NoError(t, err)
-	e := svc.cache.entry(res.ShowID)
+	show := scheduleBus(t, svc, "1", "2", "3")
+	e := svc.cache.entry(show)
 
 	batch := []*request{hold("a", "1"), hold("b", "1", "2"), hold("c", "2"), hold("d", "9")}
 	e.mu.Lock()
-	out := svc.runBatch(ctx, res.ShowID, e, batch)
+	out := svc.runBatch(ctx, show, e, batch)
 	e.mu.Unlock()
 
 	require.NoError(t, out[0].err)
@@ -57,7 +64,7 @@ func TestBatchDecidesInOrder(t *testing.T) {
 	assert.Equal(t, out[0].res.Events[0].TransactionID, out[2].res.Events[0].TransactionID, "one append, one transaction")
 	assert.Equal(t, 3, out[2].res.Events[0].StreamVersion)
 
-	st, err := svc.Show(ctx, res.ShowID)
+	st, err := svc.Show(ctx, show)
 	require.NoError(t, err)
 	assert.Equal(t, 1, st.AvailableSeats())
 	assert.Equal(t, e.show.Version(), st.Version(), "the cache moved past the batch")
@@ -72,14 +79,13 @@ func TestConcurrentHoldsAreGroupCommitted(t *testing.T) {
 	ctx := context.Background()
 	seats, err := domain.GenerateSeatLabels(domain.ShowBus, 400)
 	require.NoError(t, err)
-	res, err := svc.ScheduleShow(ctx, ScheduleInput{Name: "x", ShowType: domain.ShowBus, StartTime: time.Now().Add(time.Hour), SeatNumbers: seats}, Metadata{})
-	require.NoError(t, err)
+	show := scheduleBus(t, svc, seats...)
 
 	var wg sync.WaitGroup
 	for c := range 32 {
 		wg.Go(func() {
 			for i := c; i < 400; i += 32 {
-				_, _, err := svc.Hold(ctx, res.ShowID, domain.UserID(fmt.Sprintf("0190c6e4-0000-7000-8000-%012d", c)), []string{seats[i]}, Metadata{})
+				_, _, err := svc.Hold(ctx, show, domain.UserID(fmt.Sprintf("0190c6e4-0000-7000-8000-%012d", c)), []string{seats[i]}, Metadata{})
 				assert.NoError(t, err)
 			}
 		})
@@ -90,7 +96,7 @@ func TestConcurrentHoldsAreGroupCommitted(t *testing.T) {
 	assert.Equal(t, 400, events)
 	assert.Less(t, txs, events, "holds that arrived together were appended together")
 	t.Logf("400 holds in %d appends", txs)
-	st, err := svc.Show(ctx, res.ShowID)
+	st, err := svc.Show(ctx, show)
 	require.NoError(t, err)
 	assert.Zero(t, st.AvailableSeats())
 }
@@ -104,10 +110,8 @@ func TestALeaderReturnsOnceItsOwnRequestIsAnswered(t *testing.T) {
 	svc, err := New(pool, DefaultConfig())
 	require.NoError(t, err)
 	ctx := context.Background()
-	res, err := svc.ScheduleShow(ctx, ScheduleInput{Name: "x", ShowType: domain.ShowBus, StartTime: time.Now().Add(time.Hour),
-		SeatNumbers: []string{"1", "2"}}, Metadata{})
-	require.NoError(t, err)
-	e := svc.cache.entry(res.ShowID)
+	show := scheduleBus(t, svc, "1", "2")
+	e := svc.cache.entry(show)
 
 	// While the leader's own batch is being appended, another request
 	// queues up behind it.
@@ -124,7 +128,7 @@ func TestALeaderReturnsOnceItsOwnRequestIsAnswered(t *testing.T) {
 	var handoff func()
 	svc.spawn = func(f func()) { handoff = f }
 
-	_, _, err = svc.Hold(ctx, res.ShowID, "0190c6e4-0000-7000-8000-000000000002", []string{"1"}, Metadata{})
+	_, _, err = svc.Hold(ctx, show, "0190c6e4-0000-7000-8000-000000000002", []string{"1"}, Metadata{})
 	require.NoError(t, err)
 	require.True(t, queued)
 	select {
@@ -155,26 +159,24 @@ func TestNoRefusalFromAStateTheStreamLeft(t *testing.T) {
 	b, err := New(pool, DefaultConfig())
 	require.NoError(t, err)
 	ctx := context.Background()
-	res, err := a.ScheduleShow(ctx, ScheduleInput{Name: "x", ShowType: domain.ShowBus, StartTime: time.Now().Add(time.Hour),
-		SeatNumbers: []string{"1", "2"}}, Metadata{})
-	require.NoError(t, err)
-	held, _, err := a.Hold(ctx, res.ShowID, "0190c6e4-0000-7000-8000-000000000001", []string{"1"}, Metadata{})
+	show := scheduleBus(t, a, "1", "2")
+	held, _, err := a.Hold(ctx, show, "0190c6e4-0000-7000-8000-000000000001", []string{"1"}, Metadata{})
 	require.NoError(t, err)
 	// b frees the seat; a's state still has it held.
-	_, err = b.Cancel(ctx, res.ShowID, held.ID, Metadata{})
+	_, err = b.Cancel(ctx, show, held.ID, Metadata{})
 	require.NoError(t, err)
 
-	_, _, err = a.Hold(ctx, res.ShowID, "0190c6e4-0000-7000-8000-000000000002", []string{"1"}, Metadata{})
+	_, _, err = a.Hold(ctx, show, "0190c6e4-0000-7000-8000-000000000002", []string{"1"}, Metadata{})
 	require.ErrorIs(t, err, ErrTooManyConflicts, "not SeatsUnavailable: seat 1 is free on the stream")
 
 	// With the state caught up, the hold is decided on the stream as it is.
-	_, _, err = a.Hold(ctx, res.ShowID, "0190c6e4-0000-7000-8000-000000000002", []string{"1"}, Metadata{})
+	_, _, err = a.Hold(ctx, show, "0190c6e4-0000-7000-8000-000000000002", []string{"1"}, Metadata{})
 	require.NoError(t, err)
 
 	// A refusal of the command itself stands whatever the state: a seat
 	// the show does not have is no busier show.
-	_, _, err = b.Hold(ctx, res.ShowID, "0190c6e4-0000-7000-8000-000000000003", []string{"2"}, Metadata{})
+	_, _, err = b.Hold(ctx, show, "0190c6e4-0000-7000-8000-000000000003", []string{"2"}, Metadata{})
 	require.NoError(t, err) // a's state is behind again
-	_, _, err = a.Hold(ctx, res.ShowID, "0190c6e4-0000-7000-8000-000000000002", []string{"Z9"}, Metadata{})
+	_, _, err = a.Hold(ctx, show, "0190c6e4-0000-7000-8000-000000000002", []string{"Z9"}, Metadata{})
 	require.ErrorIs(t, err, domain.ErrInvalidCommand)
 }
