@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -234,29 +233,6 @@ func (p *process) start() {
 func (p *process) kill() {
 	require.NoError(p.t, p.cmd.Process.Kill())
 	<-p.exited
-}
-
-// callAPI sends one request; err is a failure to get any answer.
-func callAPI(base, token, method, path, body string, out any) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if out != nil && resp.StatusCode < 300 {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			return 0, err
-		}
-	}
-	return resp.StatusCode, nil
 }
 
 func jsonList(s []string) string {

@@ -72,8 +72,7 @@ func Check(ctx context.Context, db Querier, acks []Ack) (Report, error) {
 		r.Events++
 		st := streams[id]
 		if st == nil {
-			st = &stream{seats: map[string]bool{}, holders: map[string]int{}, live: map[domain.BookingID][]string{},
-				status: map[domain.BookingID]domain.BookingStatus{}}
+			st = &stream{seats: map[string]bool{}, holders: map[string]int{}, bookings: map[domain.BookingID]*booking{}}
 			streams[id] = st
 		}
 		if version != st.version+1 {
@@ -84,43 +83,33 @@ func Check(ctx context.Context, db Querier, acks []Ack) (Report, error) {
 		if err != nil {
 			return r, fmt.Errorf("%s v%d: %w", id, version, err)
 		}
+		var about domain.BookingID // the booking the event is about, if any
 		switch e := ev.(type) {
 		case domain.ShowScheduled:
 			for _, s := range e.SeatNumbers {
 				st.seats[s] = true
 			}
 		case domain.SeatLocked:
-			for _, s := range e.SeatNumbers {
-				if !st.seats[s] {
-					return r, fmt.Errorf("%s v%d: booking %s locks seat %q the show does not have", id, version, e.BookingID, s)
-				}
-				if st.holders[s] > 0 {
-					r.Oversold++
-				}
-				st.holders[s]++
+			about = e.BookingID
+			var oversold int
+			if oversold, err = st.lock(e.BookingID, e.SeatNumbers); err == nil {
+				r.Oversold += oversold
 			}
-			if _, dup := st.status[e.BookingID]; dup {
-				return r, fmt.Errorf("%s v%d: booking %s locked twice", id, version, e.BookingID)
-			}
-			st.live[e.BookingID] = e.SeatNumbers
-			st.status[e.BookingID] = domain.StatusPending
 		case domain.BookingConfirmed:
-			if err := st.move(e.BookingID, domain.StatusConfirmed, domain.StatusPending); err != nil {
-				return r, fmt.Errorf("%s v%d: %w", id, version, err)
-			}
+			about = e.BookingID
+			err = st.move(e.BookingID, domain.StatusConfirmed, domain.StatusPending)
 		case domain.BookingExpired:
-			if err := st.move(e.BookingID, domain.StatusExpired, domain.StatusPending); err != nil {
-				return r, fmt.Errorf("%s v%d: %w", id, version, err)
-			}
-			release(st.holders, st.live, e.BookingID)
+			about = e.BookingID
+			err = st.move(e.BookingID, domain.StatusExpired, domain.StatusPending)
 		case domain.BookingCancelled:
-			if err := st.move(e.BookingID, domain.StatusCancelled, domain.StatusPending, domain.StatusConfirmed); err != nil {
-				return r, fmt.Errorf("%s v%d: %w", id, version, err)
-			}
-			release(st.holders, st.live, e.BookingID)
+			about = e.BookingID
+			err = st.move(e.BookingID, domain.StatusCancelled, domain.StatusPending, domain.StatusConfirmed)
 		}
-		if b, ok := bookingOf(ev); ok {
-			seen[stored{id, b, typ}] = true
+		if err != nil {
+			return r, fmt.Errorf("%s v%d: %w", id, version, err)
+		}
+		if about != "" {
+			seen[stored{id, about, typ}] = true
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -136,47 +125,52 @@ func Check(ctx context.Context, db Querier, acks []Ack) (Report, error) {
 
 // stream is one show's stream as Check has folded it so far.
 type stream struct {
-	version int
-	seats   map[string]bool
-	holders map[string]int                // seat -> live bookings holding it
-	live    map[domain.BookingID][]string // live booking -> its seats
-	status  map[domain.BookingID]domain.BookingStatus
+	version  int
+	seats    map[string]bool
+	holders  map[string]int // seat -> live bookings holding it
+	bookings map[domain.BookingID]*booking
+}
+
+// booking is a booking as its stream has it so far.
+type booking struct {
+	seats  []string
+	status domain.BookingStatus
+}
+
+// lock records a hold of seats by a new booking, and returns how many of
+// them a live booking held already.
+func (st *stream) lock(id domain.BookingID, seats []string) (oversold int, err error) {
+	if _, dup := st.bookings[id]; dup {
+		return 0, fmt.Errorf("booking %s locked twice", id)
+	}
+	for _, s := range seats {
+		if !st.seats[s] {
+			return 0, fmt.Errorf("booking %s locks seat %q the show does not have", id, s)
+		}
+		if st.holders[s] > 0 {
+			oversold++
+		}
+		st.holders[s]++
+	}
+	st.bookings[id] = &booking{seats: seats, status: domain.StatusPending}
+	return oversold, nil
 }
 
 // move changes a booking's status to to, which only a booking in one of the
-// from statuses may take.
+// from statuses may take; a booking that stops being live frees its seats.
 func (st *stream) move(id domain.BookingID, to domain.BookingStatus, from ...domain.BookingStatus) error {
-	now, ok := st.status[id]
-	if !ok {
+	b := st.bookings[id]
+	if b == nil {
 		return fmt.Errorf("booking %s is %s without having been locked", id, to)
 	}
-	if !slices.Contains(from, now) {
-		return fmt.Errorf("booking %s is %s when it was %s", id, to, now)
+	if !slices.Contains(from, b.status) {
+		return fmt.Errorf("booking %s is %s when it was %s", id, to, b.status)
 	}
-	st.status[id] = to
+	if b.status.Live() && !to.Live() {
+		for _, s := range b.seats {
+			st.holders[s]--
+		}
+	}
+	b.status = to
 	return nil
-}
-
-// bookingOf is the booking an event is about, if any.
-func bookingOf(ev domain.Event) (domain.BookingID, bool) {
-	switch e := ev.(type) {
-	case domain.SeatLocked:
-		return e.BookingID, true
-	case domain.BookingConfirmed:
-		return e.BookingID, true
-	case domain.BookingExpired:
-		return e.BookingID, true
-	case domain.BookingCancelled:
-		return e.BookingID, true
-	}
-	return "", false
-}
-
-// release frees the seats of a live booking; ending a booking that is not
-// live changes nothing.
-func release(holders map[string]int, live map[domain.BookingID][]string, id domain.BookingID) {
-	for _, s := range live[id] {
-		holders[s]--
-	}
-	delete(live, id)
 }
