@@ -74,11 +74,12 @@ type Cache struct {
 
 	// The in-process layer; nil when off. It answers only while every
 	// listener (one per shard's database) is listening.
-	local     *lru.Cache[string, localEntry]
+	local     *lru.Cache[localKey, localEntry]
 	listeners atomic.Int32  // Listen calls running
 	deaf      atomic.Int32  // of those, the ones not listening now
 	epoch     atomic.Uint64 // moves on every (re)connect of the listener
-	gens      sync.Map      // generation key -> *atomic.Uint64, moved by Invalidate
+	showGens  sync.Map      // show id (int64) -> *atomic.Uint64, moved by Invalidate
+	listGen   atomic.Uint64 // the list's, moved by every Invalidate
 	flights   singleflight.Group
 
 	hits, localHits, misses, errors prometheus.Counter
@@ -87,6 +88,25 @@ type Cache struct {
 type localEntry struct {
 	value   []byte
 	expires time.Time
+}
+
+// item names a cached value: a show's, or a page of the list for a query.
+type item struct {
+	show  int64
+	list  bool
+	query string
+}
+
+// localKey is where the in-process layer keeps an item: under the epoch
+// and the item's generation read before it was loaded.
+type localKey struct {
+	epoch, gen uint64
+	item
+}
+
+// String is the key's text, for the singleflight group.
+func (k localKey) String() string {
+	return fmt.Sprintf("%d/%d/%d/%t/%s", k.epoch, k.gen, k.show, k.list, k.query)
 }
 
 // New returns a cache on rdb; rdb may be nil (no caching).
@@ -118,7 +138,7 @@ func New(rdb redis.UniversalClient, cfg Config) *Cache {
 		cfg.Registerer.MustRegister(c.hits, c.localHits, c.misses, c.errors)
 	}
 	if rdb != nil && cfg.LocalEntries > 0 {
-		c.local, _ = lru.New[string, localEntry](cfg.LocalEntries) // errors only for a size <= 0
+		c.local, _ = lru.New[localKey, localEntry](cfg.LocalEntries) // errors only for a size <= 0
 	}
 	return c
 }
@@ -157,14 +177,14 @@ return 0`)
 
 // Show returns the cached value for a show, or loads and caches it.
 func (c *Cache) Show(ctx context.Context, id int64, load func() ([]byte, error)) ([]byte, error) {
-	return c.fill(ctx, c.showKey(id), c.showGenKey(id), "", load)
+	return c.fill(ctx, item{show: id}, load)
 }
 
 // List returns a cached page of the show list for the query q (the
 // normalized filter and cursor), or loads and caches it. Every change to any
 // show moves the list to a new generation, which orphans the old pages.
 func (c *Cache) List(ctx context.Context, q string, load func() ([]byte, error)) ([]byte, error) {
-	return c.fill(ctx, "", c.listGenKey(), q, load)
+	return c.fill(ctx, item{list: true, query: q}, load)
 }
 
 // Enabled reports whether values are kept at all (a Redis client was
@@ -181,26 +201,29 @@ func (c *Cache) Keeps() bool {
 	return c.rdb != nil && (!c.down.Load() || (c.local != nil && c.hearsAll()))
 }
 
-// localGen is genKey's local generation counter.
-func (c *Cache) localGen(genKey string) *atomic.Uint64 {
-	if g, ok := c.gens.Load(genKey); ok {
+// localGen is an item's local generation counter.
+func (c *Cache) localGen(it item) *atomic.Uint64 {
+	if it.list {
+		return &c.listGen
+	}
+	if g, ok := c.showGens.Load(it.show); ok {
 		return g.(*atomic.Uint64)
 	}
-	g, _ := c.gens.LoadOrStore(genKey, new(atomic.Uint64))
+	g, _ := c.showGens.LoadOrStore(it.show, new(atomic.Uint64))
 	return g.(*atomic.Uint64)
 }
 
-func (c *Cache) fill(ctx context.Context, key, genKey, listQuery string, load func() ([]byte, error)) ([]byte, error) {
+func (c *Cache) fill(ctx context.Context, it item, load func() ([]byte, error)) ([]byte, error) {
 	if c.rdb == nil {
 		return load()
 	}
 	if c.local == nil || !c.hearsAll() {
-		return c.fillShared(ctx, key, genKey, listQuery, load)
+		return c.fillShared(ctx, it, load)
 	}
 	// The key names the epoch and generation read before anything is
 	// loaded: a value loaded across an invalidation is stored where no
 	// later read looks.
-	lk := strconv.FormatUint(c.epoch.Load(), 10) + "/" + strconv.FormatUint(c.localGen(genKey).Load(), 10) + "/" + genKey + "/" + listQuery
+	lk := localKey{epoch: c.epoch.Load(), gen: c.localGen(it).Load(), item: it}
 	now := time.Now()
 	if e, ok := c.local.Get(lk); ok && now.Before(e.expires) {
 		c.localHits.Inc()
@@ -211,12 +234,12 @@ func (c *Cache) fill(ctx context.Context, key, genKey, listQuery string, load fu
 	// each had loaded. A shared load that failed (its request may have been
 	// cancelled) is not this read's answer: it loads for itself.
 	led := false // whether this read's own load ran
-	shared, err, _ := c.flights.Do(lk, func() (any, error) {
+	shared, err, _ := c.flights.Do(lk.String(), func() (any, error) {
 		led = true
-		return c.fillShared(ctx, key, genKey, listQuery, load)
+		return c.fillShared(ctx, it, load)
 	})
 	if err != nil && !led {
-		shared, err = c.fillShared(ctx, key, genKey, listQuery, load)
+		shared, err = c.fillShared(ctx, it, load)
 	}
 	if err != nil {
 		return nil, err
@@ -227,7 +250,11 @@ func (c *Cache) fill(ctx context.Context, key, genKey, listQuery string, load fu
 }
 
 // fillShared is fill through Redis.
-func (c *Cache) fillShared(ctx context.Context, key, genKey, listQuery string, load func() ([]byte, error)) ([]byte, error) {
+func (c *Cache) fillShared(ctx context.Context, it item, load func() ([]byte, error)) ([]byte, error) {
+	key, genKey := "", c.listGenKey()
+	if !it.list {
+		key, genKey = c.showKey(it.show), c.showGenKey(it.show)
+	}
 	gen, err := c.rdb.Get(ctx, genKey).Result()
 	if errors.Is(err, redis.Nil) {
 		gen, err = "", nil
@@ -238,9 +265,9 @@ func (c *Cache) fillShared(ctx context.Context, key, genKey, listQuery string, l
 	}
 	// A show's value is stamped with its generation (see showKey); a list
 	// page's key names it.
-	stamped := key != ""
-	if !stamped {
-		key = c.cfg.Prefix + "{shows}:" + gen + ":" + listQuery
+	stamped := !it.list
+	if it.list {
+		key = c.cfg.Prefix + "{shows}:" + gen + ":" + it.query
 	}
 	if v, err := c.rdb.Get(ctx, key).Bytes(); err == nil {
 		c.ok()
@@ -280,8 +307,8 @@ func (c *Cache) Invalidate(ctx context.Context, id int64) error {
 	}
 	// Local before Redis too: this process stops serving the old value at
 	// once, even while Redis is slow or down.
-	c.localGen(c.showGenKey(id)).Add(1)
-	c.localGen(c.listGenKey()).Add(1)
+	c.localGen(item{show: id}).Add(1)
+	c.listGen.Add(1)
 	// Two transactions, one per slot (the show's, the list's): each
 	// generation guards only its own values, so they need not move together.
 	_, err := c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -296,8 +323,8 @@ func (c *Cache) Invalidate(ctx context.Context, id int64) error {
 	// Local after Redis: a read under the new generation must not find the
 	// old value in Redis and keep it here. (A read under the old one may;
 	// it stores where no later read looks.)
-	c.localGen(c.showGenKey(id)).Add(1)
-	c.localGen(c.listGenKey()).Add(1)
+	c.localGen(item{show: id}).Add(1)
+	c.listGen.Add(1)
 	if err != nil {
 		c.fail(err)
 		return fmt.Errorf("invalidate show %d: %w", id, err)
