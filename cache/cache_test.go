@@ -535,6 +535,59 @@ func TestLocalLayerAnswersWhileListening(t *testing.T) {
 	assert.Equal(t, "v3", string(v), "after a reconnect the memory starts empty")
 }
 
+// The in-process layer keeps each show and each list page apart, and an
+// invalidation of a show ends that show's entry and every list page's, not
+// another show's.
+func TestLocalLayerKeepsEntriesApart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, url := pgtest.NewDB(t)
+	rdb, prefix := redistest.New(t)
+	c := cache.New(rdb, cache.Config{Prefix: prefix, TTL: time.Minute})
+	listen(t, c, url)
+
+	type entry struct {
+		name string
+		read func(load func() ([]byte, error)) ([]byte, error)
+		l    *loader
+	}
+	show := func(id int64) func(func() ([]byte, error)) ([]byte, error) {
+		return func(load func() ([]byte, error)) ([]byte, error) { return c.Show(ctx, id, load) }
+	}
+	list := func(q string) func(func() ([]byte, error)) ([]byte, error) {
+		return func(load func() ([]byte, error)) ([]byte, error) { return c.List(ctx, q, load) }
+	}
+	entries := []entry{
+		{"show 1", show(1), newLoader("show 1")},
+		{"show 2", show(2), newLoader("show 2")},
+		{"movies", list("type=movie"), newLoader("movies")},
+		{"all", list(""), newLoader("all")},
+	}
+	readAll := func() {
+		t.Helper()
+		for _, e := range entries {
+			v, err := e.read(e.l.load)
+			require.NoError(t, err)
+			assert.Equal(t, e.name, string(v), "%s answered another entry's value", e.name)
+		}
+	}
+	readAll()
+	// What Redis holds is gone: from here on only the memory answers, or
+	// the loaders.
+	require.NoError(t, redistest.DeleteKeys(ctx, rdb, prefix))
+	readAll()
+	for _, e := range entries {
+		assert.EqualValues(t, 1, e.l.calls.Load(), "%s loaded once, then answered from memory", e.name)
+	}
+
+	require.NoError(t, c.Invalidate(ctx, 1))
+	readAll()
+	want := map[string]int64{"show 1": 2, "show 2": 1, "movies": 2, "all": 2}
+	for _, e := range entries {
+		assert.Equal(t, want[e.name], e.l.calls.Load(), "%s loads after show 1's invalidation", e.name)
+	}
+}
+
 // listen starts c.Listen on the database at url and waits until it listens.
 // It returns the backend pid of the listener's latest connection and the
 // number of connections it made.
