@@ -4,7 +4,11 @@
 // 5/min; the API answers 429 with Retry-After).
 //
 // Redis decides with GCRA (github.com/go-redis/redis_rate), so a budget of N
-// per minute allows a burst of N and then one request every minute/N. When
+// per minute allows a burst of N and then one request every minute/N. The
+// decisions of concurrent requests share round trips: they go through the
+// client's autopipeliner (go-redis), which sends whatever arrived while a
+// batch was in flight as the next pipeline; each script still runs on its
+// own, atomically, and a lone request is sent at once. When
 // Redis fails, Allow does not: the Limiter falls back to in-process token
 // buckets (golang.org/x/time/rate, at most Config.MaxLocalKeys keys, least
 // recently used evicted) and marks its decisions Degraded. While degraded, one
@@ -128,7 +132,15 @@ func New(rdb redis.UniversalClient, cfg Config) *Limiter {
 		}),
 	}
 	if rdb != nil {
-		l.redis = redis_rate.NewLimiter(rdb)
+		// Concurrent decisions share a round trip: the client's
+		// autopipeliner sends the scripts of requests that arrive while one
+		// batch is in flight as the next pipeline. A lone request is sent at
+		// once; each is still decided on its own, atomically, by Redis.
+		if ap, err := rdb.AutoPipeline(); err == nil {
+			l.redis = redis_rate.NewLimiter(ap)
+		} else {
+			l.redis = redis_rate.NewLimiter(rdb)
+		}
 	}
 	if cfg.Registerer != nil {
 		l.rejections = register(cfg.Registerer, l.rejections, l.log)
