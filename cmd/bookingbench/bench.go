@@ -93,6 +93,11 @@ type summary struct {
 	// answer's bytes to the same clients: the most any cache could serve
 	// on this machine.
 	ReadsCeilingPerS float64 `json:"reads_ceiling_per_s"`
+	// The same reads with bookingd's rate limiter on Redis, as a bookingd
+	// with REDIS_URL decides them, instead of in process.
+	ReadsCachedRedisLimitsPerS   float64 `json:"reads_cached_redis_limits_per_s"`
+	ReadsUncachedRedisLimitsPerS float64 `json:"reads_uncached_redis_limits_per_s"`
+	CacheRatioRedisLimits        float64 `json:"cache_ratio_redis_limits"`
 	// The ledger target's shards (-shards) and each one's bookings/s.
 	Shards             int       `json:"shards"`
 	LedgerPerShardPerS []float64 `json:"ledger_per_shard_per_s"`
@@ -168,8 +173,9 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result,
 					rp.replay.p99, rp.replay.max, rp.bytes.max)
 			}
 			if rs := r.reads; rs != nil {
-				progress("%s/%s: GET /api/shows/%d (%d seats, %d bytes of JSON, %d gzipped): %.0f reads/s cached, %.0f uncached: %.1f×; cached to clients without gzip %.0f/s: %.1f×; a bare server writing the cached bytes: %.0f/s",
-					sc.name, name, rs.show, readSeats, rs.plainBytes, rs.gzipBytes, rs.cached, rs.uncached, rs.ratio, rs.cachedPlain, rs.ratioPlain, rs.ceiling)
+				progress("%s/%s: GET /api/shows/%d (%d seats, %d bytes of JSON, %d gzipped): %.0f reads/s cached, %.0f uncached: %.1f×; cached to clients without gzip %.0f/s: %.1f×; a bare server writing the cached bytes: %.0f/s; with the rate limits on Redis %.0f cached, %.0f uncached: %.1f×",
+					sc.name, name, rs.show, readSeats, rs.plainBytes, rs.gzipBytes, rs.cached, rs.uncached, rs.ratio, rs.cachedPlain, rs.ratioPlain, rs.ceiling,
+					rs.cachedRedisLimits, rs.uncachedRedisLimits, rs.ratioRedisLimits)
 			}
 			results = append(results, r)
 		}
@@ -458,6 +464,9 @@ func summarize(scenario string, results []result) summary {
 				s.CacheRatio = round(r.reads.ratio, 2)
 				s.ReadsCachedPlainPerS, s.CacheRatioPlain = round(r.reads.cachedPlain, 1), round(r.reads.ratioPlain, 2)
 				s.ReadsCeilingPerS = round(r.reads.ceiling, 1)
+				s.ReadsCachedRedisLimitsPerS = round(r.reads.cachedRedisLimits, 1)
+				s.ReadsUncachedRedisLimitsPerS = round(r.reads.uncachedRedisLimits, 1)
+				s.CacheRatioRedisLimits = round(r.reads.ratioRedisLimits, 2)
 			}
 		}
 		s.Oversold += r.oversold
@@ -545,12 +554,13 @@ func printTable(w io.Writer, results []result) error {
 			continue
 		}
 		if !header {
-			fmt.Fprintln(tw, "scenario\ttarget\tGET\tcached reads/s\tuncached reads/s\tratio\tcached, no gzip\tratio\tbare server reads/s\t")
+			fmt.Fprintln(tw, "scenario\ttarget\tGET\tcached reads/s\tuncached reads/s\tratio\tcached, no gzip\tratio\tbare server reads/s\tlimits on Redis: cached\tuncached\tratio\t")
 			header = true
 		}
-		fmt.Fprintf(tw, "%s\t%s\t/api/shows/%d (%d seats)\t%.1f\t%.1f\t%.2f\t%.1f\t%.2f\t%.1f\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t/api/shows/%d (%d seats)\t%.1f\t%.1f\t%.2f\t%.1f\t%.2f\t%.1f\t%.1f\t%.1f\t%.2f\t\n",
 			r.scenario, r.target, r.reads.show, readSeats, r.reads.cached, r.reads.uncached, r.reads.ratio,
-			r.reads.cachedPlain, r.reads.ratioPlain, r.reads.ceiling)
+			r.reads.cachedPlain, r.reads.ratioPlain, r.reads.ceiling,
+			r.reads.cachedRedisLimits, r.reads.uncachedRedisLimits, r.reads.ratioRedisLimits)
 	}
 	return tw.Flush()
 }

@@ -108,7 +108,11 @@
 // the one with it, and last the same clients from a bare net/http server
 // that writes the cached answer's bytes (no routing, middleware or
 // lookup): the most any cache could serve on this machine, which puts the
-// ratio in proportion. Each phase first runs 0.5 s untimed; then the phases take
+// ratio in proportion. Rate limits are decided in process there; the same
+// clients then read from both APIs again with bookingd's rate limiter on
+// that Redis (ratelimit.New on the client, as bookingd runs it with
+// REDIS_URL: every read asks Redis), first without the cache, then with
+// it. Each phase first runs 0.5 s untimed; then the phases take
 // turns, three rounds of a third of -read-duration each (default 3 s in
 // all), so that a disturbance of a second or two falls on all of them
 // alike. The cache's keys are deleted afterwards. The read clients are one
@@ -141,14 +145,17 @@
 //
 //	{"scenario":"spread","seed_per_s":…,"ledger_per_s":…,"http_per_s":…,"ledger_vs_seed":…,"http_vs_seed":…,"p50_ms":…,"p99_ms":…,"oversold":0,"lost":0,
 //	 "lag_p99_ms":…,"lag_max_ms":…,"catchup_ms":…,"reads_cached_per_s":…,"reads_uncached_per_s":…,"cache_ratio":…,
-//	 "reads_cached_plain_per_s":…,"cache_ratio_plain":…,"reads_ceiling_per_s":…}
+//	 "reads_cached_plain_per_s":…,"cache_ratio_plain":…,"reads_ceiling_per_s":…,
+//	 "reads_cached_redis_limits_per_s":…,"reads_uncached_redis_limits_per_s":…,"cache_ratio_redis_limits":…,
+//	 "shards":…,"ledger_per_shard_per_s":[…]}
 //
 // (on one line). p50_ms, p99_ms and the lag figures are the ledger
 // target's, in ms; catchup_ms is -1 when the projector did not catch up
 // within a minute. The reads are the http target's, in requests/s;
 // cache_ratio is cached over uncached (clients that accept gzip; the
 // uncached answer is plain JSON either way), cache_ratio_plain the cached
-// rate of clients that do not accept gzip over the same uncached rate. oversold and lost
+// rate of clients that do not accept gzip over the same uncached rate,
+// cache_ratio_redis_limits the two rates with the limits on Redis. oversold and lost
 // are summed over the targets. Figures of targets not run are 0.
 package main
 

@@ -55,6 +55,8 @@ func TestEveryTargetBooksWithoutOversellingOrLosing(t *testing.T) {
 				assert.Positive(t, r.reads.uncached, name)
 				assert.Positive(t, r.reads.ceiling, name)
 				assert.Positive(t, r.reads.cachedPlain, name)
+				assert.Positive(t, r.reads.cachedRedisLimits, name)
+				assert.Positive(t, r.reads.uncachedRedisLimits, name)
 				assert.Less(t, r.reads.gzipBytes*4, r.reads.plainBytes, "%s: the cached seat map goes gzipped", name)
 			}
 		default:
@@ -73,6 +75,7 @@ func TestEveryTargetBooksWithoutOversellingOrLosing(t *testing.T) {
 	keys := []string{"scenario", "seed_per_s", "ledger_per_s", "http_per_s", "ledger_vs_seed", "http_vs_seed", "p50_ms", "p99_ms", "oversold", "lost",
 		"lag_p99_ms", "lag_max_ms", "catchup_ms", "reads_cached_per_s", "reads_uncached_per_s", "cache_ratio",
 		"reads_cached_plain_per_s", "cache_ratio_plain", "reads_ceiling_per_s",
+		"reads_cached_redis_limits_per_s", "reads_uncached_redis_limits_per_s", "cache_ratio_redis_limits",
 		"shards", "ledger_per_shard_per_s"}
 	for _, key := range keys {
 		assert.Contains(t, last, key)

@@ -26,6 +26,7 @@ import (
 	"github.com/bookingledger/ledger/domain"
 	"github.com/bookingledger/ledger/internal/redistest"
 	"github.com/bookingledger/ledger/projections"
+	"github.com/bookingledger/ledger/ratelimit"
 )
 
 // readSeats is the size of the show whose seat map the read measurement
@@ -47,14 +48,20 @@ type readStats struct {
 	ratioPlain       float64 // cachedPlain / uncached
 	plainBytes       int     // the seat map's JSON
 	gzipBytes        int     // the cached gzip of it
+
+	// The same APIs with bookingd's rate limiter on Redis (every read
+	// decided there) instead of in process.
+	cachedRedisLimits, uncachedRedisLimits float64
+	ratioRedisLimits                       float64
 }
 
 // measureReads serves a second API instance with the show cache on Redis
 // (and its invalidation listener, as bookingd runs it) next to the target's
 // own, which has none, and has n clients read the 100-seat show from each,
-// and from a bare server writing the cached bytes, taking turns, for d
-// each. Both APIs must answer the same seat map. The cache's keys are
-// deleted afterwards.
+// from a bare server writing the cached bytes, and from both APIs again
+// with the rate limiter on Redis, taking turns, for d each. Both APIs must
+// answer the same seat map. The cache's and the limiter's keys are deleted
+// afterwards.
 func (h *httpTarget) measureReads(ctx context.Context, redisURL string, n int, d time.Duration) (st readStats, err error) {
 	st.show = h.readShow
 	opts, err := redis.ParseURL(redisURL)
@@ -72,8 +79,11 @@ func (h *httpTarget) measureReads(ctx context.Context, redisURL string, n int, d
 	_, _ = rand.Read(suffix[:])
 	prefix := "bookingbench:" + hex.EncodeToString(suffix[:]) + ":"
 	defer func() {
-		if derr := redistest.DeleteKeys(context.WithoutCancel(ctx), rdb, prefix); derr != nil {
-			err = errors.Join(err, derr)
+		// redis_rate puts "rate:" before the limiter's prefix.
+		for _, p := range []string{prefix, "rate:" + prefix} {
+			if derr := redistest.DeleteKeys(context.WithoutCancel(ctx), rdb, p); derr != nil {
+				err = errors.Join(err, derr)
+			}
 		}
 	}()
 
@@ -110,6 +120,24 @@ func (h *httpTarget) measureReads(ctx context.Context, redisURL string, n int, d
 	}
 	defer stop()
 
+	// Both again with the rate limiter bookingd runs when it has Redis.
+	limits := ratelimit.New(rdb, ratelimit.Config{Prefix: prefix})
+	var limitedBase [2]string // without the cache, with it
+	for i, withCache := range []*cache.Cache{h.deps.Cache, c} {
+		d := h.deps
+		d.Cache, d.Limiter = withCache, limits
+		handler, err := api.New(d)
+		if err != nil {
+			return st, err
+		}
+		base, stopLimited, err := serveLocal(ctx, handler)
+		if err != nil {
+			return st, err
+		}
+		defer stopLimited()
+		limitedBase[i] = base
+	}
+
 	path := fmt.Sprintf("/api/shows/%d", h.readShow)
 	uncachedURL, cachedURL := h.base+path, cachedBase+path
 	gzipped, err := h.sameSeatMap(ctx, uncachedURL, cachedURL, &st)
@@ -127,6 +155,8 @@ func (h *httpTarget) measureReads(ctx context.Context, redisURL string, n int, d
 		{url: cachedURL, gzip: true, dst: &st.cached},
 		{url: cachedURL, gzip: false, dst: &st.cachedPlain},
 		{url: bareBase + "/", gzip: true, dst: &st.ceiling},
+		{url: limitedBase[0] + path, gzip: true, dst: &st.uncachedRedisLimits},
+		{url: limitedBase[1] + path, gzip: true, dst: &st.cachedRedisLimits},
 	}
 	for _, p := range phases {
 		if _, err := readLoad(ctx, p.url, p.gzip, n, readWarmup); err != nil {
@@ -150,6 +180,9 @@ func (h *httpTarget) measureReads(ctx context.Context, redisURL string, n int, d
 	}
 	if st.uncached > 0 {
 		st.ratio, st.ratioPlain = st.cached/st.uncached, st.cachedPlain/st.uncached
+	}
+	if st.uncachedRedisLimits > 0 {
+		st.ratioRedisLimits = st.cachedRedisLimits / st.uncachedRedisLimits
 	}
 	return st, nil
 }
