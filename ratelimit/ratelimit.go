@@ -17,12 +17,14 @@
 // enforces the budget on its own, so N processes together allow up to N times
 // the budget: the limit loosens, it never locks users out.
 //
-// Allow calls Redis with the caller's context; how long a dead Redis can make
-// it wait is bounded by the client's options, which the owner of the client
-// sets: DialTimeout, DialerRetries (go-redis dials 5 times, 100ms apart, by
-// default), MaxRetries, ReadTimeout, or ContextTimeoutEnabled with a deadline
-// on ctx. Only the request that detects the failure, and then one probe per
-// ProbeInterval, pay that wait.
+// A decision waits for Redis at most Config.RedisTimeout, and no longer than
+// the caller's context: a batch of the autopipeliner is not cut short by
+// its callers' contexts, and one that hangs holds back the batch gathered
+// behind it. Past the timeout the fallback decides and Redis counts as
+// failed; the call itself ends when the client's own limits (ReadTimeout,
+// WriteTimeout, MaxRetries) end its batch. Only the requests waiting when
+// Redis stops answering, and then one probe per ProbeInterval, pay that
+// wait.
 package ratelimit
 
 import (
@@ -46,6 +48,7 @@ const (
 	DefaultPrefix        = "bookingledger:"
 	DefaultMaxLocalKeys  = 10_000
 	DefaultProbeInterval = time.Second
+	DefaultRedisTimeout  = 250 * time.Millisecond
 )
 
 // Config tunes a Limiter. The zero value is usable.
@@ -64,6 +67,9 @@ type Config struct {
 	// ProbeInterval is how often, while degraded, one request tries Redis
 	// again. Default DefaultProbeInterval.
 	ProbeInterval time.Duration
+	// RedisTimeout is the longest a decision waits for Redis before the
+	// fallback takes it. Default DefaultRedisTimeout.
+	RedisTimeout time.Duration
 }
 
 // Decision is the answer to one request.
@@ -86,6 +92,7 @@ type Limiter struct {
 	prefix        string
 	log           *slog.Logger
 	probeInterval time.Duration
+	redisTimeout  time.Duration
 
 	degraded  atomic.Bool
 	nextProbe atomic.Int64 // unix nanoseconds; while degraded, when to try Redis again
@@ -113,10 +120,14 @@ func New(rdb redis.UniversalClient, cfg Config) *Limiter {
 	if cfg.ProbeInterval <= 0 {
 		cfg.ProbeInterval = DefaultProbeInterval
 	}
+	if cfg.RedisTimeout <= 0 {
+		cfg.RedisTimeout = DefaultRedisTimeout
+	}
 	l := &Limiter{
 		prefix:        cfg.Prefix,
 		log:           cfg.Logger,
 		probeInterval: cfg.ProbeInterval,
+		redisTimeout:  cfg.RedisTimeout,
 		local:         newLocalLimiters(cfg.MaxLocalKeys),
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bookingledger_ratelimit_rejections_total",
@@ -135,7 +146,9 @@ func New(rdb redis.UniversalClient, cfg Config) *Limiter {
 		// Concurrent decisions share a round trip: the client's
 		// autopipeliner sends the scripts of requests that arrive while one
 		// batch is in flight as the next pipeline. A lone request is sent at
-		// once; each is still decided on its own, atomically, by Redis.
+		// once; each is still decided on its own, atomically, by Redis. The
+		// autopipeliner is the client's, shared with whoever else asks for
+		// it, and closed with the client; nothing else may close it.
 		if ap, err := rdb.AutoPipeline(); err == nil {
 			l.redis = redis_rate.NewLimiter(ap)
 		} else {
@@ -207,7 +220,7 @@ func (l *Limiter) allowRedis(ctx context.Context, class, key string, perMinute i
 			return Decision{}, false
 		}
 	}
-	res, err := l.redis.Allow(ctx, l.prefix+class+":"+key, redis_rate.PerMinute(perMinute))
+	res, err := l.askRedis(ctx, l.prefix+class+":"+key, perMinute)
 	if err != nil {
 		if ctx.Err() != nil {
 			// The caller gave up, which says nothing about Redis.
@@ -229,6 +242,35 @@ func (l *Limiter) allowRedis(ctx context.Context, class, key string, perMinute i
 		d.RetryAfter = max(res.RetryAfter, time.Millisecond)
 	}
 	return d, true
+}
+
+// errRedisTimeout is a decision Redis did not answer within RedisTimeout.
+var errRedisTimeout = errors.New("no answer from redis within the rate limiter's timeout")
+
+// askRedis runs the GCRA script for key and waits for its answer at most
+// RedisTimeout, or until ctx ends (the autopipeliner waits for a batch
+// whatever its callers' contexts say). An abandoned call ends with its
+// batch.
+func (l *Limiter) askRedis(ctx context.Context, key string, perMinute int) (*redis_rate.Result, error) {
+	type answer struct {
+		res *redis_rate.Result
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		res, err := l.redis.Allow(ctx, key, redis_rate.PerMinute(perMinute))
+		answered <- answer{res, err}
+	}()
+	timeout := time.NewTimer(l.redisTimeout)
+	defer timeout.Stop()
+	select {
+	case a := <-answered:
+		return a.res, a.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-timeout.C:
+		return nil, errRedisTimeout
+	}
 }
 
 // localLimiters are the in-process token buckets, one per class and key, at

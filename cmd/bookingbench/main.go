@@ -115,7 +115,7 @@
 // it. Each phase first runs 0.5 s untimed; then the phases take
 // turns, three rounds of a third of -read-duration each (default 3 s in
 // all), so that a disturbance of a second or two falls on all of them
-// alike. The cache's keys are deleted afterwards. The read clients are one
+// alike. The cache's and the limiter's keys are deleted afterwards. The read clients are one
 // keep-alive connection each, writing a request and reading its response
 // with a minimal HTTP/1.1 reader that counts the body (as wrk does). There
 // are more of them than booking clients because the load generator shares
