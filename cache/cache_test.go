@@ -541,10 +541,7 @@ func TestLocalLayerAnswersWhileListening(t *testing.T) {
 func TestLocalLayerKeepsEntriesApart(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, url := pgtest.NewDB(t)
-	rdb, prefix := redistest.New(t)
-	c := cache.New(rdb, cache.Config{Prefix: prefix, TTL: time.Minute})
-	listen(t, c, url)
+	c, rdb, prefix := listeningCache(t)
 
 	type entry struct {
 		name string
@@ -586,6 +583,18 @@ func TestLocalLayerKeepsEntriesApart(t *testing.T) {
 	for _, e := range entries {
 		assert.Equal(t, want[e.name], e.l.calls.Load(), "%s loads after show 1's invalidation", e.name)
 	}
+}
+
+// listeningCache is a cache on a private Redis prefix whose listener
+// listens to a fresh database, so its in-process layer answers. It returns
+// the Redis client and prefix too.
+func listeningCache(t *testing.T) (*cache.Cache, redis.UniversalClient, string) {
+	t.Helper()
+	_, url := pgtest.NewDB(t)
+	rdb, prefix := redistest.New(t)
+	c := cache.New(rdb, cache.Config{Prefix: prefix, TTL: time.Minute})
+	listen(t, c, url)
+	return c, rdb, prefix
 }
 
 // listen starts c.Listen on the database at url and waits until it listens.
@@ -883,10 +892,7 @@ func TestCacheOnRedisCluster(t *testing.T) {
 func TestReadsThatMissTogetherShareOneLoad(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, url := pgtest.NewDB(t)
-	rdb, prefix := redistest.New(t)
-	c := cache.New(rdb, cache.Config{Prefix: prefix, TTL: time.Minute})
-	listen(t, c, url)
+	c, _, _ := listeningCache(t)
 
 	read := func(id int64, load func() ([]byte, error)) (answers []string, errs int) {
 		t.Helper()

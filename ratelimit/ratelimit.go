@@ -250,7 +250,8 @@ var errRedisTimeout = errors.New("no answer from redis within the rate limiter's
 // askRedis runs the GCRA script for key and waits for its answer at most
 // RedisTimeout, or until ctx ends (the autopipeliner waits for a batch
 // whatever its callers' contexts say). An abandoned call ends with its
-// batch.
+// batch, and may still take its request's token in Redis: a timeout errs on
+// the strict side.
 func (l *Limiter) askRedis(ctx context.Context, key string, perMinute int) (*redis_rate.Result, error) {
 	type answer struct {
 		res *redis_rate.Result

@@ -79,11 +79,10 @@ func (h *httpTarget) measureReads(ctx context.Context, redisURL string, n int, d
 	_, _ = rand.Read(suffix[:])
 	prefix := "bookingbench:" + hex.EncodeToString(suffix[:]) + ":"
 	defer func() {
-		// redis_rate puts "rate:" before the limiter's prefix.
-		for _, p := range []string{prefix, "rate:" + prefix} {
-			if derr := redistest.DeleteKeys(context.WithoutCancel(ctx), rdb, p); derr != nil {
-				err = errors.Join(err, derr)
-			}
+		// Every key with the prefix in it: the cache's, and the limiter's,
+		// which redis_rate names "rate:<prefix>…".
+		if derr := redistest.DeleteKeys(context.WithoutCancel(ctx), rdb, prefix); derr != nil {
+			err = errors.Join(err, derr)
 		}
 	}()
 
@@ -110,11 +109,7 @@ func (h *httpTarget) measureReads(ctx context.Context, redisURL string, n int, d
 
 	deps := h.deps
 	deps.Cache = c
-	handler, err := api.New(deps)
-	if err != nil {
-		return st, err
-	}
-	cachedBase, stop, err := serveLocal(ctx, handler)
+	cachedBase, stop, err := serveAPI(ctx, deps)
 	if err != nil {
 		return st, err
 	}
@@ -126,11 +121,7 @@ func (h *httpTarget) measureReads(ctx context.Context, redisURL string, n int, d
 	for i, withCache := range []*cache.Cache{h.deps.Cache, c} {
 		d := h.deps
 		d.Cache, d.Limiter = withCache, limits
-		handler, err := api.New(d)
-		if err != nil {
-			return st, err
-		}
-		base, stopLimited, err := serveLocal(ctx, handler)
+		base, stopLimited, err := serveAPI(ctx, d)
 		if err != nil {
 			return st, err
 		}
@@ -418,6 +409,15 @@ func (r *responseReader) read200() error {
 		left -= m
 	}
 	return nil
+}
+
+// serveAPI serves the API on deps as serveLocal does.
+func serveAPI(ctx context.Context, deps api.Deps) (base string, stop func(), err error) {
+	handler, err := api.New(deps)
+	if err != nil {
+		return "", nil, err
+	}
+	return serveLocal(ctx, handler)
 }
 
 // serveLocal serves handler on a free 127.0.0.1 port and returns its base
