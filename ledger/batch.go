@@ -115,16 +115,27 @@ func (s *Service) runBatch(ctx context.Context, id domain.ShowID, e *cacheEntry,
 		}
 		return out
 	}
+	fresh := false // whether e.show was just read from the stream
 	for attempt := 0; ; attempt++ {
 		if e.show == nil || !e.show.Scheduled() {
 			// Unknown shows are not trusted from cache: load every time.
 			if _, err := s.catchUp(ctx, e, id); err != nil {
 				return fail(err)
 			}
+			fresh = true
 		}
 		out, data, counts, apply := s.decideBatch(e.show, batch)
 		if len(data) == 0 {
-			// Only refusals: they stand if the stream has not moved.
+			if s.onRefusals != nil {
+				s.onRefusals()
+			}
+			// Only refusals. Decided on the stream as just read, they stand:
+			// that read is their moment, however busy the show is since.
+			// Decided on the state kept in memory, they stand if the stream
+			// has not moved.
+			if fresh {
+				return out
+			}
 			moved, err := s.catchUp(ctx, e, id)
 			if err != nil {
 				return fail(err)
@@ -133,6 +144,7 @@ func (s *Service) runBatch(ctx context.Context, id domain.ShowID, e *cacheEntry,
 				return out
 			}
 			if attempt < s.cfg.MaxRetries {
+				fresh = true
 				continue
 			}
 			// Decided on a state the stream has left: a refusal for what the
@@ -168,6 +180,7 @@ func (s *Service) runBatch(ctx context.Context, id domain.ShowID, e *cacheEntry,
 				return fail(err)
 			}
 			if attempt < s.cfg.MaxRetries {
+				fresh = true
 				continue
 			}
 			return fail(fmt.Errorf("%s: %w", id.StreamID(), ErrTooManyConflicts))

@@ -147,6 +147,40 @@ func TestALeaderReturnsOnceItsOwnRequestIsAnswered(t *testing.T) {
 	e.qmu.Unlock()
 }
 
+// A refusal decided on the stream as just read stands, however busy the
+// show is afterwards: on a show that moves between every decision and the
+// next read, a taken seat is refused as taken, not as a conflict.
+func TestARefusalOnTheStreamAsReadStandsOnABusyShow(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	cfg := DefaultConfig()
+	cfg.MaxRetries = 3
+	a, err := New(pool, cfg)
+	require.NoError(t, err)
+	b, err := New(pool, DefaultConfig())
+	require.NoError(t, err)
+	ctx := context.Background()
+	seats := make([]string, 20)
+	for i := range seats {
+		seats[i] = fmt.Sprint(i + 1)
+	}
+	show := scheduleBus(t, a, seats...)
+	_, _, err = a.Hold(ctx, show, "0190c6e4-0000-7000-8000-000000000001", []string{"1"}, Metadata{})
+	require.NoError(t, err)
+
+	// Each time a has decided only refusals, b holds another seat of the
+	// show before a reads the stream again.
+	next := 1
+	a.onRefusals = func() {
+		next++
+		_, _, err := b.Hold(ctx, show, "0190c6e4-0000-7000-8000-000000000002", []string{fmt.Sprint(next)}, Metadata{})
+		require.NoError(t, err)
+	}
+	_, _, err = a.Hold(ctx, show, "0190c6e4-0000-7000-8000-000000000003", []string{"1"}, Metadata{})
+	require.ErrorIs(t, err, domain.ErrSeatsUnavailable, "seat 1 is taken on the stream whenever a reads it")
+	assert.Equal(t, 3, next, "decided on a's state in memory, then once on the stream as read")
+}
+
 // A refusal decided on a state the stream has since left is not given
 // once the retries are spent: the stream might accept the command.
 func TestNoRefusalFromAStateTheStreamLeft(t *testing.T) {

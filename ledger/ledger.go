@@ -83,6 +83,9 @@ type Service struct {
 	onConflict func()
 	announcer  *eventstore.Announcer // nil: appends are not announced
 	onBatch    func(commands int)
+	// onRefusals runs when a batch decided only refusals, before they are
+	// checked against the stream (tests).
+	onRefusals func()
 	// newBookingID makes a hold's booking id (a UUIDv7; WithShard marks it).
 	newBookingID func() uuid.UUID
 	// spawn starts the goroutine that leads a busy show's later requests
