@@ -115,28 +115,33 @@ func (s *Service) runBatch(ctx context.Context, id domain.ShowID, e *cacheEntry,
 		}
 		return out
 	}
-	fresh := false // whether e.show was just read from the stream
+	// readAt is the clock just before e.show was last read from the stream
+	// in this call; zero while it is the state kept in memory.
+	var readAt time.Time
+	read := func() (moved bool, err error) {
+		readAt = s.now()
+		return s.catchUp(ctx, e, id)
+	}
 	for attempt := 0; ; attempt++ {
 		if e.show == nil || !e.show.Scheduled() {
 			// Unknown shows are not trusted from cache: load every time.
-			if _, err := s.catchUp(ctx, e, id); err != nil {
+			if _, err := read(); err != nil {
 				return fail(err)
 			}
-			fresh = true
 		}
-		out, data, counts, apply := s.decideBatch(e.show, batch)
+		out, data, counts, apply := s.decideBatch(e.show, batch, s.now)
 		if len(data) == 0 {
 			if s.onRefusals != nil {
 				s.onRefusals()
 			}
-			// Only refusals. Decided on the stream as just read, they stand:
-			// that read is their moment, however busy the show is since.
-			// Decided on the state kept in memory, they stand if the stream
-			// has not moved.
-			if fresh {
+			// Only refusals. Decided on the stream as just read, they stand
+			// if the read's moment refuses them alike: however busy the show
+			// is since, that read is their moment. Decided on the state kept
+			// in memory, they stand if the stream has not moved.
+			if !readAt.IsZero() && s.refusedAlike(e.show, batch, out, readAt) {
 				return out
 			}
-			moved, err := s.catchUp(ctx, e, id)
+			moved, err := read()
 			if err != nil {
 				return fail(err)
 			}
@@ -144,7 +149,6 @@ func (s *Service) runBatch(ctx context.Context, id domain.ShowID, e *cacheEntry,
 				return out
 			}
 			if attempt < s.cfg.MaxRetries {
-				fresh = true
 				continue
 			}
 			// Decided on a state the stream has left: a refusal for what the
@@ -176,11 +180,10 @@ func (s *Service) runBatch(ctx context.Context, id domain.ShowID, e *cacheEntry,
 			if s.onConflict != nil {
 				s.onConflict()
 			}
-			if _, err := s.catchUp(ctx, e, id); err != nil {
+			if _, err := read(); err != nil {
 				return fail(err)
 			}
 			if attempt < s.cfg.MaxRetries {
-				fresh = true
 				continue
 			}
 			return fail(fmt.Errorf("%s: %w", id.StreamID(), ErrTooManyConflicts))
@@ -218,7 +221,37 @@ func (s *Service) runBatch(ctx context.Context, id domain.ShowID, e *cacheEntry,
 // cached state past the batch once the append succeeded. A batch of one
 // decides on the cached state itself; larger batches on a copy, so a failed
 // append leaves the cache as it was.
-func (s *Service) decideBatch(show *domain.Show, batch []*request) (out []outcome, data []eventstore.EventData, counts []int, apply func() *domain.Show) {
+// refusedAlike reports whether every command of batch, refused on show as
+// out says, is refused for the same reason at the fixed time at, taken
+// just before show was read. Each rule compares the time with a deadline
+// (a hold's expiry, the show's start), so a command refused alike at at and
+// at the time of out is refused alike at every moment between: at the read
+// too, whose state show is. A refusal that the time between changed (a hold
+// that expired after the read, and that another process may have confirmed
+// since) is not sure.
+func (s *Service) refusedAlike(show *domain.Show, batch []*request, out []outcome, at time.Time) bool {
+	again, data, _, _ := s.decideBatch(show, batch, func() time.Time { return at })
+	if len(data) > 0 {
+		return false
+	}
+	for i := range out {
+		for _, reason := range refusals {
+			if errors.Is(out[i].err, reason) != errors.Is(again[i].err, reason) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// refusals are the reasons the domain refuses a command for.
+var refusals = []error{
+	domain.ErrShowNotFound, domain.ErrShowExists, domain.ErrInvalidCommand, domain.ErrSeatsUnavailable,
+	domain.ErrBookingNotFound, domain.ErrBookingNotPending, domain.ErrHoldExpired, domain.ErrHoldNotExpired,
+	domain.ErrShowStarted,
+}
+
+func (s *Service) decideBatch(show *domain.Show, batch []*request, now func() time.Time) (out []outcome, data []eventstore.EventData, counts []int, apply func() *domain.Show) {
 	out = make([]outcome, len(batch))
 	counts = make([]int, len(batch))
 	working := show
@@ -228,7 +261,7 @@ func (s *Service) decideBatch(show *domain.Show, batch []*request) (out []outcom
 	var decided []domain.Event
 	for i, r := range batch {
 		// Microseconds: what PostgreSQL keeps, so every view of a time agrees.
-		events, err := domain.Decide(working, r.command(s.now().UTC().Truncate(time.Microsecond)))
+		events, err := domain.Decide(working, r.command(now().UTC().Truncate(time.Microsecond)))
 		if err == nil {
 			var d []eventstore.EventData
 			if d, err = encode(events, r.meta); err == nil {

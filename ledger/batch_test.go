@@ -181,6 +181,48 @@ func TestARefusalOnTheStreamAsReadStandsOnABusyShow(t *testing.T) {
 	assert.Equal(t, 3, next, "decided on a's state in memory, then once on the stream as read")
 }
 
+// A refusal that only the time since the read decides is not taken on
+// that read alone: a hold pending when the stream was read, expired by the
+// time of the decision, may have been confirmed in between by another
+// process, and a confirmed booking can be cancelled.
+func TestARefusalTheClockDecidedAfterTheReadIsCheckedAgain(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	cfg := DefaultConfig()
+	cfg.HoldTTL = time.Minute
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	a, err := New(pool, cfg, WithClock(func() time.Time { return t0 }))
+	require.NoError(t, err)
+	b, err := New(pool, cfg)
+	require.NoError(t, err)
+	ctx := context.Background()
+	show := scheduleBus(t, a, "1")
+	held, _, err := a.Hold(ctx, show, "0190c6e4-0000-7000-8000-000000000001", []string{"1"}, Metadata{})
+	require.NoError(t, err)
+	expires := t0.Add(cfg.HoldTTL)
+
+	// c reads the show with the hold pending; then, before c decides, b
+	// confirms it, and c's clock has passed the hold's expiry.
+	calls := 0
+	c, err := New(pool, cfg, WithClock(func() time.Time {
+		calls++
+		switch calls {
+		case 1: // before c reads the stream
+			return t0.Add(time.Second)
+		case 2: // c decides
+			_, err := b.Confirm(ctx, show, held.ID, Metadata{})
+			require.NoError(t, err)
+		}
+		return expires.Add(time.Millisecond)
+	}))
+	require.NoError(t, err)
+	_, err = c.Cancel(ctx, show, held.ID, Metadata{})
+	require.NoError(t, err, "the booking was confirmed, and a confirmed booking can be cancelled")
+	booking, err := b.Booking(ctx, show, held.ID)
+	require.NoError(t, err)
+	assert.Equal(t, domain.StatusCancelled, booking.Status)
+}
+
 // A refusal decided on a state the stream has since left is not given
 // once the retries are spent: the stream might accept the command.
 func TestNoRefusalFromAStateTheStreamLeft(t *testing.T) {
