@@ -129,7 +129,7 @@ func (s *Service) runBatch(ctx context.Context, id domain.ShowID, e *cacheEntry,
 				return fail(err)
 			}
 		}
-		out, data, counts, apply := s.decideBatch(e.show, batch, s.now)
+		out, data, counts, apply := s.decideBatch(e.show, batch)
 		if len(data) == 0 {
 			if s.onRefusals != nil {
 				s.onRefusals()
@@ -214,6 +214,26 @@ func (s *Service) runBatch(ctx context.Context, id domain.ShowID, e *cacheEntry,
 	}
 }
 
+// refusedAlike reports whether every command of batch, all refused on show
+// as out says, is refused the same way (the same error, the same seats) at
+// the fixed time at, taken just before show was read. Each rule compares
+// the time with a deadline (a hold's expiry, the show's start), so a
+// command refused alike at at and at the time of out is refused alike at
+// every moment between: at the read too, whose state show is. A refusal
+// that the time between changed (a hold that expired after the read, and
+// that another process may have confirmed since) is not sure.
+func (s *Service) refusedAlike(show *domain.Show, batch []*request, out []outcome, at time.Time) bool {
+	at = at.UTC().Truncate(time.Microsecond)
+	for i, r := range batch {
+		// All were refused, so each was decided on show itself.
+		_, err := domain.Decide(show, r.command(at))
+		if err == nil || err.Error() != out[i].err.Error() {
+			return false
+		}
+	}
+	return true
+}
+
 // decideBatch decides each request in order against the state as the
 // requests before it leave it. It returns each request's outcome (refusals
 // filled in; results completed by the caller after the append), the events
@@ -221,37 +241,7 @@ func (s *Service) runBatch(ctx context.Context, id domain.ShowID, e *cacheEntry,
 // cached state past the batch once the append succeeded. A batch of one
 // decides on the cached state itself; larger batches on a copy, so a failed
 // append leaves the cache as it was.
-// refusedAlike reports whether every command of batch, refused on show as
-// out says, is refused for the same reason at the fixed time at, taken
-// just before show was read. Each rule compares the time with a deadline
-// (a hold's expiry, the show's start), so a command refused alike at at and
-// at the time of out is refused alike at every moment between: at the read
-// too, whose state show is. A refusal that the time between changed (a hold
-// that expired after the read, and that another process may have confirmed
-// since) is not sure.
-func (s *Service) refusedAlike(show *domain.Show, batch []*request, out []outcome, at time.Time) bool {
-	again, data, _, _ := s.decideBatch(show, batch, func() time.Time { return at })
-	if len(data) > 0 {
-		return false
-	}
-	for i := range out {
-		for _, reason := range refusals {
-			if errors.Is(out[i].err, reason) != errors.Is(again[i].err, reason) {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// refusals are the reasons the domain refuses a command for.
-var refusals = []error{
-	domain.ErrShowNotFound, domain.ErrShowExists, domain.ErrInvalidCommand, domain.ErrSeatsUnavailable,
-	domain.ErrBookingNotFound, domain.ErrBookingNotPending, domain.ErrHoldExpired, domain.ErrHoldNotExpired,
-	domain.ErrShowStarted,
-}
-
-func (s *Service) decideBatch(show *domain.Show, batch []*request, now func() time.Time) (out []outcome, data []eventstore.EventData, counts []int, apply func() *domain.Show) {
+func (s *Service) decideBatch(show *domain.Show, batch []*request) (out []outcome, data []eventstore.EventData, counts []int, apply func() *domain.Show) {
 	out = make([]outcome, len(batch))
 	counts = make([]int, len(batch))
 	working := show
@@ -261,7 +251,7 @@ func (s *Service) decideBatch(show *domain.Show, batch []*request, now func() ti
 	var decided []domain.Event
 	for i, r := range batch {
 		// Microseconds: what PostgreSQL keeps, so every view of a time agrees.
-		events, err := domain.Decide(working, r.command(now().UTC().Truncate(time.Microsecond)))
+		events, err := domain.Decide(working, r.command(s.now().UTC().Truncate(time.Microsecond)))
 		if err == nil {
 			var d []eventstore.EventData
 			if d, err = encode(events, r.meta); err == nil {

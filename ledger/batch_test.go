@@ -203,24 +203,68 @@ func TestARefusalTheClockDecidedAfterTheReadIsCheckedAgain(t *testing.T) {
 
 	// c reads the show with the hold pending; then, before c decides, b
 	// confirms it, and c's clock has passed the hold's expiry.
-	calls := 0
-	c, err := New(pool, cfg, WithClock(func() time.Time {
-		calls++
-		switch calls {
-		case 1: // before c reads the stream
-			return t0.Add(time.Second)
-		case 2: // c decides
-			_, err := b.Confirm(ctx, show, held.ID, Metadata{})
-			require.NoError(t, err)
-		}
-		return expires.Add(time.Millisecond)
-	}))
-	require.NoError(t, err)
+	c := afterTheRead(t, pool, cfg, show, t0.Add(time.Second), expires.Add(time.Millisecond), func() {
+		_, err := b.Confirm(ctx, show, held.ID, Metadata{})
+		require.NoError(t, err)
+	})
 	_, err = c.Cancel(ctx, show, held.ID, Metadata{})
 	require.NoError(t, err, "the booking was confirmed, and a confirmed booking can be cancelled")
 	booking, err := b.Booking(ctx, show, held.ID)
 	require.NoError(t, err)
 	assert.Equal(t, domain.StatusCancelled, booking.Status)
+}
+
+// The same for the seats a refusal names: a seat whose hold expired after
+// the read, confirmed since by another process, is taken at every moment.
+func TestTheSeatsARefusalNamesAreThoseOfOneMoment(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	cfg := DefaultConfig()
+	cfg.HoldTTL = time.Minute
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	a, err := New(pool, cfg, WithClock(func() time.Time { return t0 }))
+	require.NoError(t, err)
+	b, err := New(pool, cfg)
+	require.NoError(t, err)
+	ctx := context.Background()
+	show := scheduleBus(t, a, "1", "2")
+	pending, _, err := a.Hold(ctx, show, "0190c6e4-0000-7000-8000-000000000001", []string{"1"}, Metadata{})
+	require.NoError(t, err)
+	sold, _, err := a.Hold(ctx, show, "0190c6e4-0000-7000-8000-000000000001", []string{"2"}, Metadata{})
+	require.NoError(t, err)
+	_, err = a.Confirm(ctx, show, sold.ID, Metadata{})
+	require.NoError(t, err)
+
+	c := afterTheRead(t, pool, cfg, show, t0.Add(time.Second), t0.Add(cfg.HoldTTL+time.Millisecond), func() {
+		_, err := b.Confirm(ctx, show, pending.ID, Metadata{})
+		require.NoError(t, err)
+	})
+	_, _, err = c.Hold(ctx, show, "0190c6e4-0000-7000-8000-000000000003", []string{"1", "2"}, Metadata{})
+	var taken *domain.SeatsUnavailableError
+	require.ErrorAs(t, err, &taken)
+	assert.Equal(t, []string{"1", "2"}, taken.Seats, "both seats are taken at the read and ever after")
+}
+
+// afterTheRead is a ledger on db whose clock says before until it has read
+// show from the stream; the first time it looks at the clock after that
+// (to decide), meanwhile runs, and from then on the clock says after.
+func afterTheRead(t *testing.T, db DB, cfg Config, show domain.ShowID, before, after time.Time, meanwhile func()) *Service {
+	t.Helper()
+	var svc *Service
+	ran := false
+	svc, err := New(db, cfg, WithClock(func() time.Time {
+		// The clock is read by the show's leader, which holds its entry.
+		if e := svc.cache.entry(show); e.show == nil || !e.show.Scheduled() {
+			return before
+		}
+		if !ran {
+			ran = true
+			meanwhile()
+		}
+		return after
+	}))
+	require.NoError(t, err)
+	return svc
 }
 
 // A refusal decided on a state the stream has since left is not given
