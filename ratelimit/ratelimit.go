@@ -8,7 +8,9 @@
 // decisions of concurrent requests share round trips: they go through the
 // client's autopipeliner (go-redis), which sends whatever arrived while a
 // batch was in flight as the next pipeline; each script still runs on its
-// own, atomically, and a lone request is sent at once. When
+// own, atomically, and a lone request is sent at once. (go-redis marks its
+// autopipeliner experimental: on an upgrade, this package's tests of a
+// stalled, a stopped and a clustered Redis are the ones to watch.) When
 // Redis fails, Allow does not: the Limiter falls back to in-process token
 // buckets (golang.org/x/time/rate, at most Config.MaxLocalKeys keys, least
 // recently used evicted) and marks its decisions Degraded. While degraded, one
