@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -187,23 +188,15 @@ func TestARefusalOnTheStreamAsReadStandsOnABusyShow(t *testing.T) {
 // process, and a confirmed booking can be cancelled.
 func TestARefusalTheClockDecidedAfterTheReadIsCheckedAgain(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.NewDB(t)
-	cfg := DefaultConfig()
-	cfg.HoldTTL = time.Minute
-	t0 := time.Now().UTC().Truncate(time.Microsecond)
-	a, err := New(pool, cfg, WithClock(func() time.Time { return t0 }))
-	require.NoError(t, err)
-	b, err := New(pool, cfg)
-	require.NoError(t, err)
 	ctx := context.Background()
-	show := scheduleBus(t, a, "1")
-	held, _, err := a.Hold(ctx, show, "0190c6e4-0000-7000-8000-000000000001", []string{"1"}, Metadata{})
+	l := newTwoLedgers(t, "1")
+	held, _, err := l.a.Hold(ctx, l.show, "0190c6e4-0000-7000-8000-000000000001", []string{"1"}, Metadata{})
 	require.NoError(t, err)
-	expires := t0.Add(cfg.HoldTTL)
+	show, b := l.show, l.b
 
 	// c reads the show with the hold pending; then, before c decides, b
 	// confirms it, and c's clock has passed the hold's expiry.
-	c := afterTheRead(t, pool, cfg, show, t0.Add(time.Second), expires.Add(time.Millisecond), func() {
+	c := l.afterTheRead(t, func() {
 		_, err := b.Confirm(ctx, show, held.ID, Metadata{})
 		require.NoError(t, err)
 	})
@@ -218,16 +211,9 @@ func TestARefusalTheClockDecidedAfterTheReadIsCheckedAgain(t *testing.T) {
 // the read, confirmed since by another process, is taken at every moment.
 func TestTheSeatsARefusalNamesAreThoseOfOneMoment(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.NewDB(t)
-	cfg := DefaultConfig()
-	cfg.HoldTTL = time.Minute
-	t0 := time.Now().UTC().Truncate(time.Microsecond)
-	a, err := New(pool, cfg, WithClock(func() time.Time { return t0 }))
-	require.NoError(t, err)
-	b, err := New(pool, cfg)
-	require.NoError(t, err)
 	ctx := context.Background()
-	show := scheduleBus(t, a, "1", "2")
+	l := newTwoLedgers(t, "1", "2")
+	a, b, show := l.a, l.b, l.show
 	pending, _, err := a.Hold(ctx, show, "0190c6e4-0000-7000-8000-000000000001", []string{"1"}, Metadata{})
 	require.NoError(t, err)
 	sold, _, err := a.Hold(ctx, show, "0190c6e4-0000-7000-8000-000000000001", []string{"2"}, Metadata{})
@@ -235,7 +221,7 @@ func TestTheSeatsARefusalNamesAreThoseOfOneMoment(t *testing.T) {
 	_, err = a.Confirm(ctx, show, sold.ID, Metadata{})
 	require.NoError(t, err)
 
-	c := afterTheRead(t, pool, cfg, show, t0.Add(time.Second), t0.Add(cfg.HoldTTL+time.Millisecond), func() {
+	c := l.afterTheRead(t, func() {
 		_, err := b.Confirm(ctx, show, pending.ID, Metadata{})
 		require.NoError(t, err)
 	})
@@ -245,23 +231,48 @@ func TestTheSeatsARefusalNamesAreThoseOfOneMoment(t *testing.T) {
 	assert.Equal(t, []string{"1", "2"}, taken.Seats, "both seats are taken at the read and ever after")
 }
 
-// afterTheRead is a ledger on db whose clock says before until it has read
-// show from the stream; the first time it looks at the clock after that
-// (to decide), meanwhile runs, and from then on the clock says after.
-func afterTheRead(t *testing.T, db DB, cfg Config, show domain.ShowID, before, after time.Time, meanwhile func()) *Service {
+// twoLedgers is a show on a fresh database, a ledger a whose clock stands
+// at t0 and a ledger b on the real clock; holds last a minute.
+type twoLedgers struct {
+	pool *pgxpool.Pool
+	cfg  Config
+	t0   time.Time
+	a, b *Service
+	show domain.ShowID
+}
+
+func newTwoLedgers(t *testing.T, seats ...string) *twoLedgers {
+	t.Helper()
+	l := &twoLedgers{cfg: DefaultConfig(), t0: time.Now().UTC().Truncate(time.Microsecond)}
+	l.pool, _ = pgtest.NewDB(t)
+	l.cfg.HoldTTL = time.Minute
+	var err error
+	l.a, err = New(l.pool, l.cfg, WithClock(func() time.Time { return l.t0 }))
+	require.NoError(t, err)
+	l.b, err = New(l.pool, l.cfg)
+	require.NoError(t, err)
+	l.show = scheduleBus(t, l.a, seats...)
+	return l
+}
+
+// afterTheRead is a third ledger whose clock says a second after t0 until
+// it has read the show from the stream; the first time it looks at the
+// clock after that (to decide), meanwhile runs, and from then on the clock
+// says a millisecond after the holds a made expire.
+func (l *twoLedgers) afterTheRead(t *testing.T, meanwhile func()) *Service {
 	t.Helper()
 	var svc *Service
 	ran := false
-	svc, err := New(db, cfg, WithClock(func() time.Time {
+	svc, err := New(l.pool, l.cfg, WithClock(func() time.Time {
 		// The clock is read by the show's leader, which holds its entry.
-		if e := svc.cache.entry(show); e.show == nil || !e.show.Scheduled() {
-			return before
+		if e := svc.cache.entry(l.show); e.show == nil || !e.show.Scheduled() {
+			return l.t0.Add(time.Second)
 		}
 		if !ran {
 			ran = true
 			meanwhile()
 		}
-		return after
+		return l.t0.Add(l.cfg.HoldTTL + time.Millisecond)
 	}))
 	require.NoError(t, err)
 	return svc
