@@ -22,14 +22,16 @@ type Command interface {
 	isCommand()
 }
 
-// ScheduleShow opens a new show with its seat map.
+// ScheduleShow opens a new show with its seat map. MaxSeatsPerUser caps the
+// seats one user may hold or have bought on the show at once (0: no cap).
 type ScheduleShow struct {
-	ShowID      ShowID
-	Name        string
-	ShowType    ShowType
-	StartTime   time.Time
-	SeatNumbers []string
-	Now         time.Time
+	ShowID          ShowID
+	Name            string
+	ShowType        ShowType
+	StartTime       time.Time
+	SeatNumbers     []string
+	MaxSeatsPerUser int
+	Now             time.Time
 }
 
 // LockSeats places a hold on seats for a user until Now+HoldTTL.
@@ -106,16 +108,19 @@ func decideSchedule(s *Show, c ScheduleShow) ([]Event, error) {
 		return nil, &InvalidCommandError{Field: "start_time", Reason: "must be within the years 1 to 9999"}
 	case len(c.SeatNumbers) == 0 || len(c.SeatNumbers) > MaxSeatsPerShow:
 		return nil, &InvalidCommandError{Field: "seat_numbers", Reason: "must list 1 to 100000 seats"}
+	case c.MaxSeatsPerUser < 0 || c.MaxSeatsPerUser > MaxSeatsPerShow:
+		return nil, &InvalidCommandError{Field: "max_seats_per_user", Reason: "must be 0 (no cap) to 100000"}
 	}
 	if err := checkLabels(c.SeatNumbers); err != nil {
 		return nil, err
 	}
 	return []Event{ShowScheduled{
-		ShowID:      c.ShowID,
-		Name:        c.Name,
-		ShowType:    c.ShowType,
-		StartTime:   c.StartTime.UTC(),
-		SeatNumbers: slices.Clone(c.SeatNumbers),
+		ShowID:          c.ShowID,
+		Name:            c.Name,
+		ShowType:        c.ShowType,
+		StartTime:       c.StartTime.UTC(),
+		SeatNumbers:     slices.Clone(c.SeatNumbers),
+		MaxSeatsPerUser: c.MaxSeatsPerUser,
 	}}, nil
 }
 
@@ -146,6 +151,13 @@ func storable(s string) bool {
 	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
 }
 
+// decideLock checks a hold in this order: the command itself (malformed,
+// a reused booking id, bad labels), the show's start, seats the show does
+// not have, the user's seat cap, and last the seats other bookings hold. The
+// cap comes before taken seats because it depends only on the user's own
+// bookings and Now: a request both over the cap and for taken seats is
+// refused for the cap whatever other buyers do meanwhile, and no other
+// choice of seats would help it.
 func decideLock(s *Show, c LockSeats) ([]Event, error) {
 	switch {
 	case c.BookingID == "":
@@ -185,6 +197,11 @@ func decideLock(s *Show, c LockSeats) ([]Event, error) {
 	}
 	if len(unknown) > 0 {
 		return nil, &UnknownSeatsError{Seats: unknown}
+	}
+	if limit := s.maxSeatsPerUser; limit > 0 {
+		if held := s.SeatsHeldBy(c.UserID, c.Now); held+len(c.SeatNumbers) > limit {
+			return nil, &SeatLimitError{Limit: limit, Held: held, Requested: len(c.SeatNumbers)}
+		}
 	}
 	if len(taken) > 0 {
 		return nil, &SeatsUnavailableError{Seats: taken}

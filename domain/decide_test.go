@@ -94,6 +94,7 @@ type snapshot struct {
 	Name      string
 	Type      domain.ShowType
 	StartTime time.Time
+	MaxSeats  int // per user
 	Version   int
 	Seats     []domain.Seat
 	Available int
@@ -108,6 +109,7 @@ func snapshotOf(s *domain.Show) snapshot {
 		Name:      s.Name(),
 		Type:      s.Type(),
 		StartTime: s.StartTime(),
+		MaxSeats:  s.MaxSeatsPerUser(),
 		Version:   s.Version(),
 		Seats:     s.SeatMap(),
 		Available: s.AvailableSeats(),
@@ -225,6 +227,23 @@ func TestDecideScheduleShow(t *testing.T) {
 			want: []domain.Event{domain.ShowScheduled{
 				ShowID: showID, Name: strings.Repeat("n", domain.MaxNameBytes), ShowType: domain.ShowDoctor, StartTime: showStart, SeatNumbers: []string{"09:00"},
 			}},
+		},
+		{
+			name:  "seats per user are capped up to the largest show",
+			state: unscheduled,
+			cmd:   with(func(c *domain.ScheduleShow) { c.MaxSeatsPerUser = domain.MaxSeatsPerShow }),
+			want: []domain.Event{domain.ShowScheduled{
+				ShowID: showID, Name: "Metropolis", ShowType: domain.ShowMovie, StartTime: showStart, SeatNumbers: allSeats,
+				MaxSeatsPerUser: domain.MaxSeatsPerShow,
+			}},
+		},
+		{
+			name: "negative seats per user", state: unscheduled,
+			cmd: with(func(c *domain.ScheduleShow) { c.MaxSeatsPerUser = -1 }), err: errInvalid("max_seats_per_user"),
+		},
+		{
+			name: "seats per user above the largest show", state: unscheduled,
+			cmd: with(func(c *domain.ScheduleShow) { c.MaxSeatsPerUser = domain.MaxSeatsPerShow + 1 }), err: errInvalid("max_seats_per_user"),
 		},
 		{name: "scheduled show", state: scheduled, cmd: valid, err: errIs(domain.ErrShowExists)},
 		{name: "show with bookings", state: pending, cmd: valid, err: errIs(domain.ErrShowExists)},
@@ -795,8 +814,14 @@ func TestEventJSON(t *testing.T) {
 	}{
 		{
 			name:  domain.TypeShowScheduled,
+			event: domain.ShowScheduled{ShowID: 42, Name: "Metropolis", ShowType: domain.ShowMovie, StartTime: showStart, SeatNumbers: []string{"A1", "A2"}, MaxSeatsPerUser: 6},
+			json:  `{"show_id":42,"name":"Metropolis","show_type":"movie","start_time":"2030-03-03T18:00:00Z","seat_numbers":["A1","A2"],"max_seats_per_user":6}`,
+		},
+		{
+			// No cap is written too: every new ShowScheduled says what it decided.
+			name:  domain.TypeShowScheduled + " without a cap",
 			event: domain.ShowScheduled{ShowID: 42, Name: "Metropolis", ShowType: domain.ShowMovie, StartTime: showStart, SeatNumbers: []string{"A1", "A2"}},
-			json:  `{"show_id":42,"name":"Metropolis","show_type":"movie","start_time":"2030-03-03T18:00:00Z","seat_numbers":["A1","A2"]}`,
+			json:  `{"show_id":42,"name":"Metropolis","show_type":"movie","start_time":"2030-03-03T18:00:00Z","seat_numbers":["A1","A2"],"max_seats_per_user":0}`,
 		},
 		{
 			name:  domain.TypeSeatLocked,
@@ -821,7 +846,7 @@ func TestEventJSON(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			assert.Equal(t, tc.name, tc.event.EventType())
+			assert.True(t, strings.HasPrefix(tc.name, tc.event.EventType()), tc.name)
 
 			data, err := domain.MarshalEvent(tc.event)
 			require.NoError(t, err)
@@ -947,7 +972,7 @@ func TestSentinelsAreDistinct(t *testing.T) {
 	all := []error{
 		domain.ErrShowNotFound, domain.ErrShowExists, domain.ErrInvalidCommand, domain.ErrSeatsUnavailable,
 		domain.ErrBookingNotFound, domain.ErrBookingNotPending, domain.ErrHoldExpired, domain.ErrHoldNotExpired,
-		domain.ErrShowStarted, domain.ErrUnknownEventType,
+		domain.ErrShowStarted, domain.ErrUnknownEventType, domain.ErrSeatLimit,
 	}
 	for i, a := range all {
 		for j, b := range all {
@@ -968,6 +993,7 @@ func TestSentinelsAreDistinct(t *testing.T) {
 		{&domain.HoldNotExpiredError{BookingID: "b1", ExpiresAt: b1Expires}, "2030-03-01T18:10:00Z"},
 		{&domain.ShowStartedError{ShowID: 42, StartTime: showStart}, "42"},
 		{&domain.UnknownEventTypeError{Type: "X"}, `"X"`},
+		{&domain.SeatLimitError{Limit: 10, Held: 7, Requested: 4}, "at most 10 seats per user on this show, 7 held, 4 more"},
 	} {
 		assert.Contains(t, tc.err.Error(), tc.want)
 	}

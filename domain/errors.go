@@ -18,6 +18,8 @@ var (
 	ErrInvalidCommand = errors.New("invalid command")
 	// ErrSeatsUnavailable: a hold asks for seats another live booking has.
 	ErrSeatsUnavailable = errors.New("seats unavailable")
+	// ErrSeatLimit: a hold would take the user past the show's seats per user.
+	ErrSeatLimit = errors.New("seat limit reached")
 	// ErrBookingNotFound: the booking is not on this show's stream.
 	ErrBookingNotFound = errors.New("booking not found")
 	// ErrBookingNotPending: the booking has already reached another state.
@@ -78,6 +80,21 @@ func (e *SeatsUnavailableError) Error() string {
 }
 
 func (e *SeatsUnavailableError) Unwrap() error { return ErrSeatsUnavailable }
+
+// SeatLimitError refuses a hold that would leave its user with more than
+// Limit seats on the show: the user already holds or bought Held of them
+// (live bookings only) and asked for Requested more. The message carries all
+// three, so two refusals with the same message were decided alike.
+type SeatLimitError struct {
+	Limit, Held, Requested int
+}
+
+func (e *SeatLimitError) Error() string {
+	return fmt.Sprintf("seat limit reached: at most %d seats per user on this show, %d held, %d more asked for",
+		e.Limit, e.Held, e.Requested)
+}
+
+func (e *SeatLimitError) Unwrap() error { return ErrSeatLimit }
 
 // BookingNotFoundError names the booking the show does not know.
 type BookingNotFoundError struct {

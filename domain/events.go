@@ -23,12 +23,16 @@ type Event interface {
 }
 
 // ShowScheduled opens a show's stream: it is always version 1.
+// MaxSeatsPerUser caps the seats one user may hold or have bought on the
+// show at once; 0 is no cap, and is also what a ShowScheduled stored before
+// the field existed decodes to.
 type ShowScheduled struct {
-	ShowID      ShowID    `json:"show_id"`
-	Name        string    `json:"name"`
-	ShowType    ShowType  `json:"show_type"`
-	StartTime   time.Time `json:"start_time"`
-	SeatNumbers []string  `json:"seat_numbers"`
+	ShowID          ShowID    `json:"show_id"`
+	Name            string    `json:"name"`
+	ShowType        ShowType  `json:"show_type"`
+	StartTime       time.Time `json:"start_time"`
+	SeatNumbers     []string  `json:"seat_numbers"`
+	MaxSeatsPerUser int       `json:"max_seats_per_user"`
 }
 
 // SeatLocked records one hold: every seat it locks, atomically.

@@ -20,10 +20,12 @@ import (
 //	op%6 == 2     ConfirmBooking  target
 //	op%6 == 3     ExpireBooking   target
 //	op%6 == 4     CancelBooking   target
-//	op%6 == 5     ScheduleShow    arg (bit 0: empty name)
+//	op%6 == 5     ScheduleShow    arg (bit 0: empty name, bits 1-3: seats
+//	                              per user, 0 for none; bit 4: a negative cap)
 //
 // time step: below 200, that many 15 s ticks; from 200, (step-200) hours.
-// id: id%8 == 7 reuses an earlier booking id, anything else takes a new one.
+// id: id%8 == 7 reuses an earlier booking id, anything else takes a new one;
+// bit 3 makes the hold user u2's instead of u1's.
 // mask: bit i asks for seat i (0 asks for none).
 // flags: bit 0 adds an unknown seat, bit 1 repeats a seat, bit 2 leaves the
 // user id empty, bits 3-7 are the hold TTL in 2-minute units (0 is invalid).
@@ -81,6 +83,15 @@ func FuzzDecide(f *testing.F) {
 		// overlapping holds, exact expiry boundary, expire, re-lock.
 		{sched, 0, 0, opLock0, 0, 0, 0xF0, 2 << 3, opLock0, 1, 0, 0x30, 2 << 3, opExpire, 15, 0,
 			opExpire, 1, 0, opLock1, 0, 0, 0x30, 3 << 3, opCancel, 0, 2, opConfirm, 0, 1},
+		// three seats per user: u1 holds two, is refused two more, u2 is not;
+		// u1 pays, takes a third, is refused a fourth; 10 min later u2's
+		// hold has run out but u1's paid seats still count.
+		{sched, 0, 3 << 1, opLock0, 0, 0, 0x03, 2 << 3, opLock0, 0, 0, 0x0C, 2 << 3, opLock0, 8, 0, 0x30, 2 << 3,
+			opConfirm, 0, 0, opLock0, 0, 0, 0x04, 2 << 3, opLock0, 0, 0, 0x08, 2 << 3,
+			opLock0, 8, 40, 0xC0, 2 << 3, opLock0, 0, 0, 0x08, 2 << 3, opCancel, 0, 0, opLock0, 0, 0, 0x88, 2 << 3},
+		// a cap of one seat; an invalid negative cap.
+		{sched, 0, 1 << 4, sched, 0, 1 << 1, opLock0, 0, 0, 0x01, 1 << 3, opLock0, 0, 0, 0x02, 1 << 3,
+			opLock0, 0, 9, 0x02, 1 << 3},
 	} {
 		f.Add(seed)
 	}
@@ -105,6 +116,9 @@ func FuzzDecide(f *testing.F) {
 			case opLock0, opLock1:
 				idb, mask, flags := p.next(), p.next(), p.next()
 				c := domain.LockSeats{UserID: "u1", HoldTTL: time.Duration(flags>>3) * 2 * time.Minute, Now: now}
+				if idb&(1<<3) != 0 {
+					c.UserID = "u2"
+				}
 				if idb%8 == 7 && len(ids) > 0 {
 					c.BookingID = ids[int(idb>>3)%len(ids)]
 				} else {
@@ -143,8 +157,13 @@ func FuzzDecide(f *testing.F) {
 			case opSchedule:
 				c := scheduleCmd()
 				c.Now = now
-				if p.next()&1 != 0 {
+				arg := p.next()
+				if arg&1 != 0 {
 					c.Name = ""
+				}
+				c.MaxSeatsPerUser = int(arg>>1) & 7
+				if arg&(1<<4) != 0 {
+					c.MaxSeatsPerUser = -1
 				}
 				cmd, expect = c, expectSchedule(s, c)
 			}
@@ -169,7 +188,7 @@ func FuzzDecide(f *testing.F) {
 				s.Evolve(e)
 				stored = append(stored, back)
 			}
-			checkInvariants(t, s, len(stored))
+			checkInvariants(t, s, len(stored), now)
 			require.Equal(t, snapshotOf(s), snapshotOf(domain.Fold(stored)), "step %d: replay differs from the evolved state", i)
 		}
 	})
@@ -179,7 +198,7 @@ func isDomainError(err error) bool {
 	for _, sentinel := range []error{
 		domain.ErrShowNotFound, domain.ErrShowExists, domain.ErrInvalidCommand, domain.ErrSeatsUnavailable,
 		domain.ErrBookingNotFound, domain.ErrBookingNotPending, domain.ErrHoldExpired, domain.ErrHoldNotExpired,
-		domain.ErrShowStarted,
+		domain.ErrShowStarted, domain.ErrSeatLimit,
 	} {
 		if errors.Is(err, sentinel) {
 			return true
@@ -189,8 +208,9 @@ func isDomainError(err error) bool {
 }
 
 // checkInvariants checks the state against itself: the bookings list decides
-// who holds what, and the seat map, seat holders and count must agree with it.
-func checkInvariants(t *testing.T, s *domain.Show, applied int) {
+// who holds what, and the seat map, seat holders, count and each user's
+// seats at now must agree with it.
+func checkInvariants(t *testing.T, s *domain.Show, applied int, now time.Time) {
 	t.Helper()
 	require.Equal(t, applied, s.Version(), "version must count the events applied")
 
@@ -232,6 +252,21 @@ func checkInvariants(t *testing.T, s *domain.Show, applied int) {
 		}
 	}
 	require.Equal(t, available, s.AvailableSeats())
+	for _, u := range []domain.UserID{"u1", "u2", ""} {
+		require.Equal(t, heldBy(s, u, now), s.SeatsHeldBy(u, now), "seats held by %q at %s", u, now)
+	}
+}
+
+// heldBy counts, from the bookings list, the seats user holds or bought at
+// now: confirmed bookings, and pending holds whose expires_at is still ahead.
+func heldBy(s *domain.Show, user domain.UserID, now time.Time) int {
+	n := 0
+	for _, b := range s.Bookings() {
+		if b.UserID == user && (b.Status == domain.StatusConfirmed || (b.Status == domain.StatusPending && now.Before(b.ExpiresAt))) {
+			n += len(b.SeatNumbers)
+		}
+	}
+	return n
 }
 
 type expectation = func(t *testing.T, events []domain.Event, err error)
@@ -259,20 +294,23 @@ func wantEvents(want ...domain.Event) expectation {
 
 func expectSchedule(s *domain.Show, c domain.ScheduleShow) expectation {
 	switch {
-	case s.Scheduled() && c.Name == "":
+	case s.Scheduled() && (c.Name == "" || c.MaxSeatsPerUser < 0):
 		return wantError(domain.ErrShowExists, domain.ErrInvalidCommand)
 	case s.Scheduled():
 		return wantError(domain.ErrShowExists)
-	case c.Name == "":
+	case c.Name == "" || c.MaxSeatsPerUser < 0:
 		return wantError(domain.ErrInvalidCommand)
 	}
 	return wantEvents(domain.ShowScheduled{
 		ShowID: c.ShowID, Name: c.Name, ShowType: c.ShowType, StartTime: c.StartTime, SeatNumbers: c.SeatNumbers,
+		MaxSeatsPerUser: c.MaxSeatsPerUser,
 	})
 }
 
 // expectLock is an independent model of LockSeats, built on the public view
-// of the state. Where a command has several faults, any of their errors will do.
+// of the state. Where a command itself is malformed or too late, any of its
+// faults' errors will do; otherwise the seat cap is decided before taken
+// seats.
 func expectLock(s *domain.Show, c domain.LockSeats) expectation {
 	if !s.Scheduled() {
 		return wantError(domain.ErrShowNotFound)
@@ -314,7 +352,12 @@ func expectLock(s *domain.Show, c domain.LockSeats) expectation {
 			}
 		}
 	}
-	if len(taken) > 0 {
+	held := heldBy(s, c.UserID, c.Now)
+	switch limit := s.MaxSeatsPerUser(); {
+	case len(faults) > 0:
+	case limit > 0 && held+len(c.SeatNumbers) > limit:
+		faults = append(faults, domain.ErrSeatLimit)
+	case len(taken) > 0:
 		faults = append(faults, domain.ErrSeatsUnavailable)
 	}
 	if len(faults) > 0 {
@@ -329,6 +372,10 @@ func expectLock(s *domain.Show, c domain.LockSeats) expectation {
 			var us *domain.UnknownSeatsError
 			if errors.As(err, &us) {
 				require.Equal(t, []string{unknownSeat}, us.Seats, "unknown seats")
+			}
+			var sl *domain.SeatLimitError
+			if errors.As(err, &sl) {
+				require.Equal(t, domain.SeatLimitError{Limit: s.MaxSeatsPerUser(), Held: held, Requested: len(c.SeatNumbers)}, *sl)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -87,16 +88,21 @@ type Booking struct {
 //
 // Show is not safe for concurrent use. Decide never modifies it; Evolve does.
 type Show struct {
-	id        ShowID
-	name      string
-	showType  ShowType
-	startTime time.Time
-	version   int
+	id              ShowID
+	name            string
+	showType        ShowType
+	startTime       time.Time
+	maxSeatsPerUser int // 0: no cap
+	version         int
 
 	seatOrder []string
 	index     map[string]int       // seat -> position in seatOrder
 	owner     map[string]BookingID // seat -> live booking; absent when free
 	bookings  map[BookingID]*Booking
+	// byUser lists each user's live bookings (pending or confirmed as the
+	// stream records them); absent when none. Its slices are never changed
+	// in place, only replaced, so Clone can share them.
+	byUser map[UserID][]BookingID
 }
 
 // NewShow returns the state of a show whose stream has no events yet.
@@ -122,6 +128,25 @@ func (s *Show) Type() ShowType { return s.showType }
 
 // StartTime returns when the show starts.
 func (s *Show) StartTime() time.Time { return s.startTime }
+
+// MaxSeatsPerUser returns the most seats one user may hold or have bought on
+// the show at once; 0 means no cap.
+func (s *Show) MaxSeatsPerUser() int { return s.maxSeatsPerUser }
+
+// SeatsHeldBy counts the seats user holds or bought on the show at now:
+// those of confirmed bookings and of pending holds not expired at now. A
+// hold past its expires_at does not count even before its BookingExpired is
+// recorded, so the count depends only on the stream and now.
+func (s *Show) SeatsHeldBy(user UserID, now time.Time) int {
+	n := 0
+	for _, id := range s.byUser[user] {
+		b := s.bookings[id]
+		if b.Status == StatusConfirmed || (b.Status == StatusPending && now.Before(b.ExpiresAt)) {
+			n += len(b.SeatNumbers)
+		}
+	}
+	return n
+}
 
 // Version is the stream version this state reflects: the number of events folded.
 func (s *Show) Version() int { return s.version }
@@ -197,6 +222,7 @@ func (s *Show) Evolve(e Event) {
 		s.name = e.Name
 		s.showType = e.ShowType
 		s.startTime = e.StartTime
+		s.maxSeatsPerUser = e.MaxSeatsPerUser
 		s.seatOrder = slices.Clone(e.SeatNumbers)
 		s.index = make(map[string]int, len(e.SeatNumbers))
 		for i, n := range e.SeatNumbers {
@@ -204,6 +230,7 @@ func (s *Show) Evolve(e Event) {
 		}
 		s.owner = make(map[string]BookingID, len(e.SeatNumbers))
 		s.bookings = make(map[BookingID]*Booking)
+		s.byUser = make(map[UserID][]BookingID)
 	case SeatLocked:
 		s.bookings[e.BookingID] = &Booking{
 			ID:          e.BookingID,
@@ -215,6 +242,8 @@ func (s *Show) Evolve(e Event) {
 		for _, n := range e.SeatNumbers {
 			s.owner[n] = e.BookingID
 		}
+		// A new slice each time (Clip leaves no room to append in place).
+		s.byUser[e.UserID] = append(slices.Clip(s.byUser[e.UserID]), e.BookingID)
 	case BookingConfirmed:
 		if b, ok := s.bookings[e.BookingID]; ok {
 			b.Status = StatusConfirmed
@@ -238,6 +267,13 @@ func (s *Show) release(id BookingID, to BookingStatus) {
 			delete(s.owner, n)
 		}
 	}
+	// A new slice, never an edit of the shared one (see byUser).
+	rest := slices.DeleteFunc(slices.Clone(s.byUser[b.UserID]), func(x BookingID) bool { return x == id })
+	if len(rest) == 0 {
+		delete(s.byUser, b.UserID)
+	} else {
+		s.byUser[b.UserID] = rest
+	}
 }
 
 // Clone returns an independent copy of the state: Evolve on one does not
@@ -255,5 +291,6 @@ func (s *Show) Clone() *Show {
 		b := *v
 		c.bookings[k] = &b
 	}
+	c.byUser = maps.Clone(s.byUser) // its slices are replaced, never edited: shared
 	return &c
 }

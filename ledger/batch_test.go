@@ -17,9 +17,14 @@ import (
 )
 
 func hold(id domain.BookingID, seats ...string) *request {
+	return holdBy(id, "0190c6e4-0000-7000-8000-000000000001", seats...)
+}
+
+// holdBy is a queued hold of seats for user.
+func holdBy(id domain.BookingID, user domain.UserID, seats ...string) *request {
 	return &request{
 		command: func(now time.Time) domain.Command {
-			return domain.LockSeats{BookingID: id, UserID: "0190c6e4-0000-7000-8000-000000000001", SeatNumbers: seats, HoldTTL: time.Minute, Now: now}
+			return domain.LockSeats{BookingID: id, UserID: user, SeatNumbers: seats, HoldTTL: time.Minute, Now: now}
 		},
 		meta: json.RawMessage(`{}`),
 		done: make(chan outcome, 1),
@@ -29,8 +34,14 @@ func hold(id domain.BookingID, seats ...string) *request {
 // scheduleBus schedules a bus show of seats through svc.
 func scheduleBus(t *testing.T, svc *Service, seats ...string) domain.ShowID {
 	t.Helper()
+	return scheduleCappedBus(t, svc, 0, seats...)
+}
+
+// scheduleCappedBus schedules a bus show of seats, at most limit per user.
+func scheduleCappedBus(t *testing.T, svc *Service, limit int, seats ...string) domain.ShowID {
+	t.Helper()
 	res, err := svc.ScheduleShow(context.Background(), ScheduleInput{Name: "x", ShowType: domain.ShowBus,
-		StartTime: time.Now().Add(time.Hour), SeatNumbers: seats}, Metadata{})
+		StartTime: time.Now().Add(time.Hour), SeatNumbers: seats, MaxSeatsPerUser: limit}, Metadata{})
 	require.NoError(t, err)
 	return res.ShowID
 }
@@ -69,6 +80,40 @@ func TestBatchDecidesInOrder(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, st.AvailableSeats())
 	assert.Equal(t, e.show.Version(), st.Version(), "the cache moved past the batch")
+}
+
+// Holds of one user decided in one batch each see the seats the earlier
+// ones took: two that fit the cap alone cannot both pass it together.
+func TestBatchCountsEarlierHoldsAgainstTheCap(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	svc, err := New(pool, DefaultConfig())
+	require.NoError(t, err)
+	ctx := context.Background()
+	show := scheduleCappedBus(t, svc, 3, "1", "2", "3", "4", "5", "6")
+	e := svc.cache.entry(show)
+
+	const u1, u2 = "0190c6e4-0000-7000-8000-000000000001", "0190c6e4-0000-7000-8000-000000000002"
+	batch := []*request{holdBy("a", u1, "1", "2"), holdBy("b", u1, "3", "4"), holdBy("c", u2, "3", "4"), holdBy("d", u1, "5")}
+	e.mu.Lock()
+	out := svc.runBatch(ctx, show, e, batch)
+	e.mu.Unlock()
+
+	require.NoError(t, out[0].err)
+	var capped *domain.SeatLimitError
+	require.ErrorAs(t, out[1].err, &capped)
+	assert.Equal(t, domain.SeatLimitError{Limit: 3, Held: 2, Requested: 2}, *capped)
+	require.NoError(t, out[2].err, "another user's allowance is their own")
+	require.NoError(t, out[3].err, "a hold that reaches the cap exactly passes")
+	assert.Equal(t, out[0].res.Events[0].TransactionID, out[3].res.Events[0].TransactionID, "one append")
+
+	st, err := svc.Show(ctx, show)
+	require.NoError(t, err)
+	first, ok := st.Booking("a")
+	require.True(t, ok)
+	live := first.ExpiresAt.Add(-time.Nanosecond) // every hold of the batch was placed at or after a's
+	assert.Equal(t, 3, st.SeatsHeldBy(u1, live))
+	assert.Equal(t, 2, st.SeatsHeldBy(u2, live))
 }
 
 // Concurrent holds on one show share appends: fewer transactions than holds.

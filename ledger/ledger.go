@@ -139,12 +139,14 @@ func New(db DB, cfg Config, opts ...Option) (*Service, error) {
 // Store returns the event store the service appends to.
 func (s *Service) Store() *eventstore.Store { return s.store }
 
-// ScheduleInput describes a new show.
+// ScheduleInput describes a new show. MaxSeatsPerUser caps the seats one
+// user may hold or have bought on it at once; 0 (the zero value) is no cap.
 type ScheduleInput struct {
-	Name        string
-	ShowType    domain.ShowType
-	StartTime   time.Time
-	SeatNumbers []string
+	Name            string
+	ShowType        domain.ShowType
+	StartTime       time.Time
+	SeatNumbers     []string
+	MaxSeatsPerUser int
 }
 
 // Result is what a command produced: the show's version right after it and
@@ -170,7 +172,7 @@ func (s *Service) ScheduleShow(ctx context.Context, in ScheduleInput, meta Metad
 	return s.execute(ctx, id, meta, func(now time.Time) domain.Command {
 		return domain.ScheduleShow{
 			ShowID: id, Name: in.Name, ShowType: in.ShowType,
-			StartTime: in.StartTime, SeatNumbers: in.SeatNumbers, Now: now,
+			StartTime: in.StartTime, SeatNumbers: in.SeatNumbers, MaxSeatsPerUser: in.MaxSeatsPerUser, Now: now,
 		}
 	})
 }

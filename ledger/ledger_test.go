@@ -53,12 +53,29 @@ func seats(n int) []string {
 
 func schedule(t *testing.T, svc *ledger.Service, clk *clock, n int) domain.ShowID {
 	t.Helper()
+	return scheduleCapped(t, svc, clk, n, 0)
+}
+
+// scheduleCapped schedules a show of n seats S1…Sn with at most limit seats
+// per user (0: no cap).
+func scheduleCapped(t *testing.T, svc *ledger.Service, clk *clock, n, limit int) domain.ShowID {
+	t.Helper()
 	res, err := svc.ScheduleShow(context.Background(), ledger.ScheduleInput{
 		Name: "Film", ShowType: domain.ShowMovie, StartTime: clk.Now().Add(24 * time.Hour), SeatNumbers: seats(n),
+		MaxSeatsPerUser: limit,
 	}, ledger.Metadata{UserID: "admin"})
 	require.NoError(t, err)
 	require.Equal(t, 1, res.Version)
 	return res.ShowID
+}
+
+// twoProcesses returns two services on one new database, standing for two
+// bookingd processes with their own caches, and the clock they share.
+func twoProcesses(t *testing.T) (a, b *ledger.Service, clk *clock) {
+	t.Helper()
+	pool, _ := pgtest.NewDB(t)
+	clk = &clock{now: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)}
+	return newService(t, pool, clk), newService(t, pool, clk), clk
 }
 
 func TestBookingLifecycle(t *testing.T) {
@@ -157,9 +174,7 @@ func TestExpiryRacesConfirmation(t *testing.T) {
 // refusal and each success must agree with the stream, not with a stale cache.
 func TestStaleCacheCatchesUp(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.NewDB(t)
-	clk := &clock{now: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)}
-	a, b := newService(t, pool, clk), newService(t, pool, clk)
+	a, b, clk := twoProcesses(t)
 	ctx := context.Background()
 	show := schedule(t, a, clk, 4)
 
