@@ -49,6 +49,14 @@ type Config struct {
 	// TrustProxyHeaders makes the client IP of rate limits the last hop of
 	// X-Forwarded-For (set it only behind one proxy that appends to it).
 	TrustProxyHeaders bool
+	// Live caps the live seat-map feeds open in this process and per
+	// client.
+	Live LiveLimits
+}
+
+// LiveLimits cap open live feeds; 0 means no cap.
+type LiveLimits struct {
+	MaxFeeds, MaxFeedsPerClient int
 }
 
 // RateLimits are requests per minute per user (per IP when anonymous).
@@ -64,6 +72,7 @@ func DefaultConfig() Config {
 		IdempotencyTTL:     24 * time.Hour,
 		ReadYourWritesWait: 3 * time.Second,
 		RateLimits:         RateLimits{Auth: 5, Bookings: 10, Reads: 100},
+		Live:               LiveLimits{MaxFeeds: 50_000, MaxFeedsPerClient: 10},
 	}
 }
 
@@ -81,6 +90,9 @@ func (c Config) Validate() error {
 	}
 	if c.RateLimits.Auth <= 0 || c.RateLimits.Bookings <= 0 || c.RateLimits.Reads <= 0 {
 		errs = append(errs, errors.New("rate limits must be positive"))
+	}
+	if c.Live.MaxFeeds < 0 || c.Live.MaxFeedsPerClient < 0 {
+		errs = append(errs, errors.New("live feed caps must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -109,9 +121,10 @@ type Deps struct {
 
 type server struct {
 	Deps
-	shards  []Shard
-	ledger  *ledger.Sharded // routes commands to the shard of their show
-	metrics *metrics
+	shards   []Shard
+	ledger   *ledger.Sharded // routes commands to the shard of their show
+	metrics  *metrics
+	liveGate *live.Gate // one for the process: its caps count every shard's feeds
 }
 
 // New returns the HTTP handler. It fails when the configuration is invalid.
@@ -149,7 +162,8 @@ func New(d Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{Deps: d, shards: shardList, ledger: router, metrics: newMetrics(d.Registry)}
+	s := &server{Deps: d, shards: shardList, ledger: router, metrics: newMetrics(d.Registry),
+		liveGate: live.NewGate(d.Config.Live.MaxFeeds, d.Config.Live.MaxFeedsPerClient)}
 	return s.routes(), nil
 }
 

@@ -121,7 +121,7 @@ func newEnvOn(t testing.TB, pool *pgxpool.Pool, url string, opts ...envOption) *
 	svc, err := ledger.New(pool, lcfg, ledger.WithClock(e.clock.Now))
 	require.NoError(t, err)
 	e.svc, e.deps.Ledger = svc, svc
-	e.deps.Live = live.NewHub(svc.Store(), nil, 10*time.Millisecond)
+	e.deps.Live = live.NewHub(svc.Store(), nil, live.Config{Poll: 10 * time.Millisecond})
 	h, err := api.New(e.deps)
 	require.NoError(t, err)
 	e.srv = httptest.NewServer(h)

@@ -1,9 +1,7 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -16,14 +14,26 @@ import (
 // browsers keep the connection and a dead client is noticed.
 const livePing = 15 * time.Second
 
+// liveWriteTimeout bounds one write to a live feed's client (a snapshot of
+// a big room included); a client that takes longer is cut off and
+// reconnects.
+const liveWriteTimeout = livePing + 10*time.Second
+
 // errLiveOff: this process runs no live hub.
 var errLiveOff = errors.New("live updates are not available on this server")
 
-// liveShow is GET /api/shows/{id}/live: the show's seat changes as
-// server-sent events. Each message has the stream version as its id, so a
-// browser that reconnects sends it back as Last-Event-ID and resumes right
-// after it; a client that has just read the show passes its version as
-// ?after= on the first connection.
+// Frames every feed writes as they are.
+var (
+	liveRetry = []byte("retry: 2000\n\n")
+	livePingC = []byte(": ping\n\n")
+)
+
+// liveShow is GET /api/shows/{id}/live: the show's seat map as server-sent
+// events. A client whose version the hub still covers gets the changes
+// after it; any other gets a snapshot first. Each message has the stream
+// version as its id, so a browser that reconnects sends it back as
+// Last-Event-ID and resumes after it; a client that has just read the show
+// passes its version as ?after= on the first connection.
 func (s *server) liveShow(w http.ResponseWriter, r *http.Request) {
 	id, err := pathID(r)
 	if err != nil {
@@ -40,8 +50,18 @@ func (s *server) liveShow(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errLiveOff)
 		return
 	}
+	client := "ip:" + s.clientIP(r)
+	if p, ok := principalFrom(r.Context()); ok {
+		client = "user:" + p.UserID.String()
+	}
+	release, err := s.liveGate.Admit(client)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer release()
 	ctx := r.Context()
-	feed, err := live.Open(ctx, hub, domain.ShowID(id), after)
+	feed, err := hub.Open(ctx, domain.ShowID(id), after)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -54,46 +74,43 @@ func (s *server) liveShow(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // nginx: pass each message on at once
 	w.WriteHeader(http.StatusOK)
-	write := func(msg string) error {
+	write := func(frames ...[]byte) error {
 		// The server's WriteTimeout is for ordinary responses; a feed lives
 		// as long as its client, one write deadline at a time.
-		if err := rc.SetWriteDeadline(time.Now().Add(livePing + 10*time.Second)); err != nil {
+		if err := rc.SetWriteDeadline(time.Now().Add(liveWriteTimeout)); err != nil {
 			return err
 		}
-		if _, err := fmt.Fprint(w, msg); err != nil {
-			return err
+		for _, f := range frames {
+			if _, err := w.Write(f); err != nil {
+				return err
+			}
 		}
 		return rc.Flush()
 	}
-	if write("retry: 2000\n\n") != nil {
+	if write(liveRetry) != nil {
 		return
 	}
 	ping := time.NewTicker(livePing)
 	defer ping.Stop()
 	for {
-		c, ok, err := feed.Next(ctx, ping.C)
+		frames, err := feed.Next(ctx, ping.C)
 		if err != nil {
 			if !errors.Is(err, ctx.Err()) && !errors.Is(err, live.ErrDropped) {
 				s.Logger.WarnContext(ctx, "live feed ended", "show_id", id, "err", err)
 			}
 			return
 		}
-		msg := ": ping\n\n"
-		if ok {
-			data, err := json.Marshal(c)
-			if err != nil {
-				return
-			}
-			msg = fmt.Sprintf("id: %d\nevent: seats\ndata: %s\n\n", c.Version, data)
+		if frames == nil {
+			frames = [][]byte{livePingC}
 		}
-		if write(msg) != nil {
+		if write(frames...) != nil {
 			return
 		}
 	}
 }
 
 // liveAfter is the version the client has: Last-Event-ID (a reconnect)
-// wins over ?after= (the first connection); 0 sends the whole stream.
+// wins over ?after= (the first connection); 0: none, a snapshot first.
 func liveAfter(r *http.Request) (int, error) {
 	v, name := r.Header.Get("Last-Event-ID"), "Last-Event-ID"
 	if v == "" {

@@ -8,12 +8,15 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bookingledger/ledger/api"
+	"github.com/bookingledger/ledger/ledger"
 	"github.com/bookingledger/ledger/live"
 	"github.com/bookingledger/ledger/users"
 )
@@ -26,28 +29,54 @@ type sse struct {
 	lines  chan string
 }
 
+// liveMsg is one message of a live feed. A snapshot's data has the same
+// fields as a seats message's.
+type liveMsg struct {
+	id    int
+	event string
+	data  live.Message
+}
+
 func (e *env) openLive(path string, header ...string) *sse {
 	e.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, "GET", e.srv.URL+path, nil)
+	s, err := dialLive(e.srv.Client(), e.srv.URL+path, header...)
 	require.NoError(e.t, err)
+	s.t = e.t
+	e.t.Cleanup(s.close)
+	return s
+}
+
+// dialLive opens a live feed; it is safe from any goroutine.
+func dialLive(client *http.Client, url string, header ...string) (*sse, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := e.srv.Client().Do(req)
-	require.NoError(e.t, err)
-	require.Equal(e.t, http.StatusOK, resp.StatusCode)
-	require.Equal(e.t, "text/event-stream", resp.Header.Get("Content-Type"))
-	s := &sse{t: e.t, resp: resp, cancel: cancel, lines: make(chan string, 1024)}
+	resp, err := client.Do(req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		cancel()
+		resp.Body.Close()
+		return nil, fmt.Errorf("live feed answered %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	s := &sse{resp: resp, cancel: cancel, lines: make(chan string, 1024)}
 	go func() {
 		defer close(s.lines)
 		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
 			s.lines <- sc.Text()
 		}
 	}()
-	e.t.Cleanup(s.close)
-	return s
+	return s, nil
 }
 
 func (s *sse) close() {
@@ -55,41 +84,55 @@ func (s *sse) close() {
 	_ = s.resp.Body.Close()
 }
 
-// next returns the next message's id and data (bounded wait).
-func (s *sse) next() (int, live.Change) {
-	s.t.Helper()
-	var (
-		id     = -1
-		data   string
-		timer  = time.NewTimer(30 * time.Second)
-		gotMsg bool
-	)
+// read returns the next message (bounded wait); it is safe from any
+// goroutine.
+func (s *sse) read() (liveMsg, error) {
+	m := liveMsg{id: -1}
+	var data string
+	timer := time.NewTimer(30 * time.Second)
 	defer timer.Stop()
-	for !gotMsg {
+	for {
 		select {
 		case line, ok := <-s.lines:
-			require.True(s.t, ok, "the feed ended")
+			if !ok {
+				return m, fmt.Errorf("the feed ended")
+			}
 			switch {
 			case strings.HasPrefix(line, "id: "):
 				n, err := strconv.Atoi(strings.TrimPrefix(line, "id: "))
-				require.NoError(s.t, err)
-				id = n
+				if err != nil {
+					return m, err
+				}
+				m.id = n
+			case strings.HasPrefix(line, "event: "):
+				m.event = strings.TrimPrefix(line, "event: ")
 			case strings.HasPrefix(line, "data: "):
 				data = strings.TrimPrefix(line, "data: ")
 			case line == "" && data != "":
-				gotMsg = true
+				if err := json.Unmarshal([]byte(data), &m.data); err != nil {
+					return m, err
+				}
+				if m.id != m.data.Version {
+					return m, fmt.Errorf("message id %d, version %d", m.id, m.data.Version)
+				}
+				return m, nil
 			}
 		case <-timer.C:
-			s.t.Fatal("no live message within 30 s")
+			return m, fmt.Errorf("no live message within 30 s")
 		}
 	}
-	var c live.Change
-	require.NoError(s.t, json.Unmarshal([]byte(data), &c))
-	require.Equal(s.t, id, c.Version, "the message id is the stream version")
-	return id, c
 }
 
-func seatsOf(c live.Change) map[string]string {
+// next returns the next message of event type seats.
+func (s *sse) next() (int, live.Message) {
+	s.t.Helper()
+	m, err := s.read()
+	require.NoError(s.t, err)
+	require.Equal(s.t, live.EventSeats, m.event)
+	return m.id, m.data
+}
+
+func seatsOf(c live.Message) map[string]string {
 	out := map[string]string{}
 	for _, s := range c.Seats {
 		out[s.SeatNumber] = s.Status
@@ -99,7 +142,8 @@ func seatsOf(c live.Change) map[string]string {
 
 // A seat map open in a browser follows every hold, confirmation and
 // cancellation, in version order; a reconnect with Last-Event-ID resumes
-// right after the last message, repeating and skipping nothing.
+// right after the last message, repeating and skipping nothing; a client
+// without a version gets the seat map first, the same the show read gives.
 func TestLiveSeatMap(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -114,8 +158,6 @@ func TestLiveSeatMap(t *testing.T) {
 
 	v, c := feed.next()
 	assert.Equal(t, 2, v)
-	assert.Equal(t, "SeatLocked", c.Type)
-	assert.Equal(t, booking, c.BookingID)
 	assert.Equal(t, map[string]string{"1": "locked", "2": "locked"}, seatsOf(c))
 	assert.Equal(t, 2, c.AvailableSeats)
 
@@ -131,8 +173,8 @@ func TestLiveSeatMap(t *testing.T) {
 	assert.Equal(t, 4, c.AvailableSeats)
 	feed.close()
 
-	// A browser reconnecting after version 2 gets 3 and 4 again, from the
-	// store, then what happens next.
+	// A browser reconnecting after version 2 gets 3 and 4 again, then what
+	// happens next.
 	again := e.openLive(fmt.Sprintf("/api/shows/%d/live?after=1", show), "Last-Event-ID", "2")
 	v, _ = again.next()
 	assert.Equal(t, 3, v, "Last-Event-ID wins over after")
@@ -143,7 +185,156 @@ func TestLiveSeatMap(t *testing.T) {
 	assert.Equal(t, 5, v)
 	assert.Equal(t, map[string]string{"3": "locked"}, seatsOf(c))
 
+	// No version: the whole seat map at the hub's version, then changes.
+	fresh := e.openLive(fmt.Sprintf("/api/shows/%d/live", show))
+	snap, err := fresh.read()
+	require.NoError(t, err)
+	assert.Equal(t, live.EventSnapshot, snap.event)
+	assert.Equal(t, 5, snap.id)
+	assert.Equal(t, 3, snap.data.AvailableSeats)
+	var read map[string]any
+	require.Eventually(t, func() bool {
+		read = e.do("GET", fmt.Sprintf("/api/shows/%d", show), "", nil).json(t)
+		return read["version"].(float64) == 5
+	}, 30*time.Second, 10*time.Millisecond, "the projection reaches version 5")
+	var projected []live.SeatChange
+	for _, s := range read["seats"].([]any) {
+		s := s.(map[string]any)
+		projected = append(projected, live.SeatChange{SeatNumber: s["seat_number"].(string), Status: s["status"].(string)})
+	}
+	assert.Equal(t, projected, snap.data.Seats, "the snapshot is the projection's seat map at its version")
+	require.Equal(t, http.StatusCreated, e.do("POST", "/api/bookings", alice, hold(show, "4")).status)
+	v, c = fresh.next()
+	assert.Equal(t, 6, v)
+	assert.Equal(t, map[string]string{"4": "locked"}, seatsOf(c))
+
 	requireProblem(t, e.do("GET", "/api/shows/999999/live", "", nil), http.StatusNotFound)
 	requireProblem(t, e.do("GET", fmt.Sprintf("/api/shows/%d/live?after=-1", show), "", nil), http.StatusBadRequest)
 	requireProblem(t, e.do("GET", fmt.Sprintf("/api/shows/%d/live", show), "", nil, "Last-Event-ID", "x"), http.StatusBadRequest)
+}
+
+func withLiveLimits(maxFeeds, perClient int) envOption {
+	return func(d *api.Deps, _ *ledger.Config) {
+		d.Config.Live = api.LiveLimits{MaxFeeds: maxFeeds, MaxFeedsPerClient: perClient}
+	}
+}
+
+// Live feeds are capped per client (a user, or an IP address when
+// anonymous: 429) and per process (503), both with Retry-After; a closed
+// feed frees its place.
+func TestLiveFeedCaps(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withLiveLimits(3, 2))
+	admin, _ := e.login(users.RoleAdmin)
+	alice, _ := e.login(users.RoleUser)
+	show := e.createShow(admin, map[string]any{"total_seats": 2})
+	path := fmt.Sprintf("/api/shows/%d/live?after=1", show)
+
+	e.openLive(path)
+	second := e.openLive(path)
+	r := e.do("GET", path, "", nil)
+	requireProblem(t, r, http.StatusTooManyRequests)
+	assert.NotEmpty(t, r.header.Get("Retry-After"))
+
+	e.openLive(path, "Authorization", "Bearer "+alice) // a user has an allowance of its own
+	r = e.do("GET", path, alice, nil)
+	requireProblem(t, r, http.StatusServiceUnavailable)
+	assert.NotEmpty(t, r.header.Get("Retry-After"))
+
+	second.close()
+	require.Eventually(t, func() bool {
+		s, err := dialLive(e.srv.Client(), e.srv.URL+path, "Authorization", "Bearer "+alice)
+		if err != nil {
+			return false
+		}
+		s.close()
+		return true
+	}, 30*time.Second, 10*time.Millisecond, "a closed feed frees its place")
+}
+
+// Several hundred clients on a real listener follow a busy show: each
+// gets every seat change, in version order, and ends on the show's
+// version with the seat map the stream gives.
+func TestManyLiveClientsFollowABusyShow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withLiveLimits(0, 0))
+	admin, _ := e.login(users.RoleAdmin)
+	seats := 40
+	show := e.createShow(admin, map[string]any{"total_seats": seats})
+	path := fmt.Sprintf("/api/shows/%d/live?after=1", show)
+
+	const clients = 300
+	tr := e.srv.Client().Transport.(*http.Transport).Clone()
+	tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost = 0, clients
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	feeds := make([]*sse, clients)
+	var wg sync.WaitGroup
+	for i := range feeds {
+		wg.Go(func() {
+			s, err := dialLive(hc, e.srv.URL+path)
+			if assert.NoError(t, err) {
+				feeds[i] = s
+			}
+		})
+	}
+	wg.Wait()
+	for _, f := range feeds {
+		require.NotNil(t, f)
+		defer f.close()
+	}
+
+	// Four users hold, cancel and hold again at once.
+	tokens := make([]string, 4)
+	for i := range tokens {
+		tokens[i], _ = e.login(users.RoleUser)
+	}
+	for i, token := range tokens {
+		wg.Go(func() {
+			for k := range 10 {
+				seat := strconv.Itoa(1 + (i*10+k)%seats)
+				r := e.do("POST", "/api/bookings", token, hold(show, seat))
+				if !assert.Equal(t, http.StatusCreated, r.status, "%s", r.body) {
+					return
+				}
+				if k%2 == 0 {
+					r = e.do("POST", "/api/bookings/"+r.json(t)["id"].(string)+"/cancel", token, nil)
+					assert.Equal(t, http.StatusOK, r.status, "%s", r.body)
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	// The stream, as an auditor reads it, gives every seat change.
+	events := e.do("GET", fmt.Sprintf("/api/shows/%d/events", show), admin, nil).json(t)["events"].([]any)
+	final := len(events)
+	require.Equal(t, 1+40+20, final, "forty holds and twenty cancellations")
+	var want []live.SeatChange
+	for _, ev := range events[1:] {
+		ev := ev.(map[string]any)
+		status := map[string]string{"SeatLocked": "locked", "BookingCancelled": "available"}[ev["event_type"].(string)]
+		for _, n := range ev["data"].(map[string]any)["seat_numbers"].([]any) {
+			want = append(want, live.SeatChange{SeatNumber: n.(string), Status: status})
+		}
+	}
+	for i, f := range feeds {
+		wg.Go(func() {
+			var got []live.SeatChange
+			last := 1
+			for last < final {
+				m, err := f.read()
+				if !assert.NoError(t, err, "client %d", i) {
+					return
+				}
+				if !assert.Equal(t, live.EventSeats, m.event) || !assert.Greater(t, m.id, last, "in version order") {
+					return
+				}
+				got = append(got, m.data.Seats...)
+				last = m.id
+			}
+			assert.Equal(t, want, got, "client %d: every seat change, in order", i)
+		})
+	}
+	wg.Wait()
 }

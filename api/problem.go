@@ -63,8 +63,10 @@ func problemFor(err error) Problem {
 		return Problem{Status: http.StatusConflict, Title: "Conflict", Detail: err.Error()}
 	case errors.Is(err, ledger.ErrTooManyConflicts):
 		return Problem{Status: http.StatusServiceUnavailable, Title: "Busy", Detail: err.Error()}
-	case errors.Is(err, errLiveOff):
+	case errors.Is(err, errLiveOff), errors.Is(err, live.ErrTooManyFeeds):
 		return Problem{Status: http.StatusServiceUnavailable, Title: "Unavailable", Detail: err.Error()}
+	case errors.Is(err, live.ErrTooManyClientFeeds):
+		return Problem{Status: http.StatusTooManyRequests, Title: "Too many requests", Detail: err.Error()}
 	case unreachable(err):
 		// A database (on several shards: the one of this show) does not
 		// answer; the rest of the service may.
@@ -111,7 +113,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if p.Status >= 500 {
 		s.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	if p.Status == http.StatusServiceUnavailable {
+	if p.Status == http.StatusServiceUnavailable || p.Status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "1")
 	}
 	writeProblem(w, r, p)

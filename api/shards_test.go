@@ -84,7 +84,7 @@ func newShardedEnvOn(t *testing.T, dbs []shardDB, cacheOf func(rdb redis.Univers
 		require.NoError(t, shards.ConfigureIDs(ctx, pool, k, n))
 		svc, err := ledger.New(pool, ledger.DefaultConfig(), ledger.WithClock(e.clock.Now), ledger.WithShard(k))
 		require.NoError(t, err)
-		hub := live.NewHub(svc.Store(), nil, 10*time.Millisecond)
+		hub := live.NewHub(svc.Store(), nil, live.Config{Poll: 10 * time.Millisecond})
 		reads := db.reads
 		if reads == nil {
 			reads = readpath.New(pool, nil, nil)
@@ -193,7 +193,8 @@ func TestShardedAPI(t *testing.T) {
 		mine = append(mine, id)
 		v, change := feeds[show].next()
 		assert.Equal(t, 2, v)
-		assert.Equal(t, id, change.BookingID, "show %d's feed", show)
+		assert.Equal(t, show, change.ShowID, "show %d's feed", show)
+		assert.Equal(t, map[string]string{"1": "locked", "2": "locked"}, seatsOf(change), "show %d's feed", show)
 		feeds[show].close()
 		got := e.do("GET", "/api/bookings/"+id, alice, nil)
 		require.Equal(t, http.StatusOK, got.status, "%s", got.body)

@@ -2,152 +2,246 @@
 // GET /api/shows/{id}/live is a server-sent event stream of a show's seat
 // changes.
 //
-// Each bookingd process runs one Hub. It tails the global stream (waking on
-// the appenders' announcements, polling as a fallback) and hands every event
-// to the subscribers of its show, so a seat map follows changes made through
-// any process. A Feed turns a show's events into seat changes: it folds the
-// show's stream from the start (to know which seats a confirmation books),
-// sends what came after the version the client already has, then what the
-// Hub delivers, in version order, never skipping or repeating a version. A
-// subscriber that falls too far behind is dropped; its client reconnects
-// with Last-Event-ID and the Feed resumes from the event store.
+// Each bookingd process runs one Hub per shard. It keeps, for every show
+// somebody watches, one folded seat map and a bounded ring of its recent
+// changes, shared by all of that show's feeds: the first feed of a show
+// loads its stream once (concurrent first feeds share the load), and the
+// hub follows it from then on by tailing the global stream (woken by the
+// appenders' announcements, polling as a fallback). A show nobody has
+// watched for a while is evicted. A feed never reads PostgreSQL.
+//
+// Changes are encoded once per show, not once per feed: the changes that
+// arrive within the coalescing window become one server-sent event whose
+// bytes every feed writes. A feed whose client has a version the ring
+// still covers gets the messages after it; any other gets one snapshot of
+// the whole seat map first. Applying a message's seat changes in order to
+// any seat map at a version between the message's start and end gives the
+// seat map at its end, so a message may overlap what a client has.
+//
+// A feed keeps no backlog of its own: it reads the shared ring from its
+// version. One that falls behind the ring gets a fresh snapshot; one that
+// falls behind again right after a snapshot is closed (its client
+// reconnects). A Gate caps the feeds a process and each client may open.
 package live
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/bookingledger/ledger/domain"
 	"github.com/bookingledger/ledger/eventstore"
 )
 
-// subscriberBuffer is how many events a subscriber may fall behind before it
-// is dropped (its client reconnects and resumes from the store).
-const subscriberBuffer = 1024
+// Store is what a hub reads: one show's stream when a show is first
+// watched, and the global stream after that.
+type Store interface {
+	Load(ctx context.Context, stream string, afterVersion int) ([]eventstore.Event, error)
+	Settled(ctx context.Context) (eventstore.Checkpoint, error)
+	ReadAll(ctx context.Context, after eventstore.Checkpoint, limit int) ([]eventstore.Event, error)
+}
 
-// Hub tails the global stream and delivers each event to the subscribers of
-// its stream. It is safe for concurrent use.
+// Config tunes a hub. A zero Ring, Poll, Evict or Logger means its
+// default.
+type Config struct {
+	// Coalesce is how long a change may wait for others to go out in one
+	// message: a ceiling on the latency it adds (0: every event is its own
+	// message).
+	Coalesce time.Duration
+	// Ring is how many messages of each show the hub keeps for clients that
+	// resume (default 1024).
+	Ring int
+	// Poll is how often the hub reads the stream when nothing wakes it
+	// (default 100 ms).
+	Poll time.Duration
+	// Evict is how long a show stays loaded after its last feed closed
+	// (default 1 min).
+	Evict time.Duration
+	// Logger receives the database errors the hub rides out.
+	Logger *slog.Logger
+}
+
+// DefaultConfig is bookingd's: changes coalesced within 100 ms.
+func DefaultConfig() Config { return Config{Coalesce: 100 * time.Millisecond} }
+
+func (c Config) withDefaults() Config {
+	c.Coalesce = max(c.Coalesce, 0)
+	if c.Ring <= 0 {
+		c.Ring = 1024
+	}
+	if c.Poll <= 0 {
+		c.Poll = 100 * time.Millisecond
+	}
+	if c.Evict <= 0 {
+		c.Evict = time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Errors of Open and Feed.Next.
+var (
+	// ErrNoShow: the show has no stream.
+	ErrNoShow = errors.New("no such show")
+	// ErrDropped: the hub stopped serving the feed (it stopped, or the feed
+	// could not keep up even after a snapshot); the client should reconnect.
+	ErrDropped = errors.New("live: feed dropped")
+)
+
+// loadTimeout bounds a show's first load, which runs for every feed
+// waiting on it and so outlives any one of their requests.
+const loadTimeout = 30 * time.Second
+
+// maxRetry bounds how long the hub waits before reading again after the
+// database failed.
+const maxRetry = time.Second
+
+// Hub keeps the seat maps of the shows being watched and follows the
+// stream for them. It is safe for concurrent use.
 type Hub struct {
-	store  *eventstore.Store
-	wake   <-chan struct{}
-	poll   time.Duration
-	buffer int // per subscriber
-	logger *slog.Logger
+	store Store
+	wake  <-chan struct{}
+	cfg   Config
 	// started, when set (tests), is closed once Run has chosen where to
 	// start reading.
 	started chan struct{}
 
-	mu     sync.Mutex
-	subs   map[string]map[*Subscription]struct{}
-	closed bool
+	mu    sync.Mutex
+	shows map[string]*show // by stream
+	loads int              // shows loaded from the store (tests count them)
 }
 
 // NewHub returns a hub reading store; wake (may be nil) ends its wait for
-// new events early (eventstore.Listener.Wake), poll is the fallback.
-func NewHub(store *eventstore.Store, wake <-chan struct{}, poll time.Duration) *Hub {
-	if poll <= 0 {
-		poll = 100 * time.Millisecond
+// new events early (eventstore.Listener.Wake).
+func NewHub(store Store, wake <-chan struct{}, cfg Config) *Hub {
+	return &Hub{store: store, wake: wake, cfg: cfg.withDefaults(), shows: map[string]*show{}}
+}
+
+// Open starts a feed of show id for a client that has its seat map at
+// version after (0: none). The first feed of a show loads it; the others
+// share what is loaded. ErrNoShow when the show does not exist.
+func (h *Hub) Open(ctx context.Context, id domain.ShowID, after int) (*Feed, error) {
+	stream := id.StreamID()
+	h.mu.Lock()
+	sh := h.shows[stream]
+	if sh == nil {
+		sh = newShow(id, h.cfg)
+		h.shows[stream] = sh
+		h.loads++
+		go h.load(sh)
 	}
-	return &Hub{store: store, wake: wake, poll: poll, buffer: subscriberBuffer, logger: slog.New(slog.DiscardHandler),
-		subs: map[string]map[*Subscription]struct{}{}}
-}
-
-// WithLogger makes the hub log the database errors it rides out.
-func (h *Hub) WithLogger(l *slog.Logger) *Hub {
-	h.logger = l
-	return h
-}
-
-// maxRetry bounds how long the hub waits before reading again after the
-// database failed: live seat maps come back within about a second of it.
-const maxRetry = time.Second
-
-// Subscription receives the events of one stream appended after it was made
-// (and possibly a few from just before: a Feed drops what it has sent).
-type Subscription struct {
-	hub    *Hub
-	stream string
-	c      chan eventstore.Event
-	done   chan struct{} // closed when the hub drops the subscription
-	once   sync.Once
-	// resync is signalled when the hub chose where to start reading after
-	// this subscription was made: events committed in between reach it
-	// from the store, not from the hub.
-	resync chan struct{}
-}
-
-// Resync is signalled when the subscriber must read the store for events
-// the hub will not deliver (Feed catches up).
-func (s *Subscription) Resync() <-chan struct{} { return s.resync }
-
-// Events delivers the stream's events in order.
-func (s *Subscription) Events() <-chan eventstore.Event { return s.c }
-
-// Dropped is closed when the hub stopped delivering: it was closed, or the
-// subscriber fell behind.
-func (s *Subscription) Dropped() <-chan struct{} { return s.done }
-
-// Close ends the subscription.
-func (s *Subscription) Close() {
-	s.hub.mu.Lock()
-	delete(s.hub.subs[s.stream], s)
-	if len(s.hub.subs[s.stream]) == 0 {
-		delete(s.hub.subs, s.stream)
+	sh.feeds++
+	h.mu.Unlock()
+	f := &Feed{hub: h, show: sh, sent: after}
+	select {
+	case <-sh.ready:
+	case <-ctx.Done():
+		f.Close()
+		return nil, ctx.Err()
 	}
-	s.hub.mu.Unlock()
-	s.drop()
+	if sh.loadErr != nil {
+		f.Close()
+		return nil, sh.loadErr
+	}
+	return f, nil
 }
 
-func (s *Subscription) drop() { s.once.Do(func() { close(s.done) }) }
+// load folds a newly watched show from the store, then marks it ready.
+// A failed load is forgotten, so the next feed tries again.
+func (h *Hub) load(sh *show) {
+	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
+	defer cancel()
+	if err := h.catchUp(ctx, sh); err != nil {
+		h.mu.Lock()
+		if h.shows[sh.stream] == sh {
+			delete(h.shows, sh.stream)
+		}
+		h.mu.Unlock()
+		sh.fail(err)
+	}
+}
 
-// Subscribe starts delivering stream's events.
-func (h *Hub) Subscribe(stream string) *Subscription {
-	s := &Subscription{hub: h, stream: stream, c: make(chan eventstore.Event, h.buffer), done: make(chan struct{}),
-		resync: make(chan struct{}, 1)}
+// catchUp reads the show's events after the version it has, again while
+// something asked for it meanwhile (Run started, whose starting point may
+// lie after events the show lacks, or a gap). A show being loaded is
+// marked ready in the same step that finds nothing more to read.
+func (h *Hub) catchUp(ctx context.Context, sh *show) error {
+	for {
+		sh.mu.Lock()
+		sh.resync = false
+		after := sh.state.Version()
+		sh.mu.Unlock()
+		events, err := h.store.Load(ctx, sh.stream, after)
+		if err != nil {
+			return err
+		}
+		sh.mu.Lock()
+		done, err := sh.caughtUp(events)
+		sh.mu.Unlock()
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// Loads is how many times the hub loaded a show from the store.
+func (h *Hub) Loads() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
-		s.drop()
-		return s
-	}
-	if h.subs[stream] == nil {
-		h.subs[stream] = map[*Subscription]struct{}{}
-	}
-	h.subs[stream][s] = struct{}{}
-	return s
+	return h.loads
 }
 
-// Run tails the stream from its current end until ctx ends. When reading
-// fails (the database is down) it drops every subscription — their clients
-// reconnect and resume from the store — and tries again within a second,
-// taking new subscriptions meanwhile. Run may be called again after it
-// returned.
-func (h *Hub) Run(ctx context.Context) error {
+// Watched is how many shows the hub keeps, and how many feeds are open on
+// them.
+func (h *Hub) Watched() (shows, feeds int) {
 	h.mu.Lock()
-	h.closed = false
+	defer h.mu.Unlock()
+	for _, sh := range h.shows {
+		feeds += sh.feeds
+	}
+	return len(h.shows), feeds
+}
+
+// closeFeed forgets one feed of sh; the show is evicted later if it was
+// the last.
+func (h *Hub) closeFeed(sh *show) {
+	h.mu.Lock()
+	sh.feeds--
+	if sh.feeds == 0 {
+		sh.idleSince = time.Now()
+	}
 	h.mu.Unlock()
-	defer func() {
-		h.mu.Lock()
-		h.closed = true
-		for _, subs := range h.subs {
-			for s := range subs {
-				s.drop()
-			}
+}
+
+// evictIdle forgets the shows nobody has watched for cfg.Evict.
+func (h *Hub) evictIdle(now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for stream, sh := range h.shows {
+		if sh.feeds == 0 && sh.isReady() && now.Sub(sh.idleSince) >= h.cfg.Evict {
+			delete(h.shows, stream)
+			sh.close()
 		}
-		h.subs = map[string]map[*Subscription]struct{}{}
-		h.mu.Unlock()
-	}()
-	// From the settled end, not the last event: an older transaction may
-	// still be adding events before the last one. What a feed already has
-	// from the store is dropped by its version check.
+	}
+}
+
+// Run follows the global stream from its settled end until ctx ends,
+// keeping every watched show up to date. It rides out database errors,
+// retrying within a second; open feeds stay open meanwhile and get what
+// they missed once the hub reads again. When Run returns it ends every
+// feed (their clients reconnect); it may be called again.
+func (h *Hub) Run(ctx context.Context) error {
+	defer h.stop()
 	retry := 50 * time.Millisecond
 	failed := func(err error) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		h.logger.Warn("live hub: reading the stream failed; feeds dropped, retrying", "err", err, "retry_in", retry)
-		h.dropAll()
+		h.cfg.Logger.Warn("live hub: reading the stream failed; retrying", "err", err, "retry_in", retry)
 		select {
 		case <-ctx.Done():
 			return false
@@ -156,6 +250,8 @@ func (h *Hub) Run(ctx context.Context) error {
 		retry = min(2*retry, maxRetry)
 		return true
 	}
+	// From the settled end, not the last event: an older transaction may
+	// still be adding events before the last one.
 	var cp eventstore.Checkpoint
 	for {
 		var err error
@@ -166,23 +262,30 @@ func (h *Hub) Run(ctx context.Context) error {
 			return nil
 		}
 	}
-	// Subscriptions made before cp was chosen may have loaded the store
-	// before events the hub now starts after: they catch up from it.
+	// Shows loaded before cp was chosen may lack events the hub now starts
+	// after: they read them from the store.
 	h.mu.Lock()
-	for _, subs := range h.subs {
-		for s := range subs {
-			select {
-			case s.resync <- struct{}{}:
-			default:
+	stale := make([]*show, 0, len(h.shows))
+	for _, sh := range h.shows {
+		stale = append(stale, sh)
+	}
+	h.mu.Unlock()
+	for _, sh := range stale {
+		if !sh.markResync() {
+			continue // loading: its loader reads again
+		}
+		for {
+			if err := h.catchUp(ctx, sh); err == nil || !failed(err) {
+				break
 			}
 		}
 	}
-	h.mu.Unlock()
 	if h.started != nil {
 		close(h.started)
 	}
-	timer := time.NewTimer(h.poll)
+	timer := time.NewTimer(h.cfg.Poll)
 	defer timer.Stop()
+	lastSweep := time.Now()
 	for {
 		events, err := h.store.ReadAll(ctx, cp, 1000)
 		if err != nil {
@@ -193,13 +296,17 @@ func (h *Hub) Run(ctx context.Context) error {
 		}
 		retry = 50 * time.Millisecond
 		for _, e := range events {
-			h.deliver(e)
+			h.deliver(ctx, e)
 			cp = e.Checkpoint()
+		}
+		if now := time.Now(); now.Sub(lastSweep) >= h.cfg.Evict/4 {
+			h.evictIdle(now)
+			lastSweep = now
 		}
 		if len(events) == 1000 {
 			continue
 		}
-		timer.Reset(h.poll)
+		timer.Reset(h.cfg.Poll)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -209,31 +316,40 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 }
 
-// dropAll drops every subscription: what they would have been sent next
-// may be lost; their clients resume from the store.
-func (h *Hub) dropAll() {
+// stop ends every feed and forgets every show: without Run, nothing keeps
+// them up to date.
+func (h *Hub) stop() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, subs := range h.subs {
-		for s := range subs {
-			s.drop()
-		}
+	for stream, sh := range h.shows {
+		delete(h.shows, stream)
+		sh.close()
 	}
-	h.subs = map[string]map[*Subscription]struct{}{}
 }
 
-func (h *Hub) deliver(e eventstore.Event) {
+// deliver applies e to its show, if anybody watches it. A gap in the
+// show's versions (it cannot happen while the hub reads in order) is
+// filled from the store rather than skipped.
+func (h *Hub) deliver(ctx context.Context, e eventstore.Event) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	for s := range h.subs[e.StreamID] {
-		select {
-		case s.c <- e:
-		default: // too far behind: its client resumes from the store
-			delete(h.subs[e.StreamID], s)
-			s.drop()
-		}
+	sh := h.shows[e.StreamID]
+	h.mu.Unlock()
+	if sh == nil {
+		return
 	}
-	if len(h.subs[e.StreamID]) == 0 {
-		delete(h.subs, e.StreamID)
+	sh.mu.Lock()
+	gap, err := sh.offer(e)
+	sh.mu.Unlock()
+	if err == nil && gap {
+		err = h.catchUp(ctx, sh)
+	}
+	if err != nil {
+		h.cfg.Logger.Warn("live hub: a show's feeds were ended", "stream", e.StreamID, "err", err)
+		h.mu.Lock()
+		if h.shows[e.StreamID] == sh {
+			delete(h.shows, e.StreamID)
+		}
+		h.mu.Unlock()
+		sh.close()
 	}
 }

@@ -1,14 +1,18 @@
 package live
 
 import (
+	"bytes"
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -18,6 +22,17 @@ import (
 	"github.com/bookingledger/ledger/ledger"
 )
 
+// countingStore counts the show loads a hub makes.
+type countingStore struct {
+	*eventstore.Store
+	loads atomic.Int64
+}
+
+func (s *countingStore) Load(ctx context.Context, stream string, after int) ([]eventstore.Event, error) {
+	s.loads.Add(1)
+	return s.Store.Load(ctx, stream, after)
+}
+
 func runHub(t *testing.T, h *Hub) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -26,100 +41,323 @@ func runHub(t *testing.T, h *Hub) {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 }
 
-func next(t *testing.T, f *Feed) Change {
+// startedHub returns a running hub on store that has chosen where it
+// reads from.
+func startedHub(t *testing.T, store Store, cfg Config) *Hub {
+	t.Helper()
+	cfg.Poll = 5 * time.Millisecond
+	h := NewHub(store, nil, cfg)
+	h.started = make(chan struct{})
+	runHub(t, h)
+	<-h.started
+	return h
+}
+
+// msg is one parsed server-sent event.
+type msg struct {
+	id    int
+	event string
+	data  Message // a snapshot has the same fields
+}
+
+func parse(t *testing.T, frame []byte) msg {
+	t.Helper()
+	lines := bytes.Split(bytes.TrimSuffix(frame, []byte("\n\n")), []byte("\n"))
+	require.Len(t, lines, 3, "%s", frame)
+	var m msg
+	var err error
+	m.id, err = strconv.Atoi(string(bytes.TrimPrefix(lines[0], []byte("id: "))))
+	require.NoError(t, err)
+	m.event = string(bytes.TrimPrefix(lines[1], []byte("event: ")))
+	require.NoError(t, json.Unmarshal(bytes.TrimPrefix(lines[2], []byte("data: ")), &m.data))
+	require.Equal(t, m.id, m.data.Version, "the message id is the stream version")
+	return m
+}
+
+// next returns the next messages of f (bounded wait).
+func next(t *testing.T, f *Feed) []msg {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for {
-		c, ok, err := f.Next(ctx, nil)
-		require.NoError(t, err)
-		if ok {
-			return c
-		}
+	frames, err := f.Next(ctx, nil)
+	require.NoError(t, err)
+	out := make([]msg, len(frames))
+	for i, fr := range frames {
+		out[i] = parse(t, fr)
 	}
+	return out
+}
+
+// nextOne returns the next message of f, which must come alone.
+func nextOne(t *testing.T, f *Feed) msg {
+	t.Helper()
+	ms := next(t, f)
+	require.Len(t, ms, 1)
+	return ms[0]
+}
+
+// waitVersion waits until the hub has folded show id up to v.
+func waitVersion(t *testing.T, h *Hub, id domain.ShowID, v int) {
+	t.Helper()
+	h.mu.Lock()
+	sh := h.shows[id.StreamID()]
+	h.mu.Unlock()
+	require.NotNil(t, sh)
+	require.Eventually(t, func() bool { return sh.version() >= v }, 30*time.Second, time.Millisecond)
+}
+
+type fixture struct {
+	ctx   context.Context
+	db    *pgxpool.Pool
+	svc   *ledger.Service
+	store *countingStore
+	show  domain.ShowID
+}
+
+func newFixture(t *testing.T, seats ...string) *fixture {
+	t.Helper()
+	pool, _ := pgtest.NewDB(t)
+	svc, err := ledger.New(pool, ledger.DefaultConfig())
+	require.NoError(t, err)
+	f := &fixture{ctx: context.Background(), db: pool, svc: svc, store: &countingStore{Store: eventstore.New(pool)}}
+	if len(seats) == 0 {
+		seats = []string{"1", "2", "3", "4", "5", "6"}
+	}
+	res, err := svc.ScheduleShow(f.ctx, ledger.ScheduleInput{Name: "x", ShowType: domain.ShowBus,
+		StartTime: time.Now().Add(time.Hour), SeatNumbers: seats}, ledger.Metadata{})
+	require.NoError(t, err)
+	f.show = res.ShowID
+	return f
+}
+
+func (f *fixture) hold(t *testing.T, seats ...string) domain.BookingID {
+	t.Helper()
+	b, _, err := f.svc.Hold(f.ctx, f.show, domain.UserID(uuid.NewString()), seats, ledger.Metadata{})
+	require.NoError(t, err)
+	return b.ID
+}
+
+func (f *fixture) open(t *testing.T, h *Hub, after int) *Feed {
+	t.Helper()
+	feed, err := h.Open(f.ctx, f.show, after)
+	require.NoError(t, err)
+	t.Cleanup(feed.Close)
+	return feed
+}
+
+// Every feed of a show shares one seat map: however many open at once,
+// the show's stream is loaded once.
+func TestFeedsShareOneLoad(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	fx.hold(t, "1")
+	h := startedHub(t, fx.store, Config{})
+	var wg sync.WaitGroup
+	feeds := make([]*Feed, 50)
+	for i := range feeds {
+		wg.Go(func() {
+			f, err := h.Open(fx.ctx, fx.show, 2)
+			if assert.NoError(t, err) {
+				feeds[i] = f
+			}
+		})
+	}
+	wg.Wait()
+	assert.EqualValues(t, 1, fx.store.loads.Load(), "one load for fifty feeds")
+	shows, open := h.Watched()
+	assert.Equal(t, 1, shows)
+	assert.Equal(t, 50, open)
+
+	fx.hold(t, "2")
+	for _, f := range feeds {
+		m := nextOne(t, f)
+		assert.Equal(t, 3, m.id)
+		assert.Equal(t, []SeatChange{{"2", "locked"}}, m.data.Seats)
+		f.Close()
+	}
+	assert.EqualValues(t, 1, fx.store.loads.Load(), "following the show reads no more")
+
+	_, err := h.Open(fx.ctx, 999_999, 0)
+	require.ErrorIs(t, err, ErrNoShow)
+	shows, _ = h.Watched()
+	assert.Equal(t, 1, shows, "a show that does not exist is not kept")
+}
+
+// A client without a version gets the whole seat map, then the changes; a
+// client whose version the ring covers gets only what it lacks, in
+// version order, with the right statuses.
+func TestSnapshotThenChanges(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t, "1", "2", "3")
+	h := startedHub(t, fx.store, Config{})
+	first := fx.open(t, h, 0)
+	snap := nextOne(t, first)
+	assert.Equal(t, EventSnapshot, snap.event)
+	assert.Equal(t, 1, snap.id)
+	assert.Equal(t, 3, snap.data.AvailableSeats)
+	assert.Equal(t, []SeatChange{{"1", "available"}, {"2", "available"}, {"3", "available"}}, snap.data.Seats)
+
+	b := fx.hold(t, "1", "2")
+	_, err := fx.svc.Confirm(fx.ctx, fx.show, b, ledger.Metadata{})
+	require.NoError(t, err)
+	_, err = fx.svc.Cancel(fx.ctx, fx.show, b, ledger.Metadata{})
+	require.NoError(t, err)
+	fx.hold(t, "3")
+
+	var got []msg
+	for len(got) == 0 || got[len(got)-1].id < 5 {
+		got = append(got, next(t, first)...)
+	}
+	want := []msg{
+		{2, EventSeats, Message{int64(fx.show), 2, 1, []SeatChange{{"1", "locked"}, {"2", "locked"}}}},
+		{3, EventSeats, Message{int64(fx.show), 3, 1, []SeatChange{{"1", "booked"}, {"2", "booked"}}}},
+		{4, EventSeats, Message{int64(fx.show), 4, 3, []SeatChange{{"1", "available"}, {"2", "available"}}}},
+		{5, EventSeats, Message{int64(fx.show), 5, 2, []SeatChange{{"3", "locked"}}}},
+	}
+	assert.Equal(t, want, got, "one message per event (coalescing off), none skipped or repeated")
+
+	// Resuming inside the ring: the changes after version 3, nothing else.
+	resumed := fx.open(t, h, 3)
+	assert.Equal(t, want[2:], next(t, resumed))
+
+	// A client ahead of the hub waits for what comes after its version.
+	ahead := fx.open(t, h, 6)
+	fx.hold(t, "1")
+	fx.hold(t, "2")
+	waitVersion(t, h, fx.show, 7)
+	m := next(t, ahead)
+	assert.Equal(t, 7, m[len(m)-1].id)
+	assert.Equal(t, []SeatChange{{"2", "locked"}}, m[len(m)-1].data.Seats)
+	for _, x := range m {
+		assert.Greater(t, x.id, 6, "nothing at or before its version")
+	}
+}
+
+// A version the ring no longer covers gets a snapshot of the seat map at
+// the hub's version instead of the changes; so does a slow reader that
+// fell behind the ring, and one that falls behind again right after its
+// snapshot is dropped. Either way the show keeps at most Ring messages.
+func TestFeedsOutsideTheRingGetASnapshot(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	h := startedHub(t, fx.store, Config{Ring: 2})
+	slow := fx.open(t, h, 1)
+	for _, seat := range []string{"1", "2", "3"} {
+		fx.hold(t, seat)
+	}
+	waitVersion(t, h, fx.show, 4)
+
+	old := fx.open(t, h, 1) // versions 2..4 are not all in a ring of 2
+	snap := nextOne(t, old)
+	assert.Equal(t, EventSnapshot, snap.event)
+	assert.Equal(t, 4, snap.id)
+	assert.Equal(t, 3, snap.data.AvailableSeats)
+	assert.Equal(t, []SeatChange{{"1", "locked"}, {"2", "locked"}, {"3", "locked"}, {"4", "available"}, {"5", "available"},
+		{"6", "available"}}, snap.data.Seats)
+	inRing := fx.open(t, h, 2)
+	assert.Equal(t, []int{3, 4}, ids(next(t, inRing)))
+
+	// The slow feed took nothing while three messages went by.
+	m := nextOne(t, slow)
+	assert.Equal(t, EventSnapshot, m.event, "resynced, not sent a backlog")
+	assert.Equal(t, 4, m.id)
+	fx.hold(t, "4")
+	fx.hold(t, "5")
+	fx.hold(t, "6")
+	waitVersion(t, h, fx.show, 7)
+	ctx, cancel := context.WithTimeout(fx.ctx, 30*time.Second)
+	defer cancel()
+	_, err := slow.Next(ctx, nil)
+	require.ErrorIs(t, err, ErrDropped, "behind the ring again right after a snapshot: closed")
+
+	h.mu.Lock()
+	sh := h.shows[fx.show.StreamID()]
+	h.mu.Unlock()
+	sh.mu.Lock()
+	assert.Equal(t, 2, sh.n, "the ring holds at most its size")
+	sh.mu.Unlock()
+}
+
+func ids(ms []msg) []int {
+	out := make([]int, len(ms))
+	for i, m := range ms {
+		out[i] = m.id
+	}
+	return out
+}
+
+// Changes that arrive within the window go out as one message naming
+// every seat change in order, its id the last version; every feed gets
+// the same bytes.
+func TestChangesAreCoalesced(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	// A window no test waits out: the message goes when the test flushes.
+	h := startedHub(t, fx.store, Config{Coalesce: time.Hour})
+	a, b := fx.open(t, h, 1), fx.open(t, h, 1)
+	bk := fx.hold(t, "1", "2")
+	_, err := fx.svc.Cancel(fx.ctx, fx.show, bk, ledger.Metadata{})
+	require.NoError(t, err)
+	fx.hold(t, "2", "3")
+	waitVersion(t, h, fx.show, 4)
+	h.mu.Lock()
+	sh := h.shows[fx.show.StreamID()]
+	h.mu.Unlock()
+	sh.flushNow()
+
+	fa, err := a.Next(fx.ctx, nil)
+	require.NoError(t, err)
+	require.Len(t, fa, 1)
+	m := parse(t, fa[0])
+	assert.Equal(t, EventSeats, m.event)
+	assert.Equal(t, 4, m.id, "the id is the last version")
+	assert.Equal(t, []SeatChange{{"1", "locked"}, {"2", "locked"}, {"1", "available"}, {"2", "available"}, {"2", "locked"},
+		{"3", "locked"}}, m.data.Seats, "every seat change, in order")
+	assert.Equal(t, 4, m.data.AvailableSeats)
+	fb, err := b.Next(fx.ctx, nil)
+	require.NoError(t, err)
+	require.Len(t, fb, 1)
+	assert.Same(t, &fa[0][0], &fb[0][0], "encoded once: both feeds write the same bytes")
+
+	// The window is a ceiling: with a short one, a change goes out by itself.
+	h2 := startedHub(t, fx.store, Config{Coalesce: 10 * time.Millisecond})
+	c := fx.open(t, h2, 4)
+	fx.hold(t, "4")
+	assert.Equal(t, []SeatChange{{"4", "locked"}}, nextOne(t, c).data.Seats)
 }
 
 // Two ledgers stand for two bookingd processes writing to one database; a
 // feed served by a third process's hub sees every change of both, once, in
-// version order, with the right seat statuses.
+// version order.
 func TestFeedFollowsEveryProcess(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.NewDB(t)
-	ctx := context.Background()
-	a, err := ledger.New(pool, ledger.DefaultConfig())
+	fx := newFixture(t)
+	other, err := ledger.New(fx.db, ledger.DefaultConfig())
 	require.NoError(t, err)
-	b, err := ledger.New(pool, ledger.DefaultConfig())
-	require.NoError(t, err)
-	hub := NewHub(eventstore.New(pool), nil, 5*time.Millisecond)
-	runHub(t, hub)
-
-	res, err := a.ScheduleShow(ctx, ledger.ScheduleInput{Name: "x", ShowType: domain.ShowBus,
-		StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1", "2", "3", "4", "5", "6"}}, ledger.Metadata{})
-	require.NoError(t, err)
-	f, err := Open(ctx, hub, res.ShowID, 1)
-	require.NoError(t, err)
-	defer f.Close()
-
+	h := startedHub(t, fx.store, Config{})
+	f := fx.open(t, h, 1)
 	var wg sync.WaitGroup
-	for i, svc := range []*ledger.Service{a, b, a} {
+	for i, svc := range []*ledger.Service{fx.svc, other, fx.svc} {
 		wg.Go(func() {
-			seat := fmt.Sprint(i + 1)
-			bk, _, err := svc.Hold(ctx, res.ShowID, domain.UserID(fmt.Sprintf("0190c6e4-0000-7000-8000-00000000000%d", i)), []string{seat}, ledger.Metadata{})
+			bk, _, err := svc.Hold(fx.ctx, fx.show, domain.UserID(uuid.NewString()), []string{fmt.Sprint(i + 1)}, ledger.Metadata{})
 			if assert.NoError(t, err) {
-				_, err = svc.Confirm(ctx, res.ShowID, bk.ID, ledger.Metadata{})
+				_, err = svc.Confirm(fx.ctx, fx.show, bk.ID, ledger.Metadata{})
 				assert.NoError(t, err)
 			}
 		})
 	}
 	wg.Wait()
-
 	status := map[string]string{}
-	for v := 2; v <= 7; v++ {
-		c := next(t, f)
-		require.Equal(t, v, c.Version, "in version order, none skipped or repeated")
-		for _, s := range c.Seats {
-			status[s.SeatNumber] = s.Status
+	for v := 2; v <= 7; {
+		for _, m := range next(t, f) {
+			require.Equal(t, v, m.id, "in version order, none skipped or repeated")
+			for _, s := range m.data.Seats {
+				status[s.SeatNumber] = s.Status
+			}
+			v++
 		}
 	}
 	assert.Equal(t, map[string]string{"1": "booked", "2": "booked", "3": "booked"}, status)
-
-	// The backlog: a feed opened after all that, from version 3, starts at 4.
-	g, err := Open(ctx, hub, res.ShowID, 3)
-	require.NoError(t, err)
-	defer g.Close()
-	assert.Equal(t, 4, next(t, g).Version)
-
-	_, err = Open(ctx, hub, 999, 0)
-	require.ErrorIs(t, err, ErrNoShow)
-}
-
-// A subscriber that does not keep up is dropped rather than slowing the
-// hub; its client reconnects and resumes from the store.
-func TestSlowSubscriberIsDropped(t *testing.T) {
-	t.Parallel()
-	pool, _ := pgtest.NewDB(t)
-	ctx := context.Background()
-	svc, err := ledger.New(pool, ledger.DefaultConfig())
-	require.NoError(t, err)
-	hub := NewHub(eventstore.New(pool), nil, 5*time.Millisecond)
-	hub.buffer = 2
-	hub.started = make(chan struct{})
-	runHub(t, hub)
-	<-hub.started // it reads what comes next
-	res, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{Name: "x", ShowType: domain.ShowBus,
-		StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1", "2", "3", "4"}}, ledger.Metadata{})
-	require.NoError(t, err)
-	sub := hub.Subscribe(res.ShowID.StreamID())
-	defer sub.Close()
-	for _, seat := range []string{"1", "2", "3", "4"} {
-		_, _, err := svc.Hold(ctx, res.ShowID, "0190c6e4-0000-7000-8000-000000000001", []string{seat}, ledger.Metadata{})
-		require.NoError(t, err)
-	}
-	select {
-	case <-sub.Dropped():
-	case <-time.After(30 * time.Second):
-		t.Fatal("the slow subscriber was not dropped")
-	}
 }
 
 // A hub that starts while an older transaction is still appending must not
@@ -128,45 +366,50 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 // committed before the hub started.
 func TestHubStartsBelowRunningTransactions(t *testing.T) {
 	t.Parallel()
-	pool, _ := pgtest.NewDB(t)
-	ctx := context.Background()
-	svc, err := ledger.New(pool, ledger.DefaultConfig())
+	fx := newFixture(t, "1", "2")
+	pool := fx.db
+	res, err := fx.svc.ScheduleShow(fx.ctx, ledger.ScheduleInput{Name: "y", ShowType: domain.ShowBus,
+		StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1", "2"}}, ledger.Metadata{})
 	require.NoError(t, err)
-	var ids []domain.ShowID
-	for range 2 {
-		res, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{Name: "x", ShowType: domain.ShowBus,
-			StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1", "2"}}, ledger.Metadata{})
-		require.NoError(t, err)
-		ids = append(ids, res.ShowID)
-	}
 	hold := func(db eventstore.Conn, show domain.ShowID) {
 		data, err := domain.MarshalEvent(domain.SeatLocked{BookingID: domain.BookingID(uuid.NewString()),
 			UserID: domain.UserID(uuid.NewString()), SeatNumbers: []string{"1"}, ExpiresAt: time.Now().Add(time.Hour)})
 		require.NoError(t, err)
-		_, err = eventstore.New(db).Append(ctx, show.StreamID(), 1, []eventstore.EventData{{ID: uuid.Must(uuid.NewV7()), Type: domain.TypeSeatLocked, Data: data}})
+		_, err = eventstore.New(db).Append(fx.ctx, show.StreamID(), 1, []eventstore.EventData{{ID: uuid.Must(uuid.NewV7()), Type: domain.TypeSeatLocked, Data: data}})
 		require.NoError(t, err)
 	}
-	older, err := pool.Begin(ctx)
+	older, err := pool.Begin(fx.ctx)
 	require.NoError(t, err)
-	defer func() { _ = older.Rollback(ctx) }()
-	hold(older, ids[0]) // still running
-	hold(pool, ids[1])  // newer, committed
+	defer func() { _ = older.Rollback(fx.ctx) }()
+	hold(older, fx.show)   // still running
+	hold(pool, res.ShowID) // newer, committed
 
-	hub := NewHub(eventstore.New(pool), nil, 5*time.Millisecond)
-	hub.started = make(chan struct{})
-	runHub(t, hub)
-	<-hub.started
-	f, err := Open(ctx, hub, ids[0], 1)
-	require.NoError(t, err)
-	defer f.Close()
-	require.NoError(t, older.Commit(ctx))
-	assert.Equal(t, 2, next(t, f).Version, "the older transaction's hold reaches the feed")
+	h := startedHub(t, fx.store, Config{})
+	f := fx.open(t, h, 1)
+	require.NoError(t, older.Commit(fx.ctx))
+	assert.Equal(t, 2, nextOne(t, f).id, "the older transaction's hold reaches the feed")
 }
 
-// The database goes away under a running hub: every open feed is dropped at
-// once (its client reconnects and resumes from the store), and once the
-// database is back new feeds follow changes again, without restarting the
-// hub.
+// A show loaded before its hub chose where to start reading (the hub was
+// starting) gets the events committed in between from the store: the hub
+// starts after them.
+func TestShowLoadedBeforeTheHubStartsMissesNothing(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	h := NewHub(fx.store, nil, Config{Poll: 5 * time.Millisecond})
+	h.started = make(chan struct{})
+	f := fx.open(t, h, 1) // loads version 1
+	fx.hold(t, "1")       // version 2
+	runHub(t, h)
+	<-h.started // it starts after version 2
+	m := nextOne(t, f)
+	assert.Equal(t, 2, m.id, "version 2 from the store")
+	assert.Equal(t, []SeatChange{{"1", "locked"}}, m.data.Seats)
+}
+
+// The database goes away under a running hub: open feeds stay open, and
+// once the database is back they get what happened, without restarting
+// the hub.
 func TestHubRidesOutADatabaseOutage(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -177,11 +420,8 @@ func TestHubRidesOutADatabaseOutage(t *testing.T) {
 		StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1", "2"}}, ledger.Metadata{})
 	require.NoError(t, err)
 	hubPool := pgtest.Pool(t, url)
-	hub := NewHub(eventstore.New(hubPool), nil, 5*time.Millisecond)
-	hub.started = make(chan struct{})
-	runHub(t, hub)
-	<-hub.started
-	f, err := Open(ctx, hub, res.ShowID, 1)
+	h := startedHub(t, eventstore.New(hubPool), Config{})
+	f, err := h.Open(ctx, res.ShowID, 1)
 	require.NoError(t, err)
 	defer f.Close()
 
@@ -197,64 +437,75 @@ func TestHubRidesOutADatabaseOutage(t *testing.T) {
 	}
 	setConnections(false)
 	t.Cleanup(func() { setConnections(true) }) // before the database is dropped
-	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	_, _, err = f.Next(wait, nil)
-	require.ErrorIs(t, err, ErrDropped, "an open feed ends when the hub cannot read")
-
+	// The hub fails to read for a while; the feed waits on.
+	require.Eventually(t, func() bool {
+		_, err := hubPool.Exec(ctx, `SELECT 1`)
+		return err != nil
+	}, 30*time.Second, 10*time.Millisecond)
 	setConnections(true)
 	svc2, err := ledger.New(pgtest.Pool(t, url), ledger.DefaultConfig()) // the writer's old connections were cut too
 	require.NoError(t, err)
-	// A feed opened once the database answers gets the next hold live. (One
-	// opened just before the hub's last failed retry may still be dropped:
-	// its client would reconnect, and so does this loop.)
-	seats := []string{"1", "2"}
-	for attempt := 0; ; attempt++ {
-		require.Less(t, attempt, 2, "the hub does not deliver again")
-		var g *Feed
-		require.Eventually(t, func() bool {
-			g, err = Open(ctx, hub, res.ShowID, 1)
-			return err == nil
-		}, 30*time.Second, 50*time.Millisecond, "the database is back")
-		_, _, err = svc2.Hold(ctx, res.ShowID, domain.UserID(uuid.NewString()), seats[attempt:attempt+1], ledger.Metadata{})
-		require.NoError(t, err)
-		wait, cancel := context.WithTimeout(ctx, 30*time.Second)
-		c, ok, err := g.Next(wait, nil)
-		cancel()
-		g.Close()
-		if errors.Is(err, ErrDropped) {
-			continue
-		}
-		require.NoError(t, err)
-		require.True(t, ok)
-		assert.Equal(t, domain.TypeSeatLocked, c.Type, "a new feed follows changes again")
-		assert.Equal(t, []SeatChange{{SeatNumber: seats[attempt], Status: "locked"}}, c.Seats)
-		break
-	}
+	_, _, err = svc2.Hold(ctx, res.ShowID, domain.UserID(uuid.NewString()), []string{"2"}, ledger.Metadata{})
+	require.NoError(t, err)
+	m := nextOne(t, f)
+	assert.Equal(t, 2, m.id)
+	assert.Equal(t, []SeatChange{{"2", "locked"}}, m.data.Seats, "the open feed follows changes again")
 }
 
-// A feed opened before its hub chose where to start reading (the hub was
-// starting, or coming back after an outage) gets the events committed in
-// between from the store: the hub starts after them.
-func TestFeedOpenedBeforeTheHubStartsMissesNothing(t *testing.T) {
+// A show nobody watches is evicted after a while; one with a feed stays,
+// and a show watched again after eviction is loaded again. When the hub
+// stops, its feeds end.
+func TestIdleShowsAreEvicted(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool, _ := pgtest.NewDB(t)
-	svc, err := ledger.New(pool, ledger.DefaultConfig())
+	fx := newFixture(t)
+	h := startedHub(t, fx.store, Config{Evict: time.Hour})
+	f := fx.open(t, h, 1)
+	g := fx.open(t, h, 1)
+	f.Close()
+	h.evictIdle(time.Now().Add(2 * time.Hour))
+	shows, feeds := h.Watched()
+	assert.Equal(t, 1, shows, "a show with a feed stays")
+	assert.Equal(t, 1, feeds)
+	g.Close()
+	h.evictIdle(time.Now().Add(30 * time.Minute))
+	shows, _ = h.Watched()
+	assert.Equal(t, 1, shows, "not idle long enough")
+	h.evictIdle(time.Now().Add(2 * time.Hour))
+	shows, _ = h.Watched()
+	assert.Equal(t, 0, shows)
+	ctx, cancel := context.WithTimeout(fx.ctx, 30*time.Second)
+	defer cancel()
+	_, err := g.Next(ctx, nil)
+	require.ErrorIs(t, err, ErrDropped, "an evicted show's feeds end")
+
+	fx.open(t, h, 1)
+	assert.EqualValues(t, 2, fx.store.loads.Load(), "watched again: loaded again")
+}
+
+func TestGateCapsFeeds(t *testing.T) {
+	t.Parallel()
+	g := NewGate(3, 2)
+	r1, err := g.Admit("ip:a")
 	require.NoError(t, err)
-	res, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{Name: "x", ShowType: domain.ShowBus,
-		StartTime: time.Now().Add(time.Hour), SeatNumbers: []string{"1", "2"}}, ledger.Metadata{})
+	r2, err := g.Admit("ip:a")
 	require.NoError(t, err)
-	hub := NewHub(eventstore.New(pool), nil, 5*time.Millisecond)
-	hub.started = make(chan struct{})
-	f, err := Open(ctx, hub, res.ShowID, 1) // loads version 1
+	_, err = g.Admit("ip:a")
+	require.ErrorIs(t, err, ErrTooManyClientFeeds)
+	r3, err := g.Admit("user:b")
 	require.NoError(t, err)
-	defer f.Close()
-	_, _, err = svc.Hold(ctx, res.ShowID, domain.UserID(uuid.NewString()), []string{"1"}, ledger.Metadata{}) // version 2
-	require.NoError(t, err)
-	runHub(t, hub)
-	<-hub.started // it starts after version 2
-	c := next(t, f)
-	assert.Equal(t, 2, c.Version, "version 2 from the store")
-	assert.Equal(t, domain.TypeSeatLocked, c.Type)
+	_, err = g.Admit("user:c")
+	require.ErrorIs(t, err, ErrTooManyFeeds)
+	r1()
+	r1() // releasing twice counts once
+	assert.Equal(t, 2, g.Open())
+	_, err = g.Admit("ip:a")
+	require.NoError(t, err, "a released feed frees its place")
+	r2()
+	r3()
+
+	free := NewGate(0, 0)
+	for range 100 {
+		_, err := free.Admit("ip:a")
+		require.NoError(t, err, "0: no cap")
+	}
 }

@@ -37,6 +37,9 @@ type config struct {
 	CacheTTL     time.Duration
 	Roles        []string // api, projector, worker
 	PollInterval time.Duration
+	// LiveCoalesce is how long a live seat change may wait to go out with
+	// others (LIVE_COALESCE; 0: each event its own message).
+	LiveCoalesce time.Duration
 	Dev          bool // BOOKINGD_ENV=dev: a random JWT secret when none is set
 	API          api.Config
 }
@@ -60,6 +63,7 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 		CacheTTL:     30 * time.Second,
 		Roles:        knownRoles,
 		PollInterval: time.Second,
+		LiveCoalesce: 100 * time.Millisecond,
 		Dev:          getenv("BOOKINGD_ENV") == "dev",
 		API:          api.DefaultConfig(),
 	}
@@ -76,16 +80,22 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 		}
 	}
 	duration := func(name string, dst *time.Duration) { durationOr0(name, dst, false) }
-	integer := func(name string, dst *int) {
+	// integerOr0 accepts 0 too (meaning "no cap"); integer wants it positive.
+	integerOr0 := func(name string, dst *int, zeroOK bool) {
 		if v := getenv(name); v != "" {
 			n, err := strconv.Atoi(v)
-			if err != nil || n <= 0 {
-				errs = append(errs, fmt.Errorf("%s=%q: want a positive integer", name, v))
+			if err != nil || n < 0 || (n == 0 && !zeroOK) {
+				want := "a positive integer"
+				if zeroOK {
+					want = "a whole number ≥ 0"
+				}
+				errs = append(errs, fmt.Errorf("%s=%q: want %s", name, v, want))
 				return
 			}
 			*dst = n
 		}
 	}
+	integer := func(name string, dst *int) { integerOr0(name, dst, false) }
 	duration("HOLD_TTL", &c.HoldTTL)
 	duration("EXPIRY_INTERVAL", &c.ExpiryEvery)
 	durationOr0("CONFIRM_DELAY", &c.ConfirmDelay, true) // 0: payments off
@@ -97,6 +107,9 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 	integer("RATE_LIMIT_AUTH_PER_MIN", &c.API.RateLimits.Auth)
 	integer("RATE_LIMIT_BOOKINGS_PER_MIN", &c.API.RateLimits.Bookings)
 	integer("RATE_LIMIT_READS_PER_MIN", &c.API.RateLimits.Reads)
+	durationOr0("LIVE_COALESCE", &c.LiveCoalesce, true)                          // 0: a message per event
+	integerOr0("LIVE_MAX_FEEDS", &c.API.Live.MaxFeeds, true)                     // 0: no cap
+	integerOr0("LIVE_MAX_FEEDS_PER_CLIENT", &c.API.Live.MaxFeedsPerClient, true) // 0: no cap
 	maxBody := int(c.API.MaxBodyBytes)
 	integer("MAX_BODY_BYTES", &maxBody)
 	c.API.MaxBodyBytes = int64(maxBody)

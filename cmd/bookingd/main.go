@@ -402,7 +402,7 @@ func newAPI(ctx context.Context, wg *sync.WaitGroup, cfg config, d *deps, logger
 	var apiShards []api.Shard
 	for _, sh := range d.shards {
 		reads := readpath.New(sh.primary, sh.replicas, d.logger(sh))
-		hub := live.NewHub(sh.ledger.Store(), sh.listener.Wake(), 0).WithLogger(d.logger(sh))
+		hub := live.NewHub(sh.ledger.Store(), sh.listener.Wake(), live.Config{Coalesce: cfg.LiveCoalesce, Logger: d.logger(sh)})
 		wg.Go(func() { supervise(ctx, d.label(sh)+"live hub", hub.Run, logger) })
 		wg.Go(func() { reads.Watch(ctx, 2*time.Second) })
 		// The cache hears of changes on every shard.

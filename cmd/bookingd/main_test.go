@@ -37,6 +37,8 @@ func TestConfigErrors(t *testing.T) {
 		"short secret":  {map[string]string{"DATABASE_URL": "x", "JWT_SECRET": "short"}, "", "at least 32 bytes"},
 		"bad limit":     {map[string]string{"DATABASE_URL": "x", "RATE_LIMIT_READS_PER_MIN": "-3"}, "", "RATE_LIMIT_READS_PER_MIN"},
 		"bad trust":     {map[string]string{"DATABASE_URL": "x", "TRUST_PROXY_HEADERS": "yes please"}, "", "TRUST_PROXY_HEADERS"},
+		"bad feed cap":  {map[string]string{"DATABASE_URL": "x", "LIVE_MAX_FEEDS_PER_CLIENT": "-1"}, "", "LIVE_MAX_FEEDS_PER_CLIENT"},
+		"bad coalesce":  {map[string]string{"DATABASE_URL": "x", "LIVE_COALESCE": "soon"}, "", "LIVE_COALESCE"},
 		"slow payment":  {map[string]string{"DATABASE_URL": "x", "CONFIRM_DELAY": "10m", "HOLD_TTL": "5m"}, "", "CONFIRM_DELAY (10m0s) must be shorter than HOLD_TTL"},
 		"replica groups, one shard": {map[string]string{"DATABASE_URL": "x", "DATABASE_REPLICA_URLS": "r0;r1"}, "",
 			"';' separates the replicas of several shards"},
@@ -389,11 +391,14 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	assert.Equal(t, api.RateLimits{Auth: 5, Bookings: 10, Reads: 100}, cfg.API.RateLimits)
 	assert.Equal(t, 3*time.Second, cfg.API.ReadYourWritesWait)
 	assert.Equal(t, []string{"api", "projector", "worker"}, cfg.Roles)
+	assert.Equal(t, 100*time.Millisecond, cfg.LiveCoalesce)
+	assert.Equal(t, api.LiveLimits{MaxFeeds: 50_000, MaxFeedsPerClient: 10}, cfg.API.Live)
 
 	cfg, err = loadConfig(env(map[string]string{"DATABASE_URL": "x", "JWT_SECRET": secret,
 		"HTTP_ADDR": ":9000", "HOLD_TTL": "3m", "CONFIRM_DELAY": "2s", "EXPIRY_INTERVAL": "5s",
 		"RATE_LIMIT_AUTH_PER_MIN": "7", "RATE_LIMIT_BOOKINGS_PER_MIN": "8", "RATE_LIMIT_READS_PER_MIN": "9",
-		"READ_YOUR_WRITES_WAIT": "0", "BOOKINGD_ROLES": "api,worker"}), "")
+		"READ_YOUR_WRITES_WAIT": "0", "BOOKINGD_ROLES": "api,worker",
+		"LIVE_COALESCE": "0", "LIVE_MAX_FEEDS": "7", "LIVE_MAX_FEEDS_PER_CLIENT": "0"}), "")
 	require.NoError(t, err)
 	assert.Equal(t, ":9000", cfg.HTTPAddr)
 	assert.Equal(t, 3*time.Minute, cfg.HoldTTL)
@@ -402,6 +407,8 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	assert.Equal(t, api.RateLimits{Auth: 7, Bookings: 8, Reads: 9}, cfg.API.RateLimits)
 	assert.Zero(t, cfg.API.ReadYourWritesWait)
 	assert.Equal(t, []string{"api", "worker"}, cfg.Roles)
+	assert.Zero(t, cfg.LiveCoalesce, "0: a message per event")
+	assert.Equal(t, api.LiveLimits{MaxFeeds: 7, MaxFeedsPerClient: 0}, cfg.API.Live)
 }
 
 // -h prints the flags and succeeds without reading any configuration.
