@@ -62,7 +62,7 @@ fuzz: ## fuzz the domain's decide function for a minute
 	$(GO) test -run '^$$' -fuzz FuzzDecide -fuzztime 60s ./domain/
 
 .PHONY: bench
-bench: ## throughput of the seed's locking design vs the ledger vs the HTTP API (spread and hot, about a minute each), then a replay of 1,000,000 events
+bench: ## throughput of the seed's locking design vs the ledger vs the HTTP API (spread and hot, about a minute each), a replay of 1,000,000 events, then an on-sale on the real bookingd with 10,000 live feeds
 	@scripts/services.sh postgres redis
 	$(GO) run ./cmd/bookingbench -scenario all -target all
 

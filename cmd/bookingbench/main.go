@@ -2,7 +2,9 @@
 // pessimistic-locking transaction against the ledger's command path and the
 // full HTTP API, side by side in one process and one run, so their ratios
 // hold on a noisy machine. It also measures the projector's lag under the
-// ledger's write load and the show read with and without the Redis cache.
+// ledger's write load, the show read with and without the Redis cache, and
+// an on-sale against the real bookingd binary with thousands of live seat
+// maps open (-scenario onsale).
 //
 // Scenarios:
 //
@@ -140,6 +142,78 @@
 //
 //	{"scenario":"replay","events":…,"shows":…,"replay_s":…,"replay_events_per_s":…,"verify_s":…}
 //
+// On-sale (-scenario onsale, or all; issue 17). The real bookingd binary,
+// built from this module with `go build ./cmd/bookingd` (or -bookingd
+// PATH), runs on a fresh database (migrated; dropped afterwards unless
+// -keep) and on -redis-url under a key prefix of its own (REDIS_PREFIX; its
+// keys are deleted afterwards), with every role, its JSON logs in a file of
+// a temporary folder, a random JWT_SECRET and HTTP_ADDR on a free 127.0.0.1
+// port. Only the limits are raised: RATE_LIMIT_AUTH_PER_MIN,
+// RATE_LIMIT_BOOKINGS_PER_MIN and RATE_LIMIT_READS_PER_MIN to 100,000,000
+// (every client comes from one address), LIVE_MAX_FEEDS and
+// LIVE_MAX_FEEDS_PER_CLIENT to -watchers + 1,000. bookingd gets no other
+// variable, so everything else is its default: CONFIRM_DELAY (1 s: each
+// hold is confirmed a second later), HOLD_TTL, LIVE_COALESCE,
+// MAX_SEATS_PER_USER … -target does not apply. bookingbench raises its
+// open-file limit, which bookingd inherits, to room for every feed on both
+// ends (within the hard limit; fewer than -watchers + 1,024 fails).
+//
+// Before bookingd starts, the ledger in this process schedules one movie
+// show of 20,000 seats (max_seats_per_user left to the default) and holds
+// 3,000 random seats of it, one each for as many users. 64 clients
+// register and log in through the API, one user each, and share a
+// shuffled queue of the other seats: each holds one seat at a time (POST
+// /api/bookings) and keeps at most 5 holds, cancelling its oldest (POST
+// /api/bookings/{id}/cancel) before a 6th and putting that seat at the end
+// of the queue (a seat whose hold was refused as busy or over a limit goes
+// back too; one whose request failed does not). Holds per second are the
+// 201s over the time until the last client finished.
+//
+// Phase A: the clients book for -onsale-alone (10 s) with nobody watching
+// (holds_per_s_alone). Then, as the web app does, bookingbench reads GET
+// /api/shows/{id} (once: nothing books meanwhile) and opens -watchers
+// (10,000) anonymous feeds GET /api/shows/{id}/live?after=<its version>,
+// about 2,000 a second, each a raw HTTP/1.1 request on a TCP connection of
+// its own. Connect time is from dialling to the response header; a feed not
+// answered 200 within 60 s, or that ends before the run is over, is
+// dropped and not reconnected. Phase B: once every feed has connected or
+// failed, the clients book for -onsale-watched (30 s) with every feed open
+// (holds_per_s), and then 3 s pass.
+//
+// Delivery. 50 of the watchers, spread over the ramp, parse every
+// server-sent event ("snapshot" and "seats" messages) and note when each
+// arrived, its version and the seats it lists as locked; the others read
+// into a small buffer and discard. The 201 carries no stream version, so
+// afterwards the events table gives each phase-B hold's SeatLocked version:
+// a hold reaches a sampled watcher with the first message the watcher
+// applies (its version above the one the watcher has) whose range of
+// versions holds the hold's and that lists its seat as locked, or with a
+// snapshot at or above its version — a seat held, cancelled and held again
+// is never taken for another of its holds (matchDeliveries).
+// delivery_p50_ms and delivery_p99_ms are over every (hold, sampled
+// watcher) pair, from the client's 201 to the arrival (a feed faster than
+// the 201 counts negative); deliveries_missed counts the pairs not
+// delivered by the end of the 3 s. A sampled watcher that never connected
+// is left out (it counts as dropped); one whose feed ended misses every
+// hold after.
+//
+// Memory: bookingd's VmRSS (/proc/<pid>/status) every 100 ms;
+// rss_kb_per_watcher is its maximum from the first feed to the end of
+// phase B, less its value just before the feeds, over the feeds that
+// connected. Then internal/audit folds the events table: oversold (a seat
+// held by two live bookings) and lost (a 201 without its SeatLocked; the
+// 3,000 set-up holds included). Last the feeds are closed and bookingd is
+// sent SIGTERM and waited for. Its JSON line, which comes last with -scenario all:
+//
+//	{"scenario":"onsale","watchers":…,"watchers_connected":…,"watchers_dropped":…,"connect_p50_ms":…,"connect_p99_ms":…,
+//	 "delivery_p50_ms":…,"delivery_p99_ms":…,"deliveries_missed":…,"holds_per_s_alone":…,"holds_per_s":…,"holds_ratio":…,
+//	 "rss_kb_per_watcher":…,"oversold":0,"lost":0,"watchers_not_connected":…,"sampled_watchers":…,"deliveries":…,
+//	 "holds_p99_ms_alone":…,"holds_p99_ms":…,"rss_before_kb":…,"rss_max_kb":…}
+//
+// (on one line). watchers_dropped counts the feeds not open at the end,
+// watchers_not_connected those of them that never connected; holds_ratio
+// is holds_per_s over holds_per_s_alone; holds_p99_ms* are the 201s'.
+//
 // Output: per scenario the tables of bookings, projection lag and reads,
 // then one JSON line — the last line of the output is the last scenario's:
 //
@@ -229,7 +303,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	_, err = bench(ctx, cfg, stdout, stderr)
+	if _, err = bench(ctx, cfg, stdout, stderr); err != nil || !cfg.onsale.enabled {
+		return err
+	}
+	_, err = benchOnsale(ctx, cfg, stdout, func(format string, args ...any) {
+		if !cfg.jsonOnly {
+			fmt.Fprintf(stderr, format+"\n", args...)
+		}
+	})
 	return err
 }
 
@@ -254,6 +335,8 @@ type config struct {
 	// replicaURL, when set, is a hot standby of the adminURL server whose
 	// lag the ledger target measures.
 	replicaURL string
+	// onsale is the on-sale scenario against the real bookingd (onsale.go).
+	onsale onsaleConfig
 }
 
 // Target names, in the order -target all runs them.
@@ -281,7 +364,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		redisDefault = defaultRedisURL
 	}
 	var (
-		sc  = fs.String("scenario", "both", "spread (1,000 shows × 100 seats), hot (one show of 10,000 seats), both, replay (rebuild the projections from -replay-events events) or all")
+		sc  = fs.String("scenario", "both", "spread (1,000 shows × 100 seats), hot (one show of 10,000 seats), both, replay (rebuild the projections from -replay-events events), onsale (the real bookingd with -watchers live feeds) or all")
 		tg  = fs.String("target", "all", "seed, ledger, http or all (one after another)")
 		cfg config
 	)
@@ -296,6 +379,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	replayEvents := fs.Int("replay-events", 1_000_000, "events the replay scenario generates and replays")
 	fs.IntVar(&cfg.shards, "shards", 1, "databases the ledger target spreads its shows over (show id mod N), reporting each one's bookings/s")
 	fs.StringVar(&cfg.replicaURL, "replica-url", "", "a hot standby streaming from the -admin-url server: the ledger target measures its lag under the write load (off when empty)")
+	cfg.onsale = defaultOnsale()
+	fs.IntVar(&cfg.onsale.watchers, "watchers", cfg.onsale.watchers, "live feeds the onsale scenario opens")
+	fs.DurationVar(&cfg.onsale.alone, "onsale-alone", cfg.onsale.alone, "how long the onsale scenario books without watchers (holds_per_s_alone)")
+	fs.DurationVar(&cfg.onsale.watched, "onsale-watched", cfg.onsale.watched, "how long the onsale scenario books with every feed open (holds_per_s)")
+	fs.StringVar(&cfg.onsale.bookingd, "bookingd", "", "the bookingd binary the onsale scenario runs (default: go build ./cmd/bookingd of this module)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return config{}, err
@@ -314,10 +402,20 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		cfg.scenarios = []scenario{spread, hot}
 	case "replay":
 		cfg.replayEvents = *replayEvents
+	case "onsale":
+		cfg.onsale.enabled = true
 	case "all":
-		cfg.scenarios, cfg.replayEvents = []scenario{spread, hot}, *replayEvents
+		cfg.scenarios, cfg.replayEvents, cfg.onsale.enabled = []scenario{spread, hot}, *replayEvents, true
 	default:
-		return config{}, usagef("-scenario must be spread, hot, both, replay or all, not %q", *sc)
+		return config{}, usagef("-scenario must be spread, hot, both, replay, onsale or all, not %q", *sc)
+	}
+	// Each feed is a connection from a port of 127.0.0.1's ephemeral range
+	// (net.ipv4.ip_local_port_range, about 28,000 by default).
+	if cfg.onsale.watchers < 1 || cfg.onsale.watchers > 25_000 {
+		return config{}, usagef("-watchers must be 1 to 25000, not %d", cfg.onsale.watchers)
+	}
+	if cfg.onsale.alone <= 0 || cfg.onsale.watched <= 0 {
+		return config{}, usagef("-onsale-alone and -onsale-watched must be positive, not %s and %s", cfg.onsale.alone, cfg.onsale.watched)
 	}
 	if *replayEvents < replaySeats+1 || *replayEvents > 100_000_000 {
 		return config{}, usagef("-replay-events must be %d to 100000000, not %d", replaySeats+1, *replayEvents)

@@ -206,6 +206,12 @@ func TestFlagErrors(t *testing.T) {
 		{"-replica-url", "mysql://nope"},
 		{"-target", "seed", "-replica-url", "postgres://127.0.0.1/postgres"},
 		{"-scenario", "replay", "-replica-url", "postgres://127.0.0.1/postgres"},
+		{"-scenario", "onsale", "-replica-url", "postgres://127.0.0.1/postgres"},
+		{"-watchers", "0"},
+		{"-scenario", "onsale", "-watchers", "30000"},
+		{"-watchers", "many"},
+		{"-onsale-alone", "0s"},
+		{"-scenario", "onsale", "-onsale-watched", "-1s"},
 		{"-nope"},
 		{"extra"},
 	} {

@@ -64,27 +64,12 @@ type readStats struct {
 // afterwards.
 func (h *httpTarget) measureReads(ctx context.Context, redisURL string, n int, d time.Duration) (st readStats, err error) {
 	st.show = h.readShow
-	opts, err := redis.ParseURL(redisURL)
-	if err != nil {
-		return st, fmt.Errorf("redis URL: %w", err)
-	}
 	// As many connections as clients, as the database pool has.
-	opts.PoolSize = max(opts.PoolSize, n)
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		return st, fmt.Errorf("redis at %s (is redis-server running? `make services` starts it): %w", opts.Addr, err)
+	rdb, prefix, err := openRedis(ctx, redisURL, n)
+	if err != nil {
+		return st, err
 	}
-	var suffix [4]byte
-	_, _ = rand.Read(suffix[:])
-	prefix := "bookingbench:" + hex.EncodeToString(suffix[:]) + ":"
-	defer func() {
-		// Every key with the prefix in it: the cache's, and the limiter's,
-		// which redis_rate names "rate:<prefix>…".
-		if derr := redistest.DeleteKeys(context.WithoutCancel(ctx), rdb, prefix); derr != nil {
-			err = errors.Join(err, derr)
-		}
-	}()
+	defer func() { err = errors.Join(err, closeRedis(ctx, rdb, prefix)) }()
 
 	c := cache.New(rdb, cache.Config{Prefix: prefix})
 	listenCtx, stopListen := context.WithCancel(ctx)
@@ -176,6 +161,32 @@ func (h *httpTarget) measureReads(ctx context.Context, redisURL string, n int, d
 		st.ratioRedisLimits = st.cachedRedisLimits / st.uncachedRedisLimits
 	}
 	return st, nil
+}
+
+// openRedis connects to redisURL with room for poolSize connections and
+// makes a key prefix of the run's own; closeRedis deletes the keys.
+func openRedis(ctx context.Context, redisURL string, poolSize int) (rdb *redis.Client, prefix string, err error) {
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, "", fmt.Errorf("redis URL: %w", err)
+	}
+	opts.PoolSize = max(opts.PoolSize, poolSize)
+	rdb = redis.NewClient(opts)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, "", fmt.Errorf("redis at %s (is redis-server running? `make services` starts it): %w", opts.Addr, err)
+	}
+	var suffix [4]byte
+	_, _ = rand.Read(suffix[:])
+	return rdb, "bookingbench:" + hex.EncodeToString(suffix[:]) + ":", nil
+}
+
+// closeRedis deletes every key with the prefix in it — a cache's, and a
+// limiter's, which redis_rate names "rate:<prefix>…" — even when ctx has
+// ended, and closes the client.
+func closeRedis(ctx context.Context, rdb *redis.Client, prefix string) error {
+	err := redistest.DeleteKeys(context.WithoutCancel(ctx), rdb, prefix)
+	return errors.Join(err, rdb.Close())
 }
 
 // readRounds is how many turns the read phases take.
