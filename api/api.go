@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bookingledger/ledger/cache"
+	"github.com/bookingledger/ledger/domain"
 	"github.com/bookingledger/ledger/ledger"
 	"github.com/bookingledger/ledger/live"
 	"github.com/bookingledger/ledger/migrations"
@@ -49,6 +50,9 @@ type Config struct {
 	// TrustProxyHeaders makes the client IP of rate limits the last hop of
 	// X-Forwarded-For (set it only behind one proxy that appends to it).
 	TrustProxyHeaders bool
+	// MaxSeatsPerUser is a new show's cap on the seats one user may hold
+	// or have bought at once when POST /api/shows names none; 0: no cap.
+	MaxSeatsPerUser int
 	// Live caps the live seat-map feeds open in this process and per
 	// client.
 	Live LiveLimits
@@ -72,6 +76,7 @@ func DefaultConfig() Config {
 		IdempotencyTTL:     24 * time.Hour,
 		ReadYourWritesWait: 3 * time.Second,
 		RateLimits:         RateLimits{Auth: 5, Bookings: 10, Reads: 100},
+		MaxSeatsPerUser:    10,
 		Live:               LiveLimits{MaxFeeds: 50_000, MaxFeedsPerClient: 10},
 	}
 }
@@ -90,6 +95,9 @@ func (c Config) Validate() error {
 	}
 	if c.RateLimits.Auth <= 0 || c.RateLimits.Bookings <= 0 || c.RateLimits.Reads <= 0 {
 		errs = append(errs, errors.New("rate limits must be positive"))
+	}
+	if c.MaxSeatsPerUser < 0 || c.MaxSeatsPerUser > domain.MaxSeatsPerShow {
+		errs = append(errs, fmt.Errorf("max seats per user must be 0 (no cap) to %d", domain.MaxSeatsPerShow))
 	}
 	if c.Live.MaxFeeds < 0 || c.Live.MaxFeedsPerClient < 0 {
 		errs = append(errs, errors.New("live feed caps must not be negative"))

@@ -99,6 +99,8 @@ func outcomeOf(err error) string {
 	switch {
 	case errors.Is(err, domain.ErrSeatsUnavailable):
 		return "unavailable"
+	case errors.Is(err, domain.ErrSeatLimit):
+		return "seat_limit"
 	case errors.Is(err, domain.ErrHoldExpired):
 		return "hold_expired"
 	case errors.Is(err, domain.ErrBookingNotPending):

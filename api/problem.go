@@ -27,7 +27,11 @@ type Problem struct {
 	Instance string `json:"instance,omitempty"`
 
 	UnavailableSeats []string `json:"unavailable_seats,omitempty"`
-	RequestID        string   `json:"request_id,omitempty"`
+	// Limit and Held answer a hold over the show's seats per user: the cap,
+	// and the seats the user holds or bought already (0 is a value there).
+	Limit     *int   `json:"limit,omitempty"`
+	Held      *int   `json:"held,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // problemFor maps an error to its HTTP answer. It is the one place where
@@ -35,11 +39,17 @@ type Problem struct {
 func problemFor(err error) Problem {
 	var (
 		unavailable *domain.SeatsUnavailableError
+		capped      *domain.SeatLimitError
 		tooLarge    *http.MaxBytesError
 	)
 	switch {
 	case errors.As(err, &unavailable):
 		return Problem{Status: http.StatusConflict, Title: "Seats unavailable", Detail: err.Error(), UnavailableSeats: unavailable.Seats}
+	case errors.As(err, &capped):
+		return Problem{Type: "/problems/seat-limit", Status: http.StatusConflict, Title: "Seat limit reached",
+			Detail: fmt.Sprintf("you can hold at most %d seats for this show; you hold %d and asked for %d more",
+				capped.Limit, capped.Held, capped.Requested),
+			Limit: &capped.Limit, Held: &capped.Held}
 	case errors.As(err, &tooLarge):
 		return Problem{Status: http.StatusRequestEntityTooLarge, Title: "Request body too large",
 			Detail: fmt.Sprintf("the body may be at most %d bytes", tooLarge.Limit)}

@@ -373,6 +373,9 @@ type createShowRequest struct {
 	StartTime   time.Time       `json:"start_time"`
 	TotalSeats  *int            `json:"total_seats"`
 	SeatNumbers []string        `json:"seat_numbers"`
+	// MaxSeatsPerUser caps the seats one user may hold or have bought on
+	// the show (0: no cap); absent, the server's default (Config).
+	MaxSeatsPerUser *int `json:"max_seats_per_user"`
 }
 
 func (s *server) createShow(w http.ResponseWriter, r *http.Request) {
@@ -401,9 +404,13 @@ func (s *server) createShow(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, unprocessable("start_time must be in the future"))
 		return
 	}
+	limit := s.Config.MaxSeatsPerUser
+	if in.MaxSeatsPerUser != nil {
+		limit = *in.MaxSeatsPerUser // the domain refuses one out of range (422)
+	}
 	p, _ := principalFrom(r.Context())
 	res, err := s.ledger.ScheduleShow(r.Context(), ledger.ScheduleInput{
-		Name: in.Name, ShowType: in.ShowType, StartTime: in.StartTime, SeatNumbers: seats,
+		Name: in.Name, ShowType: in.ShowType, StartTime: in.StartTime, SeatNumbers: seats, MaxSeatsPerUser: limit,
 	}, s.meta(r, p))
 	if err != nil {
 		s.writeError(w, r, err)
@@ -413,7 +420,7 @@ func (s *server) createShow(w http.ResponseWriter, r *http.Request) {
 	s.Logger.InfoContext(r.Context(), "show scheduled", "show_id", res.ShowID, "seats", len(seats))
 	detail := projections.ShowDetail{ShowSummary: projections.ShowSummary{
 		ID: int64(res.ShowID), Name: in.Name, ShowType: string(in.ShowType), StartTime: in.StartTime.UTC(),
-		TotalSeats: len(seats), AvailableSeats: len(seats), Version: res.Version,
+		TotalSeats: len(seats), AvailableSeats: len(seats), MaxSeatsPerUser: limit, Version: res.Version,
 	}, Seats: make([]projections.Seat, len(seats))}
 	for i, n := range seats {
 		detail.Seats[i] = projections.Seat{SeatNumber: n, Status: string(domain.SeatStatusAvailable)}

@@ -4,7 +4,7 @@
 // The schema: the event log and its consumers' checkpoints (00001), the
 // projections read by the API (00002, 00005, 00008), users (00003),
 // idempotency keys (00004), the payment queue (00006) and the analytics
-// job's tables (00007).
+// job's tables (00007); 00011 adds a show's cap on seats per user.
 package migrations
 
 import (

@@ -92,13 +92,14 @@ func statementFor(e eventstore.Event) (statement, error) {
 		st.guarded = false
 		st.sql = `
 			WITH s AS (
-				INSERT INTO shows (id, name, show_type, start_time, total_seats, available_seats, version, created_at, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $7)
+				INSERT INTO shows (id, name, show_type, start_time, total_seats, available_seats, version, created_at, updated_at, max_seats_per_user)
+				VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $7, $9)
 				ON CONFLICT (id) DO NOTHING
 				RETURNING id)
 			INSERT INTO seats (show_id, seat_number, position, status)
 			SELECT s.id, t.n, t.ord, 'available' FROM s, unnest($8::text[]) WITH ORDINALITY AS t(n, ord)`
-		st.args = []any{int64(show), ev.Name, string(ev.ShowType), ev.StartTime, len(ev.SeatNumbers), e.StreamVersion, at, ev.SeatNumbers}
+		st.args = []any{int64(show), ev.Name, string(ev.ShowType), ev.StartTime, len(ev.SeatNumbers), e.StreamVersion, at, ev.SeatNumbers,
+			ev.MaxSeatsPerUser}
 	case domain.SeatLocked:
 		st.sql = guarded(`
 			, seats_up AS (

@@ -99,7 +99,7 @@ func sameNullTime(a, b pgtype.Timestamptz) bool {
 
 func sameShow(a, b *showRow) bool {
 	return a.id == b.id && a.name == b.name && a.showType == b.showType && sameTime(a.start, b.start) &&
-		a.total == b.total && a.available == b.available && a.ver == b.ver &&
+		a.total == b.total && a.available == b.available && a.ver == b.ver && a.maxSeatsPerUser == b.maxSeatsPerUser &&
 		sameTime(a.createdAt, b.createdAt) && sameTime(a.updatedAt, b.updatedAt)
 }
 
@@ -139,7 +139,7 @@ func uuidn(id pgtype.UUID) any {
 
 func showJSON(s *showRow) map[string]any {
 	return map[string]any{"id": s.id, "name": s.name, "show_type": s.showType, "start_time": ts(s.start),
-		"total_seats": s.total, "available_seats": s.available, "version": s.ver,
+		"total_seats": s.total, "available_seats": s.available, "version": s.ver, "max_seats_per_user": s.maxSeatsPerUser,
 		"created_at": ts(s.createdAt), "updated_at": ts(s.updatedAt)}
 }
 

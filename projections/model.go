@@ -35,6 +35,7 @@ type showRow struct {
 	name, showType        string
 	start                 time.Time
 	total, available, ver int
+	maxSeatsPerUser       int // 0: no cap
 	createdAt, updatedAt  time.Time
 	seats                 []seatRow
 	seatIndex             map[string]int
@@ -85,7 +86,7 @@ func (m *Model) apply(e eventstore.Event, id domain.ShowID, ev domain.Event) err
 		}
 		s = &showRow{
 			id: int64(id), name: ev.Name, showType: string(ev.ShowType), start: recordedAt(ev.StartTime),
-			total: len(ev.SeatNumbers), available: len(ev.SeatNumbers), ver: e.StreamVersion,
+			total: len(ev.SeatNumbers), available: len(ev.SeatNumbers), ver: e.StreamVersion, maxSeatsPerUser: ev.MaxSeatsPerUser,
 			createdAt: at, updatedAt: at, seatIndex: make(map[string]int, len(ev.SeatNumbers)),
 		}
 		s.seats = make([]seatRow, len(ev.SeatNumbers))
@@ -191,14 +192,14 @@ func (m *Model) release(s *showRow, id domain.BookingID, n int, to domain.Bookin
 func (m *Model) Write(ctx context.Context, tx pgx.Tx) error {
 	shows := slices.SortedFunc(maps.Values(m.shows), func(a, b *showRow) int { return cmp.Compare(a.id, b.id) })
 	i := 0
-	row := make([]any, 9)
+	row := make([]any, 10)
 	showRows := func() ([]any, error) {
 		if i == len(shows) {
 			return nil, nil
 		}
 		s := shows[i]
 		i++
-		row = append(row[:0], s.id, s.name, s.showType, s.start, s.total, s.available, s.ver, s.createdAt, s.updatedAt)
+		row = append(row[:0], s.id, s.name, s.showType, s.start, s.total, s.available, s.ver, s.createdAt, s.updatedAt, s.maxSeatsPerUser)
 		return row, nil
 	}
 	show, seat := 0, 0
@@ -230,7 +231,7 @@ func (m *Model) Write(ctx context.Context, tx pgx.Tx) error {
 		cols  []string
 		rows  func() ([]any, error)
 	}{
-		{"shows", []string{"id", "name", "show_type", "start_time", "total_seats", "available_seats", "version", "created_at", "updated_at"}, showRows},
+		{"shows", []string{"id", "name", "show_type", "start_time", "total_seats", "available_seats", "version", "created_at", "updated_at", "max_seats_per_user"}, showRows},
 		{"seats", []string{"show_id", "seat_number", "position", "status", "booking_id", "locked_until"}, seatRows},
 		{"bookings", []string{"id", "show_id", "user_id", "seat_numbers", "status", "created_at", "expires_at", "confirmed_at", "expired_at", "cancelled_at", "updated_at"}, bookingRows},
 	} {
@@ -247,13 +248,13 @@ func recordedAt(t time.Time) time.Time { return t.Truncate(time.Microsecond).UTC
 // loadModel reads the live tables into a Model, to compare with a replay.
 func loadModel(ctx context.Context, tx pgx.Tx) (*Model, error) {
 	m := NewModel()
-	rows, err := tx.Query(ctx, `SELECT id, name, show_type, start_time, total_seats, available_seats, version, created_at, updated_at FROM shows`)
+	rows, err := tx.Query(ctx, `SELECT id, name, show_type, start_time, total_seats, available_seats, version, created_at, updated_at, max_seats_per_user FROM shows`)
 	if err != nil {
 		return nil, fmt.Errorf("read shows: %w", err)
 	}
 	for rows.Next() {
 		s := &showRow{seatIndex: map[string]int{}}
-		if err := rows.Scan(&s.id, &s.name, &s.showType, &s.start, &s.total, &s.available, &s.ver, &s.createdAt, &s.updatedAt); err != nil {
+		if err := rows.Scan(&s.id, &s.name, &s.showType, &s.start, &s.total, &s.available, &s.ver, &s.createdAt, &s.updatedAt, &s.maxSeatsPerUser); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read shows: %w", err)
 		}

@@ -92,6 +92,7 @@ func TestProjectorAndQueries(t *testing.T) {
 	for i, typ := range []domain.ShowType{domain.ShowMovie, domain.ShowBus, domain.ShowDoctor, domain.ShowMovie, domain.ShowMovie} {
 		res, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{
 			Name: string(typ), ShowType: typ, StartTime: start.Add(time.Duration(i) * time.Hour), SeatNumbers: []string{"A1", "A2", "A3"},
+			MaxSeatsPerUser: 3 * i, // the first without a cap
 		}, ledger.Metadata{})
 		require.NoError(t, err)
 		ids = append(ids, res.ShowID)
@@ -115,10 +116,12 @@ func TestProjectorAndQueries(t *testing.T) {
 	assert.Equal(t, 0, d.AvailableSeats)
 	assert.Equal(t, 3, d.TotalSeats)
 	assert.Equal(t, 4, d.Version)
+	assert.Zero(t, d.MaxSeatsPerUser)
 	assert.Equal(t, []projections.Seat{{"A1", "booked"}, {"A2", "booked"}, {"A3", "locked"}}, d.Seats)
 	d, err = r.Show(ctx, int64(ids[1]))
 	require.NoError(t, err)
 	assert.Equal(t, 3, d.AvailableSeats)
+	assert.Equal(t, 3, d.MaxSeatsPerUser)
 	assert.Equal(t, "available", d.Seats[2].Status)
 	_, err = r.Show(ctx, 424242)
 	require.ErrorIs(t, err, projections.ErrNotFound)
@@ -153,19 +156,23 @@ func TestProjectorAndQueries(t *testing.T) {
 	require.ErrorIs(t, err, projections.ErrBadCursor)
 
 	// The list pages in start order; filters narrow it.
-	var seen []int64
+	var (
+		seen []int64
+		caps []int
+	)
 	page := projections.ShowPage{}
 	for range 10 {
 		page, err = r.ListShows(ctx, projections.ShowFilter{Limit: 2, Cursor: page.NextCursor})
 		require.NoError(t, err)
 		for _, s := range page.Shows {
-			seen = append(seen, s.ID)
+			seen, caps = append(seen, s.ID), append(caps, s.MaxSeatsPerUser)
 		}
 		if page.NextCursor == "" {
 			break
 		}
 	}
 	assert.Equal(t, []int64{int64(ids[0]), int64(ids[1]), int64(ids[2]), int64(ids[3]), int64(ids[4])}, seen)
+	assert.Equal(t, []int{0, 3, 6, 9, 12}, caps)
 	page, err = r.ListShows(ctx, projections.ShowFilter{Type: "movie", From: start.Add(time.Hour)})
 	require.NoError(t, err)
 	require.Len(t, page.Shows, 2)
@@ -300,7 +307,7 @@ func TestVerifyFindsDifferencesAndRebuildRepairs(t *testing.T) {
 	require.NoError(t, err)
 	// The workload may sell every seat; this show keeps all of its free.
 	free, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{Name: "free", ShowType: domain.ShowBus,
-		StartTime: time.Date(2031, 5, 1, 18, 0, 0, 0, time.UTC), SeatNumbers: []string{"F1", "F2"}}, ledger.Metadata{})
+		StartTime: time.Date(2031, 5, 1, 18, 0, 0, 0, time.UTC), SeatNumbers: []string{"F1", "F2"}, MaxSeatsPerUser: 2}, ledger.Metadata{})
 	require.NoError(t, err)
 	stop := startProjector(t, pool)
 	waitCaughtUp(t, pool)
@@ -327,6 +334,9 @@ func TestVerifyFindsDifferencesAndRebuildRepairs(t *testing.T) {
 		WHERE show_id = $1 AND seat_number = 'F1'`, int64(free.ShowID))
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, `UPDATE seats SET locked_until = '-infinity' WHERE show_id = $1 AND seat_number = 'F2'`, int64(free.ShowID))
+	require.NoError(t, err)
+	// A show's seat cap is compared too: the rebuild restores it.
+	_, err = pool.Exec(ctx, `UPDATE shows SET max_seats_per_user = 0 WHERE id = $1`, int64(free.ShowID))
 	require.NoError(t, err)
 	var infinite string
 	require.NoError(t, pool.QueryRow(ctx, `UPDATE bookings SET expired_at = 'infinity'
@@ -359,6 +369,9 @@ func TestVerifyFindsDifferencesAndRebuildRepairs(t *testing.T) {
 	assert.True(t, found("seats", "unexpected", freeShow, `"seat_number":"F2"`, `"locked_until":"-infinity"`),
 		"the seat locked until -infinity: %v", report.Differences)
 	assert.True(t, found("bookings", "unexpected", infinite, `"expired_at":"infinity"`), "the booking expired at infinity: %v", report.Differences)
+	freeRow := fmt.Sprintf(`"id":%d`, free.ShowID)
+	assert.True(t, found("shows", "missing", freeRow, `"max_seats_per_user":2`), "the show that lost its cap: %v", report.Differences)
+	assert.True(t, found("shows", "unexpected", freeRow, `"max_seats_per_user":0`), "the show that lost its cap: %v", report.Differences)
 
 	indexes := func() []string {
 		rows, err := pool.Query(ctx, `SELECT indexdef FROM pg_indexes WHERE tablename IN ('shows', 'seats', 'bookings') ORDER BY 1`)

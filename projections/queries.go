@@ -38,13 +38,14 @@ func NewReader(db Querier) *Reader { return &Reader{db: db} }
 
 // ShowSummary is a show as listed.
 type ShowSummary struct {
-	ID             int64     `json:"id"`
-	Name           string    `json:"name"`
-	ShowType       string    `json:"show_type"`
-	StartTime      time.Time `json:"start_time"`
-	TotalSeats     int       `json:"total_seats"`
-	AvailableSeats int       `json:"available_seats"`
-	Version        int       `json:"version"` // stream version projected; the ETag source
+	ID              int64     `json:"id"`
+	Name            string    `json:"name"`
+	ShowType        string    `json:"show_type"`
+	StartTime       time.Time `json:"start_time"`
+	TotalSeats      int       `json:"total_seats"`
+	AvailableSeats  int       `json:"available_seats"`
+	MaxSeatsPerUser int       `json:"max_seats_per_user"` // seats one user may hold or have bought at once; 0: no cap
+	Version         int       `json:"version"`            // stream version projected; the ETag source
 }
 
 // Seat is one entry of a show's seat map.
@@ -91,10 +92,10 @@ type ShowPage struct {
 	NextCursor string        `json:"next_cursor,omitempty"`
 }
 
-const showColumns = `id, name, show_type, start_time, total_seats, available_seats, version`
+const showColumns = `id, name, show_type, start_time, total_seats, available_seats, max_seats_per_user, version`
 
 func scanShow(row pgx.Row, s *ShowSummary) error {
-	return row.Scan(&s.ID, &s.Name, &s.ShowType, &s.StartTime, &s.TotalSeats, &s.AvailableSeats, &s.Version)
+	return row.Scan(&s.ID, &s.Name, &s.ShowType, &s.StartTime, &s.TotalSeats, &s.AvailableSeats, &s.MaxSeatsPerUser, &s.Version)
 }
 
 // ListShows returns a page of shows.

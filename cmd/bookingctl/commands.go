@@ -188,6 +188,10 @@ func (c *cli) users(ctx context.Context, args []string) error {
 	return nil
 }
 
+// demoSeatsPerUser caps the seats one user may hold or have bought on each
+// demo show: bookingd's default for new shows (MAX_SEATS_PER_USER).
+const demoSeatsPerUser = 10
+
 // seedDemo schedules its shows through ledger.Sharded, so they spread over
 // the shards (users, which it does not create, live on DATABASE_URL).
 func (c *cli) seedDemo(ctx context.Context, args []string) error {
@@ -241,18 +245,18 @@ func (c *cli) seedDemo(ctx context.Context, args []string) error {
 		{"Dr. Lindqvist, dermatology", domain.ShowDoctor, day.Add(48*time.Hour + 8*time.Hour), 24},
 	}
 	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tTYPE\tSTARTS\tSEATS\tNAME")
+	fmt.Fprintln(w, "ID\tTYPE\tSTARTS\tSEATS\tPER USER\tNAME")
 	for _, d := range demo {
 		seats, err := domain.GenerateSeatLabels(d.typ, d.seats)
 		if err != nil {
 			return err
 		}
-		res, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{Name: d.name, ShowType: d.typ, StartTime: d.start, SeatNumbers: seats},
-			ledger.Metadata{RequestID: "bookingctl seed-demo"})
+		res, err := svc.ScheduleShow(ctx, ledger.ScheduleInput{Name: d.name, ShowType: d.typ, StartTime: d.start, SeatNumbers: seats,
+			MaxSeatsPerUser: demoSeatsPerUser}, ledger.Metadata{RequestID: "bookingctl seed-demo"})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\n", res.ShowID, d.typ, d.start.Format(time.RFC3339), d.seats, d.name)
+		fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%d\t%s\n", res.ShowID, d.typ, d.start.Format(time.RFC3339), d.seats, demoSeatsPerUser, d.name)
 	}
 	return w.Flush()
 }

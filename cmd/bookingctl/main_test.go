@@ -51,6 +51,15 @@ func TestMigrateSeedVerifyOnEmptyDatabase(t *testing.T) {
 	assert.Contains(t, r.stdout, "movie")
 	assert.Contains(t, r.stdout, "bus")
 	assert.Contains(t, r.stdout, "doctor")
+	// Every demo show caps the seats per user, as bookingd's new shows do.
+	pool, err := pgxpool.New(context.Background(), url)
+	require.NoError(t, err)
+	defer pool.Close()
+	var shows, capped int
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE (data ->> 'max_seats_per_user')::int = 10)
+		FROM events WHERE event_type = 'ShowScheduled'`).Scan(&shows, &capped))
+	assert.Positive(t, shows)
+	assert.Equal(t, shows, capped)
 	r = ctl(t, url, "seed-demo")
 	require.Equal(t, exitOK, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "adds nothing", "upcoming demo shows exist")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bookingledger/ledger/api"
+	"github.com/bookingledger/ledger/domain"
 	"github.com/bookingledger/ledger/shards"
 )
 
@@ -113,6 +114,15 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 	maxBody := int(c.API.MaxBodyBytes)
 	integer("MAX_BODY_BYTES", &maxBody)
 	c.API.MaxBodyBytes = int64(maxBody)
+	// New shows' seats per user when POST /api/shows names none; 0: no cap.
+	if v := getenv("MAX_SEATS_PER_USER"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > domain.MaxSeatsPerShow {
+			errs = append(errs, fmt.Errorf("MAX_SEATS_PER_USER=%q: want a whole number from 0 (no cap) to %d", v, domain.MaxSeatsPerShow))
+		} else {
+			c.API.MaxSeatsPerUser = n
+		}
+	}
 	if v := getenv("REDIS_CLUSTER"); v != "" {
 		cluster, err := strconv.ParseBool(v)
 		if err != nil {
