@@ -1,8 +1,10 @@
 // The REST client: same-origin fetch calls to /api, the bearer token,
 // Idempotency-Key headers, and every failure turned into an ApiError that
-// carries the RFC 9457 problem (title, detail, unavailable_seats) or says
+// carries the RFC 9457 problem (title, detail, unavailable_seats, a seat
+// cap's limit and held) or says
 // the network is down.
 import { uuid } from '../lib/uuid';
+import { SEAT_LIMIT_PROBLEM } from './types';
 import type {
   Booking,
   CreateShowRequest,
@@ -36,6 +38,11 @@ export class ApiError extends Error {
 
   get unavailableSeats(): string[] {
     return Array.isArray(this.problem.unavailable_seats) ? this.problem.unavailable_seats : [];
+  }
+
+  /** A hold refused by the show's per-user seat cap (problem type /problems/seat-limit). */
+  get seatLimit(): boolean {
+    return this.status === 409 && typeof this.problem.type === 'string' && this.problem.type.endsWith(SEAT_LIMIT_PROBLEM);
   }
 }
 
@@ -226,6 +233,10 @@ export function holdSeats(showId: number, seatNumbers: string[], idempotencyKey 
     idempotencyKey,
     auth: 'required',
   });
+}
+
+export function getBooking(id: string, signal?: AbortSignal): Promise<Booking> {
+  return request<Booking>('GET', `/api/bookings/${encodeURIComponent(id)}`, { auth: 'required', signal });
 }
 
 export function confirmBooking(id: string): Promise<Booking> {

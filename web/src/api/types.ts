@@ -20,6 +20,8 @@ export interface ShowSummary {
   total_seats: number;
   available_seats: number;
   version: number;
+  /** The most seats one user may hold or have bought on this show; 0 (or absent, from an older server) = no cap. */
+  max_seats_per_user?: number;
 }
 
 export interface ShowDetail extends ShowSummary {
@@ -62,6 +64,8 @@ export interface CreateShowRequest {
   start_time: string;
   total_seats?: number;
   seat_numbers?: string[];
+  /** Absent: the server's default (MAX_SEATS_PER_USER); 0 = no cap. */
+  max_seats_per_user?: number;
 }
 
 export type EventType =
@@ -98,14 +102,28 @@ export interface Problem {
   instance?: string;
   request_id?: string;
   unavailable_seats?: string[];
+  /** /problems/seat-limit: the show's cap, and the seats the user holds or bought on it already. */
+  limit?: number;
+  held?: number;
 }
 
-/** One message of GET /api/shows/{id}/live (event "seats"). */
+/** The problem type of a hold refused by the show's per-user seat cap. */
+export const SEAT_LIMIT_PROBLEM = '/problems/seat-limit';
+
+/**
+ * A message of GET /api/shows/{id}/live. Its version is the stream version
+ * it brings the map to (also the SSE id).
+ * - "snapshot": every seat of the show, in show order; it replaces the map.
+ * - "seats": every seat change of the stream versions after the previous
+ *   message up to `version`, in version order (a seat changed twice appears
+ *   twice, the last entry is its status at `version`); versions jump between
+ *   messages, and a message may overlap what the client has already applied.
+ */
 export interface LiveMessage {
   show_id: number;
   version: number;
-  type: EventType;
-  booking_id?: string;
   seats: Seat[];
   available_seats: number;
 }
+
+export type LiveKind = 'snapshot' | 'seats';

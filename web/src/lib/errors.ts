@@ -44,6 +44,9 @@ export function describeError(e: unknown, context?: string): NoticeData {
         retryAfter: wait,
       };
     }
+    if (e.seatLimit) {
+      return seatLimitNotice(e.problem.limit, e.problem.held);
+    }
     if (e.status === 503 && e.retryAfter !== undefined) {
       return {
         tone: 'warning',
@@ -100,4 +103,27 @@ export function seatWords(noun: string, seats: string[]): string {
 export function SeatWords(noun: string, seats: string[]): string {
   const s = seatWords(noun, seats);
   return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+/**
+ * "You can hold at most N seats for this show": a hold the show's per-user
+ * cap refuses (limit from the problem, or the show), with what the user has
+ * there already when known.
+ */
+export function seatLimitNotice(limit: number | undefined, held?: number, noun = 'Seat'): NoticeData {
+  const n = noun.toLowerCase();
+  const title =
+    typeof limit === 'number'
+      ? `You can hold at most ${limit} ${limit === 1 ? n : `${n}s`} for this show`
+      : `You cannot hold more ${n}s for this show`;
+  let detail: string | undefined;
+  if (typeof held === 'number' && held > 0) {
+    const left = typeof limit === 'number' ? Math.max(0, limit - held) : 0;
+    detail = `You already hold or have bought ${held} ${held === 1 ? n : `${n}s`} here; ${
+      left > 0 ? `pick at most ${left} more.` : `cancel one to pick another.`
+    }`;
+  } else if (typeof limit === 'number') {
+    detail = `Pick at most ${limit}.`;
+  }
+  return { tone: 'error', title, detail };
 }

@@ -7,8 +7,6 @@ import { applyLiveMessage, useLiveShow, type LiveState } from './live';
 const msg = (version: number, seats: LiveMessage['seats'], available = 0): LiveMessage => ({
   show_id: 1,
   version,
-  type: 'SeatLocked',
-  booking_id: 'b',
   seats,
   available_seats: available,
 });
@@ -19,21 +17,83 @@ describe('applyLiveMessage', () => {
   it('changes only the seats named, and takes the version and count', () => {
     const r = applyLiveMessage(show, msg(5, [{ seat_number: '2', status: 'locked' }], 2));
     expect(r.stale).toBe(false);
-    expect(r.gap).toBe(false);
     expect(r.show.version).toBe(5);
     expect(r.show.available_seats).toBe(2);
     expect(r.show.seats.map((s) => s.status)).toEqual(['available', 'locked', 'available']);
     expect(r.show.seats[0]).toBe(show.seats[0]);
+    expect([...r.changed]).toEqual([['2', 'locked']]);
   });
 
-  it('ignores versions at or below the map’s, and messages of other shows', () => {
-    expect(applyLiveMessage(show, msg(4, [{ seat_number: '1', status: 'booked' }])).stale).toBe(true);
+  it('applies a coalesced message whose version jumps, entry by entry in order', () => {
+    // Versions 5 to 9 in one message: 1 locked and released, 2 locked, 3 locked, released and locked again.
+    const r = applyLiveMessage(
+      show,
+      msg(
+        9,
+        [
+          { seat_number: '1', status: 'locked' },
+          { seat_number: '3', status: 'locked' },
+          { seat_number: '2', status: 'locked' },
+          { seat_number: '1', status: 'available' },
+          { seat_number: '3', status: 'available' },
+          { seat_number: '3', status: 'locked' },
+        ],
+        1,
+      ),
+    );
+    expect(r.stale).toBe(false);
+    expect(r.show.version).toBe(9);
+    expect(r.show.seats.map((s) => s.status)).toEqual(['available', 'locked', 'locked']);
+    expect(r.show.seats[0]).toBe(show.seats[0]);
+    expect(r.show.available_seats).toBe(1);
+  });
+
+  it('applies a message that overlaps versions the map has, when it ends above them', () => {
+    const held = makeShow('bus', ['1', '2', '3'], { version: 6 }, { '1': 'locked' });
+    // Versions 5 (1 locked, already applied) to 7 (1 booked).
+    const r = applyLiveMessage(held, msg(7, [{ seat_number: '1', status: 'locked' }, { seat_number: '1', status: 'booked' }], 2));
+    expect(r.show.seats.map((s) => s.status)).toEqual(['booked', 'available', 'available']);
+  });
+
+  it('ignores seats messages at or below the map’s version, and messages of other shows', () => {
+    const at = applyLiveMessage(show, msg(4, [{ seat_number: '1', status: 'booked' }]));
+    expect(at.stale).toBe(true);
+    expect(at.show).toBe(show);
     expect(applyLiveMessage(show, msg(3, [{ seat_number: '1', status: 'booked' }])).show).toBe(show);
     expect(applyLiveMessage(show, { ...msg(5, []), show_id: 2 }).stale).toBe(true);
   });
 
-  it('reports a gap in versions', () => {
-    expect(applyLiveMessage(show, msg(7, [{ seat_number: '1', status: 'booked' }])).gap).toBe(true);
+  it('replaces the seat map with a snapshot: statuses, version and count', () => {
+    const before = makeShow('bus', ['1', '2', '3'], { version: 4 }, { '2': 'locked' });
+    const r = applyLiveMessage(
+      before,
+      msg(
+        40,
+        [
+          { seat_number: '1', status: 'booked' },
+          { seat_number: '2', status: 'available' },
+          { seat_number: '3', status: 'available' },
+        ],
+        2,
+      ),
+      'snapshot',
+    );
+    expect(r.stale).toBe(false);
+    expect(r.show.version).toBe(40);
+    expect(r.show.available_seats).toBe(2);
+    expect(r.show.seats).toEqual([
+      { seat_number: '1', status: 'booked' },
+      { seat_number: '2', status: 'available' },
+      { seat_number: '3', status: 'available' },
+    ]);
+    expect(r.show.seats[2]).toBe(before.seats[2]);
+    expect([...r.changed]).toEqual([
+      ['1', 'booked'],
+      ['2', 'available'],
+    ]);
+    // A snapshot at the map's version still replaces it (the map may hold guesses); an older one does not.
+    expect(applyLiveMessage(r.show, msg(40, [{ seat_number: '1', status: 'available' }, { seat_number: '2', status: 'available' }, { seat_number: '3', status: 'available' }], 3), 'snapshot').show.available_seats).toBe(3);
+    expect(applyLiveMessage(r.show, msg(39, [], 0), 'snapshot').stale).toBe(true);
   });
 });
 
@@ -48,6 +108,27 @@ describe('useLiveShow', () => {
     vi.useFakeTimers();
   });
   afterEach(() => vi.useRealTimers());
+
+  it('passes snapshot and seats messages on with their kind, and ignores what does not parse', () => {
+    const got: [string, number][] = [];
+    function Collect() {
+      useLiveShow(1, () => 0, (m, kind) => got.push([kind, m.version]));
+      return null;
+    }
+    render(<Collect />);
+    const es = FakeEventSource.latest();
+    expect(es.url).toBe('/api/shows/1/live?after=0');
+    act(() => {
+      es.open();
+      es.emit('snapshot', msg(12, [{ seat_number: '1', status: 'locked' }], 0), '12');
+      es.emit('seats', msg(15, [{ seat_number: '1', status: 'available' }], 1), '15');
+      es.emit('seats', 'not json');
+    });
+    expect(got).toEqual([
+      ['snapshot', 12],
+      ['seats', 15],
+    ]);
+  });
 
   it('reopens a stream the browser gave up on, with backoff, after the newest version', () => {
     const states: LiveState[] = [];

@@ -1,41 +1,79 @@
 // Live seat maps: an EventSource on GET /api/shows/{id}/live?after=<version>.
-// Each "seats" message names the seats one event changed; messages come in
-// stream-version order and the browser resumes after a dropped connection
-// with Last-Event-ID. A stream the browser gave up on (an HTTP error) is
-// reopened here, after the newest version applied; so is one closed while
-// the browser was offline (a dead connection can look open for a long
-// time, and EventSource shows no pings to notice it by). A hidden page (a
-// background tab) closes its stream, so it holds none of the browser's six
-// connections per site, and reopens it after its newest version when shown.
+// A client the server cannot bring up to date from its ring of recent
+// changes (after=0, or a version too old) first gets one "snapshot" message,
+// the whole seat map at a version, which replaces the page's map. Then come
+// "seats" messages: every seat change since the previous message, coalesced
+// (versions jump by more than one; that is not a gap), applied in order. A
+// message at or below the map's version is ignored (a reconnect may overlap).
+// The browser resumes after a dropped connection with Last-Event-ID. A stream
+// the browser gave up on (an HTTP error) is reopened here, after the newest
+// version applied; so is one closed while the browser was offline (a dead
+// connection can look open for a long time, and EventSource shows no pings to
+// notice it by). A hidden page (a background tab) closes its stream, so it
+// holds none of the browser's six connections per site, and reopens it after
+// its newest version when shown.
 import { useEffect, useRef, useState } from 'react';
-import type { LiveMessage, ShowDetail } from '../api/types';
+import type { LiveKind, LiveMessage, SeatStatus, ShowDetail } from '../api/types';
 
 export type LiveState = 'connecting' | 'live' | 'reconnecting' | 'unsupported';
 
 export interface Applied {
   show: ShowDetail;
-  /** The message skipped versions: the caller should reload the show. */
-  gap: boolean;
-  /** The message was older than the show and changed nothing. */
+  /** The message was at or below the show's version (or of another show) and changed nothing. */
   stale: boolean;
+  /** Each seat the message changed, with its status now (the last entry for it wins). */
+  changed: Map<string, SeatStatus>;
 }
 
-/** Applies one live message to a show; versions at or below the show's are ignored. */
-export function applyLiveMessage(show: ShowDetail, m: LiveMessage): Applied {
-  if (m.show_id !== show.id || m.version <= show.version) return { show, gap: false, stale: true };
-  const changes = new Map(m.seats.map((s) => [s.seat_number, s.status]));
-  const seats = show.seats.map((s) => {
-    const st = changes.get(s.seat_number);
-    return st && st !== s.status ? { ...s, status: st } : s;
-  });
-  const available =
-    typeof m.available_seats === 'number'
-      ? m.available_seats
-      : seats.filter((s) => s.status === 'available').length;
+const NOTHING: Map<string, SeatStatus> = new Map();
+
+function countAvailable(seats: ShowDetail['seats']): number {
+  let n = 0;
+  for (const s of seats) if (s.status === 'available') n++;
+  return n;
+}
+
+/**
+ * Applies one live message to a show. A "seats" message above the show's
+ * version sets each named seat's status, entry by entry in order (a seat
+ * locked and released within one message ends available). A "snapshot"
+ * replaces the seat map (statuses, version and count), unless it is older
+ * than the map; seats whose status did not change keep their objects.
+ */
+export function applyLiveMessage(show: ShowDetail, m: LiveMessage, kind: LiveKind = 'seats'): Applied {
+  const snapshot = kind === 'snapshot';
+  if (m.show_id !== show.id || (snapshot ? m.version < show.version : m.version <= show.version)) {
+    return { show, stale: true, changed: NOTHING };
+  }
+  const changed = new Map<string, SeatStatus>();
+  let seats: ShowDetail['seats'];
+  if (snapshot) {
+    const before = new Map(show.seats.map((s) => [s.seat_number, s]));
+    seats = m.seats.map((s) => {
+      const old = before.get(s.seat_number);
+      if (old && old.status === s.status) return old;
+      changed.set(s.seat_number, s.status);
+      return { seat_number: s.seat_number, status: s.status };
+    });
+  } else {
+    // In order: the last entry for a seat is its status at m.version.
+    for (const s of m.seats) changed.set(s.seat_number, s.status);
+    seats = show.seats.map((s) => {
+      const st = changed.get(s.seat_number);
+      return st && st !== s.status ? { ...s, status: st } : s;
+    });
+  }
+  const available = typeof m.available_seats === 'number' ? m.available_seats : countAvailable(seats);
   return {
-    show: { ...show, seats, version: m.version, available_seats: available },
-    gap: m.version > show.version + 1,
+    show: {
+      ...show,
+      seats,
+      version: m.version,
+      available_seats: available,
+      ...(snapshot ? { total_seats: seats.length } : {}),
+    },
     stale: false,
+    changed,
   };
 }
 
@@ -59,7 +97,7 @@ const MAX_BACKOFF_MS = 15000;
 export function useLiveShow(
   showId: number | null,
   latestVersion: () => number | null,
-  onMessage: (m: LiveMessage) => void,
+  onMessage: (m: LiveMessage, kind: LiveKind) => void,
 ): LiveState {
   const [state, setState] = useState<LiveState>('connecting');
   const onMessageRef = useRef(onMessage);
@@ -87,10 +125,12 @@ export function useLiveShow(
         failures = 0;
         setState('live');
       };
-      es.addEventListener('seats', (e) => {
-        const m = parseLiveMessage((e as MessageEvent<string>).data);
-        if (m) onMessageRef.current(m);
-      });
+      for (const kind of ['snapshot', 'seats'] as const) {
+        es.addEventListener(kind, (e) => {
+          const m = parseLiveMessage((e as MessageEvent<string>).data);
+          if (m) onMessageRef.current(m, kind);
+        });
+      }
       es.onerror = () => {
         if (stopped || !es) return;
         setState('reconnecting');

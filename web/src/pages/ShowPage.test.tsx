@@ -57,8 +57,6 @@ describe('ShowPage', () => {
     const msg: LiveMessage = {
       show_id: 1,
       version: 8,
-      type: 'SeatLocked',
-      booking_id: 'someone-else',
       seats: [
         { seat_number: 'A1', status: 'locked' },
         { seat_number: 'A2', status: 'locked' },
@@ -75,7 +73,7 @@ describe('ShowPage', () => {
     expect(seat('A1')).toHaveAccessibleName('Seat A1, locked');
 
     act(() =>
-      es.emit('seats', { show_id: 1, version: 9, type: 'BookingConfirmed', booking_id: 'someone-else', seats: [{ seat_number: 'A1', status: 'booked' }, { seat_number: 'A2', status: 'booked' }], available_seats: 18 }),
+      es.emit('seats', { show_id: 1, version: 9, seats: [{ seat_number: 'A1', status: 'booked' }, { seat_number: 'A2', status: 'booked' }], available_seats: 18 }),
     );
     expect(seat('A2')).toHaveAccessibleName('Seat A2, booked');
 
@@ -100,6 +98,155 @@ describe('ShowPage', () => {
     expect(screen.getByTestId('live-state')).toHaveTextContent('Live');
   });
 
+  it('replaces the map with a snapshot, then applies coalesced changes in order, without reloading the show', async () => {
+    let showReads = 0;
+    mockFetch((_method, url) => {
+      if (url === '/api/shows/1') {
+        showReads++;
+        return json(200, makeShow('movie', movieLabels('A', 5), { version: 3 }, { A5: 'locked' }));
+      }
+      return json(404, { title: 'Not found', status: 404 });
+    });
+    const es = await openShow(makeShow('movie', movieLabels('A', 5), { version: 3 }));
+    expect(es.url).toBe('/api/shows/1/live?after=3');
+    expect(seat('A5')).toHaveAccessibleName('Seat A5, locked');
+
+    // The server's ring no longer covers version 3: the whole map at version 40.
+    const snapshot: LiveMessage = {
+      show_id: 1,
+      version: 40,
+      seats: [
+        { seat_number: 'A1', status: 'booked' },
+        { seat_number: 'A2', status: 'locked' },
+        { seat_number: 'A3', status: 'available' },
+        { seat_number: 'A4', status: 'available' },
+        { seat_number: 'A5', status: 'available' },
+      ],
+      available_seats: 3,
+    };
+    act(() => es.emit('snapshot', snapshot, '40'));
+    expect(seat('A1')).toHaveAccessibleName('Seat A1, booked');
+    expect(seat('A2')).toHaveAccessibleName('Seat A2, locked');
+    expect(seat('A5')).toHaveAccessibleName('Seat A5, available');
+    expect(screen.getByTestId('available-count')).toHaveTextContent('3 of 5 seats free');
+    expect(document.querySelector('section[data-version]')).toHaveAttribute('data-version', '40');
+
+    // Versions 41 to 47 coalesced: A3 locked then released ends available; A2 booked.
+    act(() =>
+      es.emit(
+        'seats',
+        {
+          show_id: 1,
+          version: 47,
+          seats: [
+            { seat_number: 'A3', status: 'locked' },
+            { seat_number: 'A2', status: 'booked' },
+            { seat_number: 'A4', status: 'locked' },
+            { seat_number: 'A3', status: 'available' },
+          ],
+          available_seats: 2,
+        },
+        '47',
+      ),
+    );
+    expect(seat('A3')).toHaveAccessibleName('Seat A3, available');
+    expect(seat('A2')).toHaveAccessibleName('Seat A2, booked');
+    expect(seat('A4')).toHaveAccessibleName('Seat A4, locked');
+    expect(screen.getByTestId('available-count')).toHaveTextContent('2 of 5 seats free');
+    expect(document.querySelector('section[data-version]')).toHaveAttribute('data-version', '47');
+
+    // At or below the map's version: ignored.
+    act(() => es.emit('seats', { show_id: 1, version: 47, seats: [{ seat_number: 'A4', status: 'available' }], available_seats: 3 }));
+    act(() => es.emit('seats', { show_id: 1, version: 45, seats: [{ seat_number: 'A1', status: 'available' }], available_seats: 3 }));
+    expect(seat('A4')).toHaveAccessibleName('Seat A4, locked');
+    expect(seat('A1')).toHaveAccessibleName('Seat A1, booked');
+    expect(screen.getByTestId('available-count')).toHaveTextContent('2 of 5 seats free');
+
+    // Jumps in versions are not gaps: the show was read once, and the feed reopens after the newest version.
+    expect(showReads).toBe(1);
+    act(() => {
+      window.dispatchEvent(new Event('offline'));
+      window.dispatchEvent(new Event('online'));
+    });
+    expect(FakeEventSource.latest().url).toBe('/api/shows/1/live?after=47');
+  });
+
+  it('marks my hold booked when the feed books its seats, and asks the server when they come free', async () => {
+    logInAs('user');
+    const other = booking(['A3'], { id: '0193a000-0000-7000-8000-0000000000b2' });
+    mockFetch((method, url) => {
+      if (url === '/api/shows/1') return json(200, makeShow('movie', movieLabels('A', 5), { version: 5 }, { A1: 'locked', A3: 'locked' }));
+      if (method === 'GET' && url.startsWith('/api/bookings?')) return json(200, { bookings: [booking(['A1']), other] });
+      if (method === 'GET' && url === `/api/bookings/${other.id}`) return json(200, { ...other, status: 'cancelled' });
+      return json(404, { title: 'Not found' });
+    });
+    const es = await openShow(makeShow('movie', movieLabels('A', 5), { version: 5 }));
+    await waitFor(() => expect(screen.getAllByTestId('hold')).toHaveLength(2));
+    // The simulated payment confirms A1; an admin cancels A3 (the messages name no bookings).
+    act(() => es.emit('seats', { show_id: 1, version: 8, seats: [{ seat_number: 'A1', status: 'booked' }, { seat_number: 'A3', status: 'available' }], available_seats: 4 }));
+    await waitFor(() => expect(screen.getAllByTestId('hold')[0]).toHaveTextContent('Booked seat A1'));
+    expect(seat('A1')).toHaveAccessibleName('Seat A1, booked, yours');
+    await waitFor(() => expect(screen.getAllByTestId('hold')[1]).toHaveTextContent('Seat A3: cancelled'));
+  });
+
+  it('says the seat cap up front, keeps the selection within it, and explains a seat-limit refusal', async () => {
+    logInAs('user');
+    let holds = 0;
+    mockFetch((method, url) => {
+      if (url === '/api/shows/1') return json(200, makeShow('movie', movieLabels('A', 6), { max_seats_per_user: 2 }));
+      if (method === 'GET' && url.startsWith('/api/bookings')) return json(200, { bookings: [] });
+      if (method === 'POST' && url === '/api/bookings') {
+        holds++;
+        return json(409, {
+          type: '/problems/seat-limit',
+          title: 'Seat limit reached',
+          status: 409,
+          detail: 'user holds 2 of at most 2 seats on show 1',
+          limit: 2,
+          held: 2,
+        });
+      }
+      return json(404, { title: 'Not found' });
+    });
+    await openShow(makeShow('movie', movieLabels('A', 6)));
+    expect(screen.getByTestId('seat-cap')).toHaveTextContent('You can hold at most 2 seats for this show.');
+
+    const user = userEvent.setup();
+    await user.click(seat('A1'));
+    await user.click(seat('A2'));
+    await user.click(seat('A3'));
+    expect(seat('A3')).toHaveAttribute('aria-pressed', 'false');
+    expect(screen.getByTestId('selection')).toHaveTextContent('A1 and A2');
+    expect(screen.getByRole('alert')).toHaveTextContent('You can hold at most 2 seats for this show');
+
+    // Another tab held two seats meanwhile: the server refuses, the selection stays.
+    await user.click(screen.getByRole('button', { name: 'Hold 2 seats' }));
+    const alert = await screen.findByRole('alert');
+    await waitFor(() => expect(alert).toHaveTextContent('You can hold at most 2 seats for this show'));
+    expect(alert).toHaveTextContent('You already hold or have bought 2 seats here; cancel one to pick another.');
+    expect(holds).toBe(1);
+    expect(seat('A1')).toHaveAttribute('aria-pressed', 'true');
+    expect(screen.queryByTestId('hold')).not.toBeInTheDocument();
+  });
+
+  it('counts my holds and bookings against the cap', async () => {
+    logInAs('user');
+    mockFetch((method, url) => {
+      if (url === '/api/shows/1') return json(200, makeShow('movie', movieLabels('A', 6), { max_seats_per_user: 3 }, { A1: 'locked', A2: 'booked' }));
+      if (method === 'GET' && url.startsWith('/api/bookings'))
+        return json(200, { bookings: [booking(['A1']), booking(['A2'], { id: '0193a000-0000-7000-8000-0000000000b3', status: 'confirmed' })] });
+      return json(404, { title: 'Not found' });
+    });
+    await openShow(makeShow('movie', movieLabels('A', 6)));
+    await waitFor(() => expect(screen.getByTestId('seat-cap')).toHaveTextContent('You can hold at most 3 seats for this show; you have 2, so 1 more.'));
+    const user = userEvent.setup();
+    await user.click(seat('A3'));
+    await user.click(seat('A4'));
+    expect(seat('A4')).toHaveAttribute('aria-pressed', 'false');
+    expect(screen.getByRole('alert')).toHaveTextContent('You can hold at most 3 seats for this show');
+    expect(screen.getByRole('alert')).toHaveTextContent('pick at most 1 more');
+  });
+
   it('deselects and flashes a selected seat someone else just took (live)', async () => {
     logInAs('user');
     mockFetch((_m, url) => {
@@ -112,7 +259,7 @@ describe('ShowPage', () => {
     await user.click(seat('A3'));
     expect(seat('A3')).toHaveAttribute('aria-pressed', 'true');
     act(() =>
-      es.emit('seats', { show_id: 1, version: 2, type: 'SeatLocked', booking_id: 'x', seats: [{ seat_number: 'A3', status: 'locked' }], available_seats: 4 }),
+      es.emit('seats', { show_id: 1, version: 2, seats: [{ seat_number: 'A3', status: 'locked' }], available_seats: 4 }),
     );
     expect(seat('A3')).toHaveAttribute('aria-pressed', 'false');
     expect(seat('A3')).toHaveClass('is-flash');

@@ -5,19 +5,20 @@ import { Link, useLocation, useNavigate, useParams } from 'react-router';
 import {
   cancelBooking,
   confirmBooking,
+  getBooking,
   getShow,
   holdSeats,
   isApiError,
   listBookings,
   serverNow,
 } from '../api/client';
-import type { Booking, BookingStatus, LiveMessage, SeatStatus, ShowDetail } from '../api/types';
+import type { Booking, BookingStatus, LiveKind, LiveMessage, SeatStatus, ShowDetail } from '../api/types';
 import { canAudit, canBook, useSession } from '../auth/session';
 import { Countdown } from '../components/Countdown';
 import { LiveBadge } from '../components/LiveBadge';
 import { Notice } from '../components/Notice';
 import { SeatLegend, SeatMap } from '../components/SeatMap';
-import { describeError, listSeats, SeatWords, seatWords, type NoticeData } from '../lib/errors';
+import { describeError, listSeats, seatLimitNotice, SeatWords, seatWords, type NoticeData } from '../lib/errors';
 import { formatDateTime, formatTime, STATUS_LABEL, TYPE_LABEL } from '../lib/format';
 import { placeNoun } from '../lib/layout';
 import { applyLiveMessage, useLiveShow } from '../lib/live';
@@ -171,6 +172,8 @@ export function ShowPage() {
   const [blockedUntil, setBlockedUntil] = useState(0);
   const [attempt, setAttempt] = useState(0);
   const [focusHold, setFocusHold] = useState<string | null>(null);
+  // Bumped to read my bookings on this show again (after a seat-limit refusal).
+  const [bookingsTick, setBookingsTick] = useState(0);
   const pendingHold = useRef<Set<string> | null>(null);
   const flashTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
 
@@ -194,15 +197,14 @@ export function ShowPage() {
   }, [blockedUntil]);
 
   const reload = useCallback(
-    async (signal?: AbortSignal, sameVersionToo = false) => {
+    async (signal?: AbortSignal) => {
       if (showId === null) return;
       const s = await getShow(showId, signal);
       const cur = showRef.current;
       // A lagging read model may answer with a version live messages have
       // already passed; at the same version, what this page learnt since
-      // (a 409's taken seats) is newer, unless a gap in the live versions
-      // left seats behind.
-      if (!cur || cur.id !== s.id || s.version > cur.version || (sameVersionToo && s.version === cur.version)) {
+      // (a 409's taken seats) is newer.
+      if (!cur || cur.id !== s.id || s.version > cur.version) {
         commit(s);
       }
     },
@@ -288,40 +290,58 @@ export function ShowPage() {
         // The seat map works without them; errors show on the next action.
       });
     return () => ctl.abort();
-  }, [session, showId, attempt]);
+  }, [session, showId, attempt, bookingsTick]);
 
   const bookingsRef = useRef(bookings);
   bookingsRef.current = bookings;
   const selectedRef = useRef(selected);
   selectedRef.current = selected;
 
+  // A live change to the seats of one of my bookings: the messages no longer
+  // name bookings, so the seats tell. All of a pending hold's seats booked:
+  // it was paid (the simulated payment, or another tab). A seat of a hold or
+  // booking of mine available again: it expired or was cancelled (by an
+  // admin, or another tab); which one, the server says. A message is applied
+  // only above the map's version, so it is newer than what the map shows.
+  const refreshing = useRef<Set<string>>(new Set());
+  const refreshBooking = useCallback((id: string) => {
+    if (refreshing.current.has(id)) return;
+    refreshing.current.add(id);
+    getBooking(id)
+      .then((nb) => {
+        if (nb.status === 'pending') return; // the read model has not caught up; the countdown still runs
+        setBookings((bs) => bs.map((b) => (b.id === id && b.status !== nb.status ? { ...b, ...nb } : b)));
+      })
+      .catch(() => {})
+      .finally(() => refreshing.current.delete(id));
+  }, []);
+
   const onLive = useCallback(
-    (m: LiveMessage) => {
+    (m: LiveMessage, kind: LiveKind) => {
       const cur = showRef.current;
       if (!cur) return;
-      const r = applyLiveMessage(cur, m);
+      const r = applyLiveMessage(cur, m, kind);
       if (r.stale) return;
       commit(r.show);
-      if (r.gap) reload(undefined, true).catch(() => {});
+      if (r.changed.size === 0) return;
 
-      if (m.booking_id && bookingsRef.current.some((b) => b.id === m.booking_id)) {
-        const status: BookingStatus | null =
-          m.type === 'BookingConfirmed'
-            ? 'confirmed'
-            : m.type === 'BookingExpired'
-              ? 'expired'
-              : m.type === 'BookingCancelled'
-                ? 'cancelled'
-                : null;
-        if (status) setBookings((bs) => bs.map((b) => (b.id === m.booking_id ? { ...b, status } : b)));
-        return;
+      const status = new Map(r.show.seats.map((s) => [s.seat_number, s.status]));
+      const paid: string[] = [];
+      for (const b of bookingsRef.current) {
+        if (b.status !== 'pending' && b.status !== 'confirmed') continue;
+        if (!b.seat_numbers.some((n) => r.changed.has(n))) continue;
+        if (b.seat_numbers.some((n) => status.get(n) === 'available')) refreshBooking(b.id);
+        else if (b.status === 'pending' && b.seat_numbers.every((n) => status.get(n) === 'booked')) paid.push(b.id);
       }
+      if (paid.length) {
+        setBookings((bs) => bs.map((b) => (paid.includes(b.id) && b.status === 'pending' ? { ...b, status: 'confirmed' } : b)));
+      }
+
       // Seats someone else just took out of my selection.
       const inFlight = pendingHold.current;
-      const taken = m.seats
-        .filter((s) => s.status !== 'available' && selectedRef.current.has(s.seat_number))
-        .filter((s) => !inFlight?.has(s.seat_number))
-        .map((s) => s.seat_number);
+      const taken = [...r.changed]
+        .filter(([n, st]) => st !== 'available' && selectedRef.current.has(n) && !inFlight?.has(n))
+        .map(([n]) => n);
       if (taken.length) {
         setSelected((sel) => {
           const next = new Set(sel);
@@ -336,7 +356,7 @@ export function ShowPage() {
         });
       }
     },
-    [commit, reload, flash],
+    [commit, flash, refreshBooking],
   );
 
   useTitle(
@@ -354,11 +374,40 @@ export function ShowPage() {
     return s;
   }, [bookings]);
 
+  // The show's per-user seat cap (0: none) and what I hold or bought there:
+  // confirmed bookings and holds whose time has not run out, as the server counts.
+  const cap = show?.max_seats_per_user ?? 0;
+  const held = useMemo(
+    () =>
+      bookings
+        .filter((b) => b.status === 'confirmed' || (b.status === 'pending' && !timedOut.has(b.id)))
+        .reduce((n, b) => n + b.seat_numbers.length, 0),
+    [bookings, timedOut],
+  );
+  const allowance = cap > 0 ? Math.max(0, cap - held) : Infinity;
+  const capRef = useRef({ cap, held, allowance, noun: placeNoun(show?.show_type ?? 'movie') });
+  capRef.current = { cap, held, allowance, noun: placeNoun(show?.show_type ?? 'movie') };
+
   const toggle = useCallback((seat: string) => {
-    setSelected((sel) => {
-      const next = new Set(sel);
-      if (next.has(seat)) next.delete(seat);
-      else if (next.size < MAX_SEATS_PER_HOLD) next.add(seat);
+    const sel = selectedRef.current;
+    if (sel.has(seat)) {
+      setSelected((cur) => {
+        const next = new Set(cur);
+        next.delete(seat);
+        return next;
+      });
+      return;
+    }
+    const c = capRef.current;
+    if (sel.size >= c.allowance) {
+      // The server stays the authority; this only spares a refused hold.
+      setNotice(seatLimitNotice(c.cap, c.held, c.noun));
+      return;
+    }
+    setSelected((cur) => {
+      if (cur.has(seat) || cur.size >= Math.min(MAX_SEATS_PER_HOLD, capRef.current.allowance)) return cur;
+      const next = new Set(cur);
+      next.add(seat);
       return next;
     });
   }, []);
@@ -409,7 +458,12 @@ export function ShowPage() {
         `Held ${seatWords(noun, b.seat_numbers)}. Confirm before the timer runs out, or cancel to let ${b.seat_numbers.length === 1 ? 'it' : 'them'} go.`,
       );
     } catch (e) {
-      if (isApiError(e) && e.status === 409 && e.unavailableSeats.length > 0) {
+      if (isApiError(e) && e.seatLimit) {
+        // Over the show's per-user cap: the selection stays (fewer seats may
+        // do), and my bookings are read again (another tab may have held).
+        setNotice(seatLimitNotice(e.problem.limit ?? (cap || undefined), e.problem.held, noun));
+        setBookingsTick((n) => n + 1);
+      } else if (isApiError(e) && e.status === 409 && e.unavailableSeats.length > 0) {
         const taken = e.unavailableSeats;
         const left = orderedSelection.filter((s) => !taken.includes(s));
         setSelected(new Set(left));
@@ -594,6 +648,14 @@ export function ShowPage() {
           ) : (
             <div className={`card selection${orderedSelection.length > 0 ? ' selection--active' : ''}`}>
               <h2 className="h3">Your selection</h2>
+              {cap > 0 && (
+                <p className="muted small" data-testid="seat-cap">
+                  You can hold at most {plural(cap, noun.toLowerCase())} for this show
+                  {canBook(session) && held > 0
+                    ? `; you have ${held}, so ${allowance === 0 ? 'no more' : `${allowance} more`}.`
+                    : '.'}
+                </p>
+              )}
               {orderedSelection.length === 0 ? (
                 <p className="muted">
                   Tap or click {noun.toLowerCase()}s on the map to pick them. With a keyboard, Tab to the map and move with
