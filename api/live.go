@@ -1,7 +1,10 @@
 package api
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -10,14 +13,10 @@ import (
 	"github.com/bookingledger/ledger/live"
 )
 
-// livePing is how often an idle live feed sends a comment, so proxies and
-// browsers keep the connection and a dead client is noticed.
-const livePing = 15 * time.Second
-
 // liveWriteTimeout bounds one write to a live feed's client (a snapshot of
 // a big room included); a client that takes longer is cut off and
-// reconnects.
-const liveWriteTimeout = livePing + 10*time.Second
+// reconnects. Idle feeds write a keep-alive every 15 s (live.Config).
+const liveWriteTimeout = 25 * time.Second
 
 // errLiveOff: this process runs no live hub.
 var errLiveOff = errors.New("live updates are not available on this server")
@@ -25,7 +24,7 @@ var errLiveOff = errors.New("live updates are not available on this server")
 // Frames every feed writes as they are.
 var (
 	liveRetry = []byte("retry: 2000\n\n")
-	livePingC = []byte(": ping\n\n")
+	livePings = [][]byte{[]byte(": ping\n\n")}
 )
 
 // liveShow is GET /api/shows/{id}/live: the show's seat map as server-sent
@@ -59,41 +58,43 @@ func (s *server) liveShow(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	defer release()
-	ctx := r.Context()
-	feed, err := hub.Open(ctx, domain.ShowID(id), after)
+	feed, err := hub.Open(r.Context(), domain.ShowID(id), after)
 	if err != nil {
+		release()
 		s.writeError(w, r, err)
 		return
 	}
-	defer feed.Close()
-
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no") // nginx: pass each message on at once
-	w.WriteHeader(http.StatusOK)
-	write := func(frames ...[]byte) error {
-		// The server's WriteTimeout is for ordinary responses; a feed lives
-		// as long as its client, one write deadline at a time.
-		if err := rc.SetWriteDeadline(time.Now().Add(liveWriteTimeout)); err != nil {
-			return err
-		}
-		for _, f := range frames {
-			if _, err := w.Write(f); err != nil {
-				return err
-			}
-		}
-		return rc.Flush()
-	}
-	if write(liveRetry) != nil {
+	// The connection is taken over where it can be (HTTP/1.1): the feed
+	// then writes each batch of messages with one system call, and the
+	// request's goroutine, its stack grown by the middleware, and net/http's
+	// buffers are freed while the feed lasts.
+	conn, err := takeOver(w)
+	if err != nil {
+		s.streamFeed(r.Context(), &responseOut{w: w, rc: http.NewResponseController(w)}, feed, release, id)
 		return
 	}
-	ping := time.NewTicker(livePing)
-	defer ping.Stop()
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	go func() {
+		defer cancel()
+		var b [1]byte
+		for { // the client sends nothing more; a read ends when it goes
+			if _, err := conn.Read(b[:]); err != nil {
+				return
+			}
+		}
+	}()
+	go s.streamFeed(ctx, &connOut{conn: conn}, feed, release, id)
+}
+
+// streamFeed writes the feed's messages until the client goes, the hub
+// ends the feed, or a write fails; then it releases everything the feed
+// holds.
+func (s *server) streamFeed(ctx context.Context, out feedOut, feed *live.Feed, release func(), id int64) {
+	defer release()
+	defer feed.Close()
+	defer out.close()
 	for {
-		frames, err := feed.Next(ctx, ping.C)
+		frames, err := feed.Next(ctx)
 		if err != nil {
 			if !errors.Is(err, ctx.Err()) && !errors.Is(err, live.ErrDropped) {
 				s.Logger.WarnContext(ctx, "live feed ended", "show_id", id, "err", err)
@@ -101,13 +102,104 @@ func (s *server) liveShow(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if frames == nil {
-			frames = [][]byte{livePingC}
+			frames = livePings
 		}
-		if write(frames...) != nil {
+		if out.write(frames) != nil {
 			return
 		}
 	}
 }
+
+// feedOut is where a feed's messages go.
+type feedOut interface {
+	write(frames [][]byte) error
+	close()
+}
+
+// takeOver hijacks the connection and writes the response's head and the
+// stream's first line. It fails where the connection cannot be taken over
+// (HTTP/2), before anything is written.
+func takeOver(w http.ResponseWriter) (net.Conn, error) {
+	h := w.Header().Clone() // what the middleware set: request id, rate limits
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, err
+	}
+	liveHeaders(h)
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	h.Set("Connection", "close") // the body ends when the connection does
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = h.Write(&head)
+	head.WriteString("\r\n")
+	head.Write(liveRetry)
+	_ = brw // its buffered request bytes, if any, are not read: the client sends nothing more
+	_ = conn.SetWriteDeadline(time.Now().Add(liveWriteTimeout))
+	if _, err := conn.Write(head.Bytes()); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+func liveHeaders(h http.Header) {
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx: pass each message on at once
+}
+
+// connOut writes to a connection taken over: each batch of messages in
+// one vectored write. The write deadline bounds how long a client may keep
+// a write waiting; it is moved forward only when it draws near, not on
+// every write.
+type connOut struct {
+	conn     net.Conn
+	deadline time.Time
+}
+
+func (o *connOut) write(frames [][]byte) error {
+	if now := time.Now(); o.deadline.Sub(now) < liveWriteTimeout/2 {
+		o.deadline = now.Add(liveWriteTimeout)
+		if err := o.conn.SetWriteDeadline(o.deadline); err != nil {
+			return err
+		}
+	}
+	bufs := net.Buffers(frames)
+	_, err := bufs.WriteTo(o.conn)
+	return err
+}
+
+func (o *connOut) close() { _ = o.conn.Close() }
+
+// responseOut writes through the ResponseWriter, where the connection
+// cannot be taken over.
+type responseOut struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	started bool
+}
+
+func (o *responseOut) write(frames [][]byte) error {
+	if !o.started {
+		o.started = true
+		liveHeaders(o.w.Header())
+		o.w.WriteHeader(http.StatusOK)
+		frames = append([][]byte{liveRetry}, frames...)
+	}
+	// The server's WriteTimeout is for ordinary responses; a feed lives as
+	// long as its client, one write deadline at a time.
+	if err := o.rc.SetWriteDeadline(time.Now().Add(liveWriteTimeout)); err != nil {
+		return err
+	}
+	for _, f := range frames {
+		if _, err := o.w.Write(f); err != nil {
+			return err
+		}
+	}
+	return o.rc.Flush()
+}
+
+func (o *responseOut) close() {}
 
 // liveAfter is the version the client has: Last-Event-ID (a reconnect)
 // wins over ?after= (the first connection); 0: none, a snapshot first.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -337,4 +338,33 @@ func TestManyLiveClientsFollowABusyShow(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// Over HTTP/2 the connection cannot be taken over: the feed writes through
+// the ResponseWriter, the same messages.
+func TestLiveOverHTTP2(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	admin, _ := e.login(users.RoleAdmin)
+	alice, _ := e.login(users.RoleUser)
+	show := e.createShow(admin, map[string]any{"total_seats": 2})
+	h2 := httptest.NewUnstartedServer(e.srv.Config.Handler)
+	h2.EnableHTTP2 = true
+	h2.StartTLS()
+	defer h2.Close()
+
+	s, err := dialLive(h2.Client(), fmt.Sprintf("%s/api/shows/%d/live", h2.URL, show))
+	require.NoError(t, err)
+	defer s.close()
+	require.Equal(t, 2, s.resp.ProtoMajor)
+	snap, err := s.read()
+	require.NoError(t, err)
+	assert.Equal(t, live.EventSnapshot, snap.event)
+	assert.Equal(t, 1, snap.id)
+	require.Equal(t, http.StatusCreated, e.do("POST", "/api/bookings", alice, hold(show, "2")).status)
+	m, err := s.read()
+	require.NoError(t, err)
+	assert.Equal(t, live.EventSeats, m.event)
+	assert.Equal(t, 2, m.id)
+	assert.Equal(t, map[string]string{"2": "locked"}, seatsOf(m.data))
 }

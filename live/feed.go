@@ -3,7 +3,6 @@ package live
 import (
 	"context"
 	"sync"
-	"time"
 )
 
 // Feed is one client's view of one show: where the client stands in the
@@ -28,14 +27,14 @@ func (f *Feed) Version() int { return f.sent }
 // Next returns the server-sent events to write next, as encoded once for
 // every feed of the show (the caller must not modify them): the messages
 // after the client's version or, when the hub no longer has them all, a
-// snapshot of the seat map. It waits for changes; it returns nil and no
-// error when idle fires first (time to send a keep-alive), ctx's error
-// when ctx ends, and ErrDropped when the hub ended the feed or the client
-// fell behind again right after a snapshot. The slice is reused by the
-// next call.
-func (f *Feed) Next(ctx context.Context, idle <-chan time.Time) ([][]byte, error) {
+// snapshot of the seat map. It waits for changes. It returns nil and no
+// error when it woke with nothing to send (the hub's keep-alive: time to
+// send a comment), ctx's error when ctx ends, and ErrDropped when the hub
+// ended the feed or the client fell behind again right after a snapshot.
+// The slice is reused by the next call.
+func (f *Feed) Next(ctx context.Context) ([][]byte, error) {
 	sh := f.show
-	for {
+	for woke := false; ; woke = true {
 		sh.mu.Lock()
 		if sh.closed {
 			sh.mu.Unlock()
@@ -55,16 +54,15 @@ func (f *Feed) Next(ctx context.Context, idle <-chan time.Time) ([][]byte, error
 			sh.mu.Unlock()
 			f.out, f.sent, f.snapshotted = out, to, false
 			return f.out, nil
+		case woke:
+			sh.mu.Unlock()
+			return nil, nil
 		}
 		changed := sh.changed
 		sh.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-idle:
-			return nil, nil
-		case <-sh.done:
-			return nil, ErrDropped
 		case <-changed:
 		}
 	}

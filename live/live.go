@@ -21,7 +21,9 @@
 // A feed keeps no backlog of its own: it reads the shared ring from its
 // version. One that falls behind the ring gets a fresh snapshot; one that
 // falls behind again right after a snapshot is closed (its client
-// reconnects). A Gate caps the feeds a process and each client may open.
+// reconnects). The hub wakes a show's feeds when nothing did for a while,
+// so each sends a keep-alive. A Gate caps the feeds a process and each
+// client may open.
 package live
 
 import (
@@ -59,6 +61,9 @@ type Config struct {
 	// Evict is how long a show stays loaded after its last feed closed
 	// (default 1 min).
 	Evict time.Duration
+	// KeepAlive is how long a show's feeds may go without being woken: then
+	// they send a keep-alive comment (default 15 s).
+	KeepAlive time.Duration
 	// Logger receives the database errors the hub rides out.
 	Logger *slog.Logger
 }
@@ -76,6 +81,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Evict <= 0 {
 		c.Evict = time.Minute
+	}
+	if c.KeepAlive <= 0 {
+		c.KeepAlive = 15 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -229,6 +237,20 @@ func (h *Hub) evictIdle(now time.Time) {
 	}
 }
 
+// keepAlive wakes the feeds of the shows whose feeds were not woken for
+// cfg.KeepAlive.
+func (h *Hub) keepAlive(now time.Time) {
+	h.mu.Lock()
+	shows := make([]*show, 0, len(h.shows))
+	for _, sh := range h.shows {
+		shows = append(shows, sh)
+	}
+	h.mu.Unlock()
+	for _, sh := range shows {
+		sh.keepAlive(now, h.cfg.KeepAlive)
+	}
+}
+
 // Run follows the global stream from its settled end until ctx ends,
 // keeping every watched show up to date. It rides out database errors,
 // retrying within a second; open feeds stay open meanwhile and get what
@@ -285,7 +307,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	timer := time.NewTimer(h.cfg.Poll)
 	defer timer.Stop()
-	lastSweep := time.Now()
+	lastSweep, lastKeepAlive := time.Now(), time.Now()
 	for {
 		events, err := h.store.ReadAll(ctx, cp, 1000)
 		if err != nil {
@@ -299,9 +321,14 @@ func (h *Hub) Run(ctx context.Context) error {
 			h.deliver(ctx, e)
 			cp = e.Checkpoint()
 		}
-		if now := time.Now(); now.Sub(lastSweep) >= h.cfg.Evict/4 {
+		now := time.Now()
+		if now.Sub(lastSweep) >= h.cfg.Evict/4 {
 			h.evictIdle(now)
 			lastSweep = now
+		}
+		if now.Sub(lastKeepAlive) >= time.Second {
+			h.keepAlive(now)
+			lastKeepAlive = now
 		}
 		if len(events) == 1000 {
 			continue

@@ -79,8 +79,12 @@ func next(t *testing.T, f *Feed) []msg {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	frames, err := f.Next(ctx, nil)
-	require.NoError(t, err)
+	var frames [][]byte
+	for frames == nil { // nil: a keep-alive
+		var err error
+		frames, err = f.Next(ctx)
+		require.NoError(t, err)
+	}
 	out := make([]msg, len(frames))
 	for i, fr := range frames {
 		out[i] = parse(t, fr)
@@ -267,7 +271,7 @@ func TestFeedsOutsideTheRingGetASnapshot(t *testing.T) {
 	waitVersion(t, h, fx.show, 7)
 	ctx, cancel := context.WithTimeout(fx.ctx, 30*time.Second)
 	defer cancel()
-	_, err := slow.Next(ctx, nil)
+	_, err := slow.Next(ctx)
 	require.ErrorIs(t, err, ErrDropped, "behind the ring again right after a snapshot: closed")
 
 	h.mu.Lock()
@@ -305,7 +309,7 @@ func TestChangesAreCoalesced(t *testing.T) {
 	h.mu.Unlock()
 	sh.flushNow()
 
-	fa, err := a.Next(fx.ctx, nil)
+	fa, err := a.Next(fx.ctx)
 	require.NoError(t, err)
 	require.Len(t, fa, 1)
 	m := parse(t, fa[0])
@@ -314,7 +318,7 @@ func TestChangesAreCoalesced(t *testing.T) {
 	assert.Equal(t, []SeatChange{{"1", "locked"}, {"2", "locked"}, {"1", "available"}, {"2", "available"}, {"2", "locked"},
 		{"3", "locked"}}, m.data.Seats, "every seat change, in order")
 	assert.Equal(t, 4, m.data.AvailableSeats)
-	fb, err := b.Next(fx.ctx, nil)
+	fb, err := b.Next(fx.ctx)
 	require.NoError(t, err)
 	require.Len(t, fb, 1)
 	assert.Same(t, &fa[0][0], &fb[0][0], "encoded once: both feeds write the same bytes")
@@ -475,7 +479,7 @@ func TestIdleShowsAreEvicted(t *testing.T) {
 	assert.Equal(t, 0, shows)
 	ctx, cancel := context.WithTimeout(fx.ctx, 30*time.Second)
 	defer cancel()
-	_, err := g.Next(ctx, nil)
+	_, err := g.Next(ctx)
 	require.ErrorIs(t, err, ErrDropped, "an evicted show's feeds end")
 
 	fx.open(t, h, 1)
@@ -508,4 +512,18 @@ func TestGateCapsFeeds(t *testing.T) {
 		_, err := free.Admit("ip:a")
 		require.NoError(t, err, "0: no cap")
 	}
+}
+
+// A feed with nothing to send is woken now and then to send a keep-alive.
+func TestIdleFeedsAreWokenForAKeepAlive(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	h := startedHub(t, fx.store, Config{KeepAlive: time.Millisecond})
+	f := fx.open(t, h, 1)
+	ctx, cancel := context.WithTimeout(fx.ctx, 30*time.Second)
+	defer cancel()
+	frames, err := f.Next(ctx)
+	require.NoError(t, err)
+	assert.Nil(t, frames, "woken with nothing to send")
+	assert.Equal(t, 1, f.Version())
 }

@@ -52,7 +52,6 @@ type show struct {
 	stream string
 	window time.Duration // coalescing window; 0: one message per event
 	ready  chan struct{} // closed once loaded, or when the load failed
-	done   chan struct{} // closed when the show is dropped: its feeds end
 	// loadErr is set before ready is closed when the load failed.
 	loadErr error
 
@@ -68,17 +67,18 @@ type show struct {
 	early   []eventstore.Event // delivered while loading
 	ring    []message          // circular, oldest at ring[head]
 	head, n int
-	flushed int          // the version the newest message ends at
-	pending []SeatChange // changes after flushed, not yet a message
-	timer   *time.Timer  // flushes pending after the window
-	armed   bool         // the timer runs
-	changed chan struct{}
-	snap    []byte // the snapshot frame at snapAt
+	flushed int           // the version the newest message ends at
+	pending []SeatChange  // changes after flushed, not yet a message
+	timer   *time.Timer   // flushes pending after the window
+	armed   bool          // the timer runs
+	changed chan struct{} // closed (and replaced) to wake the feeds
+	woken   time.Time     // when the feeds were last woken
+	snap    []byte        // the snapshot frame at snapAt
 	snapAt  int
 }
 
 func newShow(id domain.ShowID, cfg Config) *show {
-	sh := &show{id: id, stream: id.StreamID(), window: cfg.Coalesce, ready: make(chan struct{}), done: make(chan struct{}),
+	sh := &show{id: id, stream: id.StreamID(), window: cfg.Coalesce, ready: make(chan struct{}),
 		state: domain.NewShow(), ring: make([]message, cfg.Ring), changed: make(chan struct{})}
 	if sh.window > 0 {
 		sh.timer = time.AfterFunc(sh.window, sh.flushNow)
@@ -126,7 +126,7 @@ func (sh *show) closeLocked() {
 	if sh.timer != nil {
 		sh.timer.Stop()
 	}
-	close(sh.done)
+	sh.wake()
 }
 
 // markResync asks for the store to be read again and reports whether the
@@ -287,8 +287,25 @@ func (sh *show) flush() {
 	}
 	sh.flushed = v
 	sh.pending = sh.pending[:0:0]
+	sh.wake()
+}
+
+// wake wakes every feed of the show: to send what is new, to send a
+// keep-alive when nothing is, or to end. Called with sh.mu held.
+func (sh *show) wake() {
 	close(sh.changed)
 	sh.changed = make(chan struct{})
+	sh.woken = time.Now()
+}
+
+// keepAlive wakes the feeds if nothing woke them for d: each sends a
+// keep-alive, so proxies keep the connections and dead clients are found.
+func (sh *show) keepAlive(now time.Time, d time.Duration) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if !sh.closed && now.Sub(sh.woken) >= d {
+		sh.wake()
+	}
 }
 
 // at is the i-th oldest message of the ring.
