@@ -527,3 +527,21 @@ func TestIdleFeedsAreWokenForAKeepAlive(t *testing.T) {
 	assert.Nil(t, frames, "woken with nothing to send")
 	assert.Equal(t, 1, f.Version())
 }
+
+// A client that read the show a moment before the hub first loaded it
+// resumes from the ring: the show's last events are messages too.
+func TestFirstLoadKeepsTheLastEventsInTheRing(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	fx.hold(t, "1")
+	fx.hold(t, "2")
+	fx.hold(t, "3") // version 4
+	h := startedHub(t, fx.store, Config{Ring: 2})
+	f := fx.open(t, h, 2)
+	got := next(t, f)
+	assert.Equal(t, []int{3, 4}, ids(got), "the changes, not a snapshot")
+	assert.Equal(t, []SeatChange{{"2", "locked"}}, got[0].data.Seats)
+	assert.Equal(t, []SeatChange{{"3", "locked"}}, got[1].data.Seats)
+	older := fx.open(t, h, 1) // the ring of 2 holds versions 3 and 4
+	assert.Equal(t, EventSnapshot, nextOne(t, older).event)
+}

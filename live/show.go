@@ -62,6 +62,9 @@ type show struct {
 	mu      sync.Mutex
 	state   *domain.Show
 	loaded  bool
+	// recording: the seats an event changes join a message. The first load
+	// folds all but the show's last events quietly.
+	recording bool
 	closed  bool
 	resync  bool               // read the store again before trusting the state
 	early   []eventstore.Event // delivered while loading
@@ -142,6 +145,25 @@ func (sh *show) markResync() bool {
 // delivered meanwhile, and reports whether nothing more needs reading;
 // the first time, it marks the show ready. Called with sh.mu held.
 func (sh *show) caughtUp(events []eventstore.Event) (bool, error) {
+	if !sh.recording {
+		// The show's last events become messages of their own, so a client
+		// that read the show a moment before the hub loaded it resumes from
+		// the ring instead of needing a snapshot.
+		quiet := max(1, len(events)-len(sh.ring)) // ShowScheduled changes no seat
+		quiet = min(quiet, len(events))
+		if err := sh.applyAll(events[:quiet]); err != nil {
+			return true, err
+		}
+		sh.recording = true
+		sh.flushed = sh.state.Version()
+		for _, e := range events[quiet:] {
+			if err := sh.applyAll([]eventstore.Event{e}); err != nil {
+				return true, err
+			}
+			sh.flush()
+		}
+		events = nil
+	}
 	if err := sh.applyAll(events); err != nil {
 		return true, err
 	}
@@ -165,7 +187,6 @@ func (sh *show) caughtUp(events []eventstore.Event) (bool, error) {
 			return true, fmt.Errorf("show %d: %w", sh.id, ErrNoShow)
 		}
 		sh.loaded = true
-		sh.flushed = sh.state.Version()
 		close(sh.ready)
 	}
 	return true, nil
@@ -217,7 +238,7 @@ func (sh *show) apply(e eventstore.Event) error {
 	if err != nil {
 		return err
 	}
-	if !sh.loaded {
+	if !sh.recording {
 		sh.state.Evolve(ev)
 		return nil
 	}
@@ -312,14 +333,15 @@ func (sh *show) keepAlive(now time.Time, d time.Duration) {
 func (sh *show) at(i int) *message { return &sh.ring[(sh.head+i)%len(sh.ring)] }
 
 // since appends to out the frames a client at version after needs, and
-// returns the version they bring it to. resync is true when the ring no
-// longer covers after: the client needs a snapshot. Called with sh.mu held.
+// returns the version they bring it to. resync is true when the client
+// has no seat map (version 0) or the ring no longer covers after: it needs
+// a snapshot. Called with sh.mu held.
 func (sh *show) since(after int, out [][]byte) (_ [][]byte, to int, resync bool) {
 	base := sh.flushed
 	if sh.n > 0 {
 		base = sh.at(0).from
 	}
-	if after < base {
+	if after == 0 || after < base {
 		return out, after, true
 	}
 	// The first message that ends after the client's version.
