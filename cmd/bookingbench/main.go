@@ -208,11 +208,23 @@
 //	{"scenario":"onsale","watchers":…,"watchers_connected":…,"watchers_dropped":…,"connect_p50_ms":…,"connect_p99_ms":…,
 //	 "delivery_p50_ms":…,"delivery_p99_ms":…,"deliveries_missed":…,"holds_per_s_alone":…,"holds_per_s":…,"holds_ratio":…,
 //	 "rss_kb_per_watcher":…,"oversold":0,"lost":0,"watchers_not_connected":…,"sampled_watchers":…,"deliveries":…,
-//	 "holds_p99_ms_alone":…,"holds_p99_ms":…,"rss_before_kb":…,"rss_max_kb":…}
+//	 "holds_p99_ms_alone":…,"holds_p99_ms":…,"rss_before_kb":…,"rss_max_kb":…,
+//	 "holds_per_s_bound":…,"holds_ratio_bound":…,"bound_msgs_per_s":…,"bound_msg_bytes":…}
 //
 // (on one line). watchers_dropped counts the feeds not open at the end,
 // watchers_not_connected those of them that never connected; holds_ratio
 // is holds_per_s over holds_per_s_alone; holds_p99_ms* are the 201s'.
+//
+// The bound. After phase B the feeds are closed and the clients book for
+// -onsale-watched again while a bare fan-out server — bookingbench itself
+// in a process of its own: a goroutine and one write a message per
+// connection, no hub, database, middleware or encoding — sends as many
+// watchers, opened the same way, messages of the mean size and at the rate
+// the first sampled watcher got in phase B (bound_msg_bytes,
+// bound_msgs_per_s). holds_ratio_bound, its holds/s over
+// holds_per_s_alone, is what this machine leaves for booking while any
+// server feeds that crowd, the watchers' own reading included: the
+// ceiling of holds_ratio here.
 //
 // Output: per scenario the tables of bookings, projection lag and reads,
 // then one JSON line — the last line of the output is the last scenario's:
@@ -251,6 +263,9 @@ import (
 )
 
 func main() {
+	if spec := os.Getenv(bareFanoutEnv); spec != "" {
+		os.Exit(serveBareFanout(spec))
+	}
 	// A replay holds the whole read model in memory while it streams the
 	// events through; collecting garbage less often is worth the memory
 	// for a batch tool. GOGC, when set, wins.

@@ -79,6 +79,11 @@ type onsaleResult struct {
 	firstFail error // why the first watcher failed or ended
 
 	alone, watched phaseStats
+	// bound: booking while a bare fan-out server feeds the same crowd at
+	// the rate and size bookingd's feeds had (boundPhase).
+	bound         phaseStats
+	boundMsgsPerS float64
+	boundMsgBytes int
 
 	sampled    int             // watchers that connected and recorded their messages
 	deliveries []time.Duration // from a hold's 201 to its arrival, per (hold, sampled watcher)
@@ -100,9 +105,11 @@ func (r onsaleResult) rssPerWatcher() float64 {
 	return float64(r.rssMax-r.rssBefore) / float64(r.connected)
 }
 
-func (r onsaleResult) holdsRatio() float64 {
-	if a := r.alone.perSec(); a > 0 {
-		return r.watched.perSec() / a
+func (r onsaleResult) holdsRatio() float64 { return ratioTo(r.watched, r.alone) }
+
+func ratioTo(p, alone phaseStats) float64 {
+	if a := alone.perSec(); a > 0 {
+		return p.perSec() / a
 	}
 	return 0
 }
@@ -133,6 +140,12 @@ type onsaleSummary struct {
 	HoldsP99ms           float64 `json:"holds_p99_ms"`
 	RSSBeforeKB          int64   `json:"rss_before_kb"`
 	RSSMaxKB             int64   `json:"rss_max_kb"`
+	// The bound: holds/s while a bare fan-out server feeds as many
+	// watchers messages of the size and at the rate bookingd's had.
+	HoldsPerSBound  float64 `json:"holds_per_s_bound"`
+	HoldsRatioBound float64 `json:"holds_ratio_bound"`
+	BoundMsgsPerS   float64 `json:"bound_msgs_per_s"`
+	BoundMsgBytes   int     `json:"bound_msg_bytes"`
 }
 
 func (r onsaleResult) summary() onsaleSummary {
@@ -147,6 +160,8 @@ func (r onsaleResult) summary() onsaleSummary {
 		WatchersNotConnected: r.failed, SampledWatchers: r.sampled, Deliveries: len(r.deliveries),
 		HoldsP99msAlone: round(percentile(r.alone.latencies, 0.99), 1), HoldsP99ms: round(percentile(r.watched.latencies, 0.99), 1),
 		RSSBeforeKB: r.rssBefore, RSSMaxKB: r.rssMax,
+		HoldsPerSBound: round(r.bound.perSec(), 1), HoldsRatioBound: round(ratioTo(r.bound, r.alone), 2),
+		BoundMsgsPerS: round(r.boundMsgsPerS, 1), BoundMsgBytes: r.boundMsgBytes,
 	}
 }
 
@@ -310,6 +325,7 @@ func runOnsale(ctx context.Context, cfg config, progress func(string, ...any)) (
 		time.Since(opened).Seconds(), percentile(r.connect, 0.5), percentile(r.connect, 0.99), errText(w.firstErr()))
 
 	progress("phase B: %d clients book for %s with the feeds open", oc.clients, oc.watched)
+	startedB := time.Now()
 	r.watched = bookPhase(ctx, clients, queue, oc.watched)
 	ended := time.Now()
 	progress("phase B: %d holds in %.1fs: %.0f/s (p99 %.1f ms), %d cancels, %d refused, %d errors%s",
@@ -323,6 +339,20 @@ func runOnsale(ctx context.Context, cfg config, progress func(string, ...any)) (
 	r.failed, r.ended, r.firstFail = int(w.failed.Load()), int(w.ended.Load()), w.firstErr()
 	if d.exited() {
 		return r, d.withLog(errors.New("bookingd exited during the run"))
+	}
+	for _, s := range w.samples {
+		if s.connected {
+			r.boundMsgsPerS, r.boundMsgBytes = feedRate(s.msgs, startedB, ended)
+			break
+		}
+	}
+	if r.boundMsgsPerS > 0 {
+		progress("bound: %d clients book for %s while a bare server feeds %d watchers", oc.clients, oc.watched, r.connected)
+		if r.bound, err = boundPhase(ctx, clients, queue, r.connected, r.boundMsgsPerS, r.boundMsgBytes, oc.watched, progress); err != nil {
+			return r, err
+		}
+		progress("bound: %d holds in %.1fs: %.0f/s, %.2f of alone", r.bound.holds, r.bound.elapsed.Seconds(), r.bound.perSec(),
+			ratioTo(r.bound, r.alone))
 	}
 
 	versions, err := lockVersions(ctx, pool, set.show)
@@ -353,7 +383,7 @@ func runOnsale(ctx context.Context, cfg config, progress func(string, ...any)) (
 		r.missed, errText(r.decodeErr))
 
 	acks := slices.Clone(set.acks)
-	for _, p := range []phaseStats{r.alone, r.watched} {
+	for _, p := range []phaseStats{r.alone, r.watched, r.bound} {
 		for _, h := range p.acked {
 			acks = append(acks, audit.Ack{Show: set.show, Booking: domain.BookingID(h.id), Type: domain.TypeSeatLocked})
 		}
@@ -411,7 +441,8 @@ func raiseFileLimit(watchers uint64) (uint64, error) {
 		}
 		lim = raised
 	}
-	if need := watchers + 1024; lim.Cur < need {
+	if need := watchers + 256; lim.Cur < need { // the clients' own connections and pools besides
+
 		return lim.Cur, fmt.Errorf("the open-file limit is %d and cannot be raised to %d for %d watchers: that needs a hard limit (ulimit -Hn) that high, or CAP_SYS_RESOURCE", lim.Cur, need, watchers)
 	}
 	return lim.Cur, nil
@@ -1116,10 +1147,10 @@ func (w *watcherSet) watch(ctx context.Context, i int, addr string, request []by
 			}
 		})
 	} else {
-		buf := make([]byte, 512)
-		for err == nil {
-			_, err = resp.Body.Read(buf)
-		}
+		// What is buffered, then straight from the connection in reads as
+		// large as a coalesced message: one system call a message, as a
+		// browser's socket reads.
+		_, err = io.Copy(io.Discard, io.MultiReader(io.LimitReader(br, int64(br.Buffered())), conn))
 	}
 	if !w.closing.Load() {
 		w.ended.Add(1)
@@ -1264,6 +1295,7 @@ func readLine(br *bufio.Reader, buf []byte) ([]byte, error) {
 // lists as locked, in order.
 type liveMessage struct {
 	at       time.Time
+	bytes    int // of the event as sent, about
 	snapshot bool
 	version  int
 	locked   []string
@@ -1272,7 +1304,7 @@ type liveMessage struct {
 // decodeLive reads a live feed's "seats" or "snapshot" event; any other
 // event is not one (false). The version is the data's, or else the id's.
 func decodeLive(ev sseEvent) (liveMessage, bool, error) {
-	m := liveMessage{at: ev.at}
+	m := liveMessage{at: ev.at, bytes: len(ev.data) + len(ev.id) + len(ev.event) + len("id: \nevent: \ndata: \n\n")}
 	switch ev.event {
 	case "snapshot":
 		m.snapshot = true
@@ -1392,7 +1424,7 @@ func printOnsale(w io.Writer, r onsaleResult) error {
 	for _, p := range []struct {
 		name string
 		st   phaseStats
-	}{{"alone", r.alone}, {"watched", r.watched}} {
+	}{{"alone", r.alone}, {"watched", r.watched}, {"bound", r.bound}} {
 		fmt.Fprintf(tw, "%s\t%.1f\t%.2f\t%.2f\t%d\t%d\t%d\t%d\t\n", p.name, p.st.perSec(),
 			percentile(p.st.latencies, 0.5), percentile(p.st.latencies, 0.99), p.st.holds, p.st.cancels, p.st.refused, p.st.errs)
 	}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -149,6 +152,9 @@ func TestDecodeLive(t *testing.T) {
 			require.Equal(t, tc.isLive, ok)
 			if ok {
 				tc.want.at = at
+				assert.Equal(t, len(tc.ev.data)+len(tc.ev.id)+len(tc.ev.event)+len("id: \nevent: \ndata: \n\n"), m.bytes,
+					"the size of the event as sent")
+				m.bytes = 0
 				assert.Equal(t, tc.want, m)
 			}
 		})
@@ -291,5 +297,62 @@ func TestOnsaleScenario(t *testing.T) {
 		assert.Contains(t, last, key)
 	}
 	assert.True(t, strings.HasPrefix(lines[len(lines)-1], `{"scenario":"onsale","watchers":20,`), "the issue's fields come first")
+	assert.Positive(t, r.bound.holds, "the bound phase booked while a bare server fed the watchers")
+	assert.Positive(t, r.boundMsgBytes)
 	assert.EqualValues(t, 20, last["watchers_connected"])
+}
+
+// The bare fan-out server sends every connection each message, after an
+// HTTP head, as a live feed does.
+func TestBareFanout(t *testing.T) {
+	t.Parallel()
+	b, err := startBareFanout(500, 5*time.Millisecond)
+	require.NoError(t, err)
+	defer b.close()
+	conn, err := net.Dial("tcp", b.addr())
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+	require.NoError(t, conn.SetDeadline(time.Now().Add(30*time.Second)))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	var msgs []liveMessage
+	err = readSSE(resp.Body, time.Now, func(ev sseEvent) {
+		if len(msgs) < 3 {
+			msgs = append(msgs, liveMessage{bytes: len(ev.data), at: ev.at})
+		}
+		if len(msgs) == 3 {
+			conn.Close()
+		}
+	})
+	require.Len(t, msgs, 3, "%v", err)
+	for _, m := range msgs {
+		assert.InDelta(t, 460, m.bytes, 1, "the data of a 500-byte message")
+	}
+}
+
+func TestFeedRate(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	msgs := []liveMessage{
+		{at: t0, bytes: 100, snapshot: true},
+		{at: t0.Add(time.Second), bytes: 100},
+		{at: t0.Add(2 * time.Second), bytes: 300},
+		{at: t0.Add(5 * time.Second), bytes: 999}, // after the phase
+	}
+	perSec, size := feedRate(msgs, t0, t0.Add(4*time.Second))
+	assert.InDelta(t, 0.5, perSec, 1e-9, "two seats messages in four seconds; the snapshot does not count")
+	assert.Equal(t, 200, size)
+	perSec, size = feedRate(nil, t0, t0.Add(time.Second))
+	assert.Zero(t, perSec)
+	assert.Zero(t, size)
+}
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(bareFanoutEnv); spec != "" { // boundPhase runs this binary as its server
+		os.Exit(serveBareFanout(spec))
+	}
+	os.Exit(m.Run())
 }
