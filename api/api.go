@@ -172,6 +172,7 @@ func New(d Deps) (http.Handler, error) {
 	}
 	s := &server{Deps: d, shards: shardList, ledger: router, metrics: newMetrics(d.Registry),
 		liveGate: live.NewGate(d.Config.Live.MaxFeeds, d.Config.Live.MaxFeedsPerClient)}
+	s.registerLiveMetrics()
 	return s.routes(), nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/bookingledger/ledger/domain"
 	"github.com/bookingledger/ledger/live"
 )
@@ -49,6 +51,11 @@ func (s *server) liveShow(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errLiveOff)
 		return
 	}
+	if r.Method == http.MethodHead { // the head a GET would get, without opening a feed
+		liveHeaders(w.Header())
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	client := "ip:" + s.clientIP(r)
 	if p, ok := principalFrom(r.Context()); ok {
 		client = "user:" + p.UserID.String()
@@ -68,9 +75,14 @@ func (s *server) liveShow(w http.ResponseWriter, r *http.Request) {
 	// then writes each batch of messages with one system call, and the
 	// request's goroutine, its stack grown by the middleware, and net/http's
 	// buffers are freed while the feed lasts.
-	conn, err := takeOver(w)
-	if err != nil {
+	conn, taken, err := takeOver(w)
+	switch {
+	case !taken:
 		s.streamFeed(r.Context(), &responseOut{w: w, rc: http.NewResponseController(w)}, feed, release, id)
+		return
+	case err != nil: // the client went before the head was written
+		feed.Close()
+		release()
 		return
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
@@ -117,13 +129,14 @@ type feedOut interface {
 }
 
 // takeOver hijacks the connection and writes the response's head and the
-// stream's first line. It fails where the connection cannot be taken over
-// (HTTP/2), before anything is written.
-func takeOver(w http.ResponseWriter) (net.Conn, error) {
+// stream's first line. taken is false where the connection cannot be taken
+// over (HTTP/2): nothing was written then. An error with taken true means
+// the head could not be written; the connection is closed.
+func takeOver(w http.ResponseWriter) (conn net.Conn, taken bool, err error) {
 	h := w.Header().Clone() // what the middleware set: request id, rate limits
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	liveHeaders(h)
 	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
@@ -137,9 +150,9 @@ func takeOver(w http.ResponseWriter) (net.Conn, error) {
 	_ = conn.SetWriteDeadline(time.Now().Add(liveWriteTimeout))
 	if _, err := conn.Write(head.Bytes()); err != nil {
 		conn.Close()
-		return nil, err
+		return nil, true, err
 	}
-	return conn, nil
+	return conn, true, nil
 }
 
 func liveHeaders(h http.Header) {
@@ -155,6 +168,7 @@ func liveHeaders(h http.Header) {
 type connOut struct {
 	conn     net.Conn
 	deadline time.Time
+	bufs     net.Buffers // WriteTo consumes its slice: a copy of the frames'
 }
 
 func (o *connOut) write(frames [][]byte) error {
@@ -164,8 +178,8 @@ func (o *connOut) write(frames [][]byte) error {
 			return err
 		}
 	}
-	bufs := net.Buffers(frames)
-	_, err := bufs.WriteTo(o.conn)
+	o.bufs = append(o.bufs[:0], frames...)
+	_, err := o.bufs.WriteTo(o.conn)
 	return err
 }
 
@@ -200,6 +214,29 @@ func (o *responseOut) write(frames [][]byte) error {
 }
 
 func (o *responseOut) close() {}
+
+// registerLiveMetrics exports the open live feeds and the shows they
+// watch. Feeds outlive their requests (the connection is taken over), so
+// the request metrics do not count them.
+func (s *server) registerLiveMetrics() {
+	s.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "bookingledger_live_feeds",
+			Help: "Live seat-map feeds open in this process."},
+			func() float64 { return float64(s.liveGate.Open()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "bookingledger_live_shows",
+			Help: "Shows whose seat map this process keeps for live feeds."},
+			func() float64 {
+				n := 0
+				for _, sh := range s.shards {
+					if sh.Live != nil {
+						shows, _ := sh.Live.Watched()
+						n += shows
+					}
+				}
+				return float64(n)
+			}),
+	)
+}
 
 // liveAfter is the version the client has: Last-Event-ID (a reconnect)
 // wins over ?after= (the first connection); 0: none, a snapshot first.

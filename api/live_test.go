@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -241,6 +243,8 @@ func TestLiveFeedCaps(t *testing.T) {
 	r = e.do("GET", path, alice, nil)
 	requireProblem(t, r, http.StatusServiceUnavailable)
 	assert.NotEmpty(t, r.header.Get("Retry-After"))
+	assert.EqualValues(t, 3, e.metric("bookingledger_live_feeds"))
+	assert.EqualValues(t, 1, e.metric("bookingledger_live_shows"))
 
 	second.close()
 	require.Eventually(t, func() bool {
@@ -367,4 +371,70 @@ func TestLiveOverHTTP2(t *testing.T) {
 	assert.Equal(t, live.EventSeats, m.event)
 	assert.Equal(t, 2, m.id)
 	assert.Equal(t, map[string]string{"2": "locked"}, seatsOf(m.data))
+}
+
+// rawRequest sends a request on a connection of its own and returns it,
+// to read the answer byte for byte.
+func rawRequest(t *testing.T, srv *httptest.Server, method, path string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	_, err = fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: x\r\n\r\n", method, path)
+	require.NoError(t, err)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(30*time.Second)))
+	return c
+}
+
+// Idle feeds keep getting keep-alive comments, every feed, every time (a
+// write must not use up the frames every feed shares).
+func TestLiveKeepAlivesKeepComing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	admin, _ := e.login(users.RoleAdmin)
+	show := e.createShow(admin, map[string]any{"total_seats": 2})
+	d := e.deps
+	d.Registry = nil
+	d.Live = live.NewHub(e.svc.Store(), nil, live.Config{Poll: 10 * time.Millisecond, KeepAlive: 20 * time.Millisecond})
+	h, err := api.New(d)
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = d.Live.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+
+	var readers sync.WaitGroup
+	for i := range 3 {
+		readers.Go(func() {
+			sc := bufio.NewScanner(rawRequest(t, srv, "GET", fmt.Sprintf("/api/shows/%d/live?after=1", show)))
+			pings := 0
+			for pings < 3 && sc.Scan() {
+				if sc.Text() == ": ping" {
+					pings++
+				}
+			}
+			assert.Equal(t, 3, pings, "feed %d: %v", i, sc.Err())
+		})
+	}
+	readers.Wait()
+}
+
+// HEAD answers the head a GET would get, without a body or a feed.
+func TestLiveHead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withLiveLimits(0, 1))
+	admin, _ := e.login(users.RoleAdmin)
+	show := e.createShow(admin, map[string]any{"total_seats": 2})
+	path := fmt.Sprintf("/api/shows/%d/live", show)
+	c := rawRequest(t, e.srv, "HEAD", path)
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "HEAD"})
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(time.Second)))
+	rest, _ := io.ReadAll(c)
+	assert.Empty(t, rest, "no body")
+	e.openLive(path) // the HEAD took no place of the client's one
 }

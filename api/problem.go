@@ -73,7 +73,7 @@ func problemFor(err error) Problem {
 		return Problem{Status: http.StatusConflict, Title: "Conflict", Detail: err.Error()}
 	case errors.Is(err, ledger.ErrTooManyConflicts):
 		return Problem{Status: http.StatusServiceUnavailable, Title: "Busy", Detail: err.Error()}
-	case errors.Is(err, errLiveOff), errors.Is(err, live.ErrTooManyFeeds):
+	case errors.Is(err, errLiveOff), errors.Is(err, live.ErrTooManyFeeds), errors.Is(err, live.ErrDropped):
 		return Problem{Status: http.StatusServiceUnavailable, Title: "Unavailable", Detail: err.Error()}
 	case errors.Is(err, live.ErrTooManyClientFeeds):
 		return Problem{Status: http.StatusTooManyRequests, Title: "Too many requests", Detail: err.Error()}

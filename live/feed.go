@@ -34,6 +34,10 @@ func (f *Feed) Version() int { return f.sent }
 // The slice is reused by the next call.
 func (f *Feed) Next(ctx context.Context) ([][]byte, error) {
 	sh := f.show
+	clear(f.out) // no frame outlives its message's time in the ring
+	if cap(f.out) > 64 {
+		f.out = nil // a big catch-up's room is not kept for the feed's life
+	}
 	for woke := false; ; woke = true {
 		sh.mu.Lock()
 		if sh.closed {

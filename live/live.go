@@ -118,9 +118,10 @@ type Hub struct {
 	// start reading.
 	started chan struct{}
 
-	mu    sync.Mutex
-	shows map[string]*show // by stream
-	loads int              // shows loaded from the store (tests count them)
+	mu      sync.Mutex
+	shows   map[string]*show // by stream
+	loads   int              // shows loaded from the store (tests count them)
+	stopped bool             // Run returned: nothing would keep a new show up to date
 }
 
 // NewHub returns a hub reading store; wake (may be nil) ends its wait for
@@ -135,6 +136,10 @@ func NewHub(store Store, wake <-chan struct{}, cfg Config) *Hub {
 func (h *Hub) Open(ctx context.Context, id domain.ShowID, after int) (*Feed, error) {
 	stream := id.StreamID()
 	h.mu.Lock()
+	if h.stopped {
+		h.mu.Unlock()
+		return nil, ErrDropped
+	}
 	sh := h.shows[stream]
 	if sh == nil {
 		sh = newShow(id, h.cfg)
@@ -257,9 +262,27 @@ func (h *Hub) keepAlive(now time.Time) {
 // they missed once the hub reads again. When Run returns it ends every
 // feed (their clients reconnect); it may be called again.
 func (h *Hub) Run(ctx context.Context) error {
+	h.mu.Lock()
+	h.stopped = false
+	h.mu.Unlock()
 	defer h.stop()
+	// Idle feeds' keep-alives and evictions go on while the database is
+	// down too.
+	lastSweep, lastKeepAlive := time.Now(), time.Now()
+	tend := func() {
+		now := time.Now()
+		if now.Sub(lastSweep) >= h.cfg.Evict/4 {
+			h.evictIdle(now)
+			lastSweep = now
+		}
+		if now.Sub(lastKeepAlive) >= min(time.Second, h.cfg.KeepAlive) {
+			h.keepAlive(now)
+			lastKeepAlive = now
+		}
+	}
 	retry := 50 * time.Millisecond
 	failed := func(err error) bool {
+		tend()
 		if ctx.Err() != nil {
 			return false
 		}
@@ -296,10 +319,8 @@ func (h *Hub) Run(ctx context.Context) error {
 		if !sh.markResync() {
 			continue // loading: its loader reads again
 		}
-		for {
-			if err := h.catchUp(ctx, sh); err == nil || !failed(err) {
-				break
-			}
+		if err := h.catchUp(ctx, sh); err != nil {
+			h.drop(sh, err) // its clients reconnect and load it anew
 		}
 	}
 	if h.started != nil {
@@ -307,7 +328,6 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	timer := time.NewTimer(h.cfg.Poll)
 	defer timer.Stop()
-	lastSweep, lastKeepAlive := time.Now(), time.Now()
 	for {
 		events, err := h.store.ReadAll(ctx, cp, 1000)
 		if err != nil {
@@ -321,15 +341,7 @@ func (h *Hub) Run(ctx context.Context) error {
 			h.deliver(ctx, e)
 			cp = e.Checkpoint()
 		}
-		now := time.Now()
-		if now.Sub(lastSweep) >= h.cfg.Evict/4 {
-			h.evictIdle(now)
-			lastSweep = now
-		}
-		if now.Sub(lastKeepAlive) >= time.Second {
-			h.keepAlive(now)
-			lastKeepAlive = now
-		}
+		tend()
 		if len(events) == 1000 {
 			continue
 		}
@@ -348,6 +360,7 @@ func (h *Hub) Run(ctx context.Context) error {
 func (h *Hub) stop() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.stopped = true
 	for stream, sh := range h.shows {
 		delete(h.shows, stream)
 		sh.close()
@@ -371,12 +384,18 @@ func (h *Hub) deliver(ctx context.Context, e eventstore.Event) {
 		err = h.catchUp(ctx, sh)
 	}
 	if err != nil {
-		h.cfg.Logger.Warn("live hub: a show's feeds were ended", "stream", e.StreamID, "err", err)
-		h.mu.Lock()
-		if h.shows[e.StreamID] == sh {
-			delete(h.shows, e.StreamID)
-		}
-		h.mu.Unlock()
-		sh.close()
+		h.drop(sh, err)
 	}
+}
+
+// drop forgets a show that could not be kept up to date and ends its
+// feeds; their clients reconnect and the show is loaded anew.
+func (h *Hub) drop(sh *show, err error) {
+	h.cfg.Logger.Warn("live hub: a show's feeds were ended", "stream", sh.stream, "err", err)
+	h.mu.Lock()
+	if h.shows[sh.stream] == sh {
+		delete(h.shows, sh.stream)
+	}
+	h.mu.Unlock()
+	sh.close()
 }

@@ -545,3 +545,38 @@ func TestFirstLoadKeepsTheLastEventsInTheRing(t *testing.T) {
 	older := fx.open(t, h, 1) // the ring of 2 holds versions 3 and 4
 	assert.Equal(t, EventSnapshot, nextOne(t, older).event)
 }
+
+// A snapshot is encoded once while the ring covers its version: a client
+// that needs one later gets the same bytes and resumes from the ring.
+func TestSnapshotsAreReusedWhileTheRingCoversThem(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	h := startedHub(t, fx.store, Config{})
+	a := fx.open(t, h, 0)
+	fa, err := a.Next(fx.ctx)
+	require.NoError(t, err)
+	first := fa[0]
+	fx.hold(t, "1")
+	waitVersion(t, h, fx.show, 2)
+	b := fx.open(t, h, 0)
+	fb, err := b.Next(fx.ctx)
+	require.NoError(t, err)
+	assert.Same(t, &first[0], &fb[0][0], "the snapshot at version 1, not a new one")
+	assert.Equal(t, 1, b.Version())
+	m := nextOne(t, b)
+	assert.Equal(t, 2, m.id)
+	assert.Equal(t, []SeatChange{{"1", "locked"}}, m.data.Seats)
+}
+
+// A hub whose Run has returned opens no feeds: nothing would keep them up
+// to date.
+func TestAStoppedHubOpensNoFeeds(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	h := NewHub(fx.store, nil, Config{Poll: 5 * time.Millisecond})
+	ctx, cancel := context.WithCancel(fx.ctx)
+	cancel()
+	require.NoError(t, h.Run(ctx))
+	_, err := h.Open(fx.ctx, fx.show, 0)
+	require.ErrorIs(t, err, ErrDropped)
+}

@@ -59,25 +59,25 @@ type show struct {
 	feeds     int
 	idleSince time.Time
 
-	mu      sync.Mutex
-	state   *domain.Show
-	loaded  bool
+	mu     sync.Mutex
+	state  *domain.Show
+	loaded bool
 	// recording: the seats an event changes join a message. The first load
 	// folds all but the show's last events quietly.
 	recording bool
-	closed  bool
-	resync  bool               // read the store again before trusting the state
-	early   []eventstore.Event // delivered while loading
-	ring    []message          // circular, oldest at ring[head]
-	head, n int
-	flushed int           // the version the newest message ends at
-	pending []SeatChange  // changes after flushed, not yet a message
-	timer   *time.Timer   // flushes pending after the window
-	armed   bool          // the timer runs
-	changed chan struct{} // closed (and replaced) to wake the feeds
-	woken   time.Time     // when the feeds were last woken
-	snap    []byte        // the snapshot frame at snapAt
-	snapAt  int
+	closed    bool
+	resync    bool               // read the store again before trusting the state
+	early     []eventstore.Event // delivered while loading
+	ring      []message          // circular, oldest at ring[head]
+	head, n   int
+	flushed   int           // the version the newest message ends at
+	pending   []SeatChange  // changes after flushed, not yet a message
+	timer     *time.Timer   // flushes pending after the window
+	armed     bool          // the timer runs
+	changed   chan struct{} // closed (and replaced) to wake the feeds
+	woken     time.Time     // when the feeds were last woken
+	snap      []byte        // the snapshot frame at snapAt
+	snapAt    int
 }
 
 func newShow(id domain.ShowID, cfg Config) *show {
@@ -363,11 +363,16 @@ func (sh *show) since(after int, out [][]byte) (_ [][]byte, to int, resync bool)
 	return out, to, false
 }
 
-// snapshot is the snapshot frame at the state's version, encoded once per
-// version. Called with sh.mu held.
+// snapshot is a snapshot frame: the one encoded last while the ring still
+// covers its version (a client resumes from the ring after it), else a new
+// one at the state's version. Called with sh.mu held.
 func (sh *show) snapshot() ([]byte, int) {
+	base := sh.flushed
+	if sh.n > 0 {
+		base = sh.at(0).from
+	}
 	v := sh.state.Version()
-	if sh.snap == nil || sh.snapAt != v {
+	if sh.snap == nil || sh.snapAt < base {
 		seatMap := sh.state.SeatMap()
 		seats := make([]SeatChange, len(seatMap))
 		for i, s := range seatMap {
@@ -379,7 +384,7 @@ func (sh *show) snapshot() ([]byte, int) {
 		}
 		sh.snap, sh.snapAt = frame(EventSnapshot, v, data), v
 	}
-	return sh.snap, v
+	return sh.snap, sh.snapAt
 }
 
 // frame is a server-sent event: its id is the stream version.
