@@ -245,15 +245,20 @@ func (h *Hub) evictIdle(now time.Time) {
 // keepAlive wakes the feeds of the shows whose feeds were not woken for
 // cfg.KeepAlive.
 func (h *Hub) keepAlive(now time.Time) {
+	for _, sh := range h.kept() {
+		sh.keepAlive(now, h.cfg.KeepAlive)
+	}
+}
+
+// kept lists the shows the hub keeps now.
+func (h *Hub) kept() []*show {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	shows := make([]*show, 0, len(h.shows))
 	for _, sh := range h.shows {
 		shows = append(shows, sh)
 	}
-	h.mu.Unlock()
-	for _, sh := range shows {
-		sh.keepAlive(now, h.cfg.KeepAlive)
-	}
+	return shows
 }
 
 // Run follows the global stream from its settled end until ctx ends,
@@ -309,13 +314,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	// Shows loaded before cp was chosen may lack events the hub now starts
 	// after: they read them from the store.
-	h.mu.Lock()
-	stale := make([]*show, 0, len(h.shows))
-	for _, sh := range h.shows {
-		stale = append(stale, sh)
-	}
-	h.mu.Unlock()
-	for _, sh := range stale {
+	for _, sh := range h.kept() {
 		if !sh.markResync() {
 			continue // loading: its loader reads again
 		}
