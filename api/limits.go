@@ -22,11 +22,7 @@ func (s *server) limit(class string) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			// Auth calls are always limited per client IP: a token must not
 			// buy another budget for guessing passwords or making accounts.
-			key := "ip:" + s.clientIP(r)
-			if p, ok := principalFrom(r.Context()); ok && class != "auth" {
-				key = "user:" + p.UserID.String()
-			}
-			d := s.Limiter.Allow(r.Context(), class, key, perMinute)
+			d := s.Limiter.Allow(r.Context(), class, s.clientKey(r, class != "auth"), perMinute)
 			h := w.Header()
 			h["Ratelimit-Limit"] = limitHeader // canonical form of RateLimit-Limit
 			h["Ratelimit-Remaining"] = []string{strconv.Itoa(max(d.Remaining, 0))}
@@ -40,6 +36,15 @@ func (s *server) limit(class string) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// clientKey names the client a limit counts against: the authenticated
+// user when perUser, else the client IP.
+func (s *server) clientKey(r *http.Request, perUser bool) string {
+	if p, ok := principalFrom(r.Context()); ok && perUser {
+		return "user:" + p.UserID.String()
+	}
+	return "ip:" + s.clientIP(r)
 }
 
 // clientIP is the peer address or, when the deployment says one trusted

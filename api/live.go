@@ -56,11 +56,7 @@ func (s *server) liveShow(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	client := "ip:" + s.clientIP(r)
-	if p, ok := principalFrom(r.Context()); ok {
-		client = "user:" + p.UserID.String()
-	}
-	release, err := s.liveGate.Admit(client)
+	release, err := s.liveGate.Admit(s.clientKey(r, true))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -134,7 +130,9 @@ type feedOut interface {
 // the head could not be written; the connection is closed.
 func takeOver(w http.ResponseWriter) (conn net.Conn, taken bool, err error) {
 	h := w.Header().Clone() // what the middleware set: request id, rate limits
-	conn, brw, err := http.NewResponseController(w).Hijack()
+	// The reader's buffered request bytes, if any, are not read: the client
+	// sends nothing more.
+	conn, _, err = http.NewResponseController(w).Hijack()
 	if err != nil {
 		return nil, false, err
 	}
@@ -146,7 +144,6 @@ func takeOver(w http.ResponseWriter) (conn net.Conn, taken bool, err error) {
 	_ = h.Write(&head)
 	head.WriteString("\r\n")
 	head.Write(liveRetry)
-	_ = brw // its buffered request bytes, if any, are not read: the client sends nothing more
 	_ = conn.SetWriteDeadline(time.Now().Add(liveWriteTimeout))
 	if _, err := conn.Write(head.Bytes()); err != nil {
 		conn.Close()

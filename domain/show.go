@@ -197,16 +197,23 @@ type Seat struct {
 func (s *Show) SeatMap() []Seat {
 	out := make([]Seat, len(s.seatOrder))
 	for i, n := range s.seatOrder {
-		out[i] = Seat{Number: n, Status: SeatStatusAvailable}
-		if id, ok := s.owner[n]; ok {
-			out[i].BookingID = id
-			out[i].Status = SeatStatusLocked
-			if s.bookings[id].Status == StatusConfirmed {
-				out[i].Status = SeatStatusBooked
-			}
-		}
+		out[i] = Seat{Number: n, Status: s.SeatStatus(n), BookingID: s.owner[n]}
 	}
 	return out
+}
+
+// SeatStatus is one seat's entry of SeatMap: available unless a live
+// booking holds it, booked once that booking is confirmed.
+func (s *Show) SeatStatus(seat string) SeatStatus {
+	id, ok := s.owner[seat]
+	switch {
+	case !ok:
+		return SeatStatusAvailable
+	case s.bookings[id].Status == StatusConfirmed:
+		return SeatStatusBooked
+	default:
+		return SeatStatusLocked
+	}
 }
 
 // AvailableSeats counts seats no live booking holds.

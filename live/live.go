@@ -120,7 +120,6 @@ type Hub struct {
 
 	mu      sync.Mutex
 	shows   map[string]*show // by stream
-	loads   int              // shows loaded from the store (tests count them)
 	stopped bool             // Run returned: nothing would keep a new show up to date
 }
 
@@ -144,7 +143,6 @@ func (h *Hub) Open(ctx context.Context, id domain.ShowID, after int) (*Feed, err
 	if sh == nil {
 		sh = newShow(id, h.cfg)
 		h.shows[stream] = sh
-		h.loads++
 		go h.load(sh)
 	}
 	sh.feeds++
@@ -199,13 +197,6 @@ func (h *Hub) catchUp(ctx context.Context, sh *show) error {
 			return err
 		}
 	}
-}
-
-// Loads is how many times the hub loaded a show from the store.
-func (h *Hub) Loads() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.loads
 }
 
 // Watched is how many shows the hub keeps, and how many feeds are open on

@@ -256,7 +256,7 @@ func (sh *show) apply(e eventstore.Event) error {
 	}
 	sh.state.Evolve(ev)
 	for _, n := range seats {
-		sh.pending = append(sh.pending, SeatChange{SeatNumber: n, Status: string(sh.status(n))})
+		sh.pending = append(sh.pending, SeatChange{SeatNumber: n, Status: string(sh.state.SeatStatus(n))})
 	}
 	switch {
 	case sh.window == 0:
@@ -266,17 +266,6 @@ func (sh *show) apply(e eventstore.Event) error {
 		sh.timer.Reset(sh.window)
 	}
 	return nil
-}
-
-func (sh *show) status(seat string) domain.SeatStatus {
-	id, ok := sh.state.SeatHolder(seat)
-	if !ok {
-		return domain.SeatStatusAvailable
-	}
-	if b, _ := sh.state.Booking(id); b.Status == domain.StatusConfirmed {
-		return domain.SeatStatusBooked
-	}
-	return domain.SeatStatusLocked
 }
 
 func (sh *show) flushNow() {
@@ -332,16 +321,21 @@ func (sh *show) keepAlive(now time.Time, d time.Duration) {
 // at is the i-th oldest message of the ring.
 func (sh *show) at(i int) *message { return &sh.ring[(sh.head+i)%len(sh.ring)] }
 
+// oldest is the version the ring's oldest message starts after: a client
+// at that version or later resumes from the ring. Called with sh.mu held.
+func (sh *show) oldest() int {
+	if sh.n > 0 {
+		return sh.at(0).from
+	}
+	return sh.flushed
+}
+
 // since appends to out the frames a client at version after needs, and
 // returns the version they bring it to. resync is true when the client
 // has no seat map (version 0) or the ring no longer covers after: it needs
 // a snapshot. Called with sh.mu held.
 func (sh *show) since(after int, out [][]byte) (_ [][]byte, to int, resync bool) {
-	base := sh.flushed
-	if sh.n > 0 {
-		base = sh.at(0).from
-	}
-	if after == 0 || after < base {
+	if after == 0 || after < sh.oldest() {
 		return out, after, true
 	}
 	// The first message that ends after the client's version.
@@ -367,12 +361,8 @@ func (sh *show) since(after int, out [][]byte) (_ [][]byte, to int, resync bool)
 // covers its version (a client resumes from the ring after it), else a new
 // one at the state's version. Called with sh.mu held.
 func (sh *show) snapshot() ([]byte, int) {
-	base := sh.flushed
-	if sh.n > 0 {
-		base = sh.at(0).from
-	}
 	v := sh.state.Version()
-	if sh.snap == nil || sh.snapAt < base {
+	if sh.snap == nil || sh.snapAt < sh.oldest() {
 		seatMap := sh.state.SeatMap()
 		seats := make([]SeatChange, len(seatMap))
 		for i, s := range seatMap {
