@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/bookingledger/ledger/api"
 	"github.com/bookingledger/ledger/domain"
+	"github.com/bookingledger/ledger/live"
 	"github.com/bookingledger/ledger/shards"
 )
 
@@ -64,7 +66,7 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 		CacheTTL:     30 * time.Second,
 		Roles:        knownRoles,
 		PollInterval: time.Second,
-		LiveCoalesce: 100 * time.Millisecond,
+		LiveCoalesce: live.DefaultConfig().Coalesce,
 		Dev:          getenv("BOOKINGD_ENV") == "dev",
 		API:          api.DefaultConfig(),
 	}
@@ -81,22 +83,19 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 		}
 	}
 	duration := func(name string, dst *time.Duration) { durationOr0(name, dst, false) }
-	// integerOr0 accepts 0 too (meaning "no cap"); integer wants it positive.
-	integerOr0 := func(name string, dst *int, zeroOK bool) {
+	// intIn reads a whole number from lo to hi; want says so in an error.
+	intIn := func(name string, dst *int, lo, hi int, want string) {
 		if v := getenv(name); v != "" {
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || (n == 0 && !zeroOK) {
-				want := "a positive integer"
-				if zeroOK {
-					want = "a whole number ≥ 0"
-				}
+			if err != nil || n < lo || n > hi {
 				errs = append(errs, fmt.Errorf("%s=%q: want %s", name, v, want))
 				return
 			}
 			*dst = n
 		}
 	}
-	integer := func(name string, dst *int) { integerOr0(name, dst, false) }
+	integer := func(name string, dst *int) { intIn(name, dst, 1, math.MaxInt, "a positive integer") }
+	capOr0 := func(name string, dst *int) { intIn(name, dst, 0, math.MaxInt, "a whole number ≥ 0") } // 0: no cap
 	duration("HOLD_TTL", &c.HoldTTL)
 	duration("EXPIRY_INTERVAL", &c.ExpiryEvery)
 	durationOr0("CONFIRM_DELAY", &c.ConfirmDelay, true) // 0: payments off
@@ -108,21 +107,15 @@ func loadConfig(getenv func(string) string, flagRoles string) (config, error) {
 	integer("RATE_LIMIT_AUTH_PER_MIN", &c.API.RateLimits.Auth)
 	integer("RATE_LIMIT_BOOKINGS_PER_MIN", &c.API.RateLimits.Bookings)
 	integer("RATE_LIMIT_READS_PER_MIN", &c.API.RateLimits.Reads)
-	durationOr0("LIVE_COALESCE", &c.LiveCoalesce, true)                          // 0: a message per event
-	integerOr0("LIVE_MAX_FEEDS", &c.API.Live.MaxFeeds, true)                     // 0: no cap
-	integerOr0("LIVE_MAX_FEEDS_PER_CLIENT", &c.API.Live.MaxFeedsPerClient, true) // 0: no cap
+	durationOr0("LIVE_COALESCE", &c.LiveCoalesce, true) // 0: a message per event
+	capOr0("LIVE_MAX_FEEDS", &c.API.Live.MaxFeeds)
+	capOr0("LIVE_MAX_FEEDS_PER_CLIENT", &c.API.Live.MaxFeedsPerClient)
 	maxBody := int(c.API.MaxBodyBytes)
 	integer("MAX_BODY_BYTES", &maxBody)
 	c.API.MaxBodyBytes = int64(maxBody)
 	// New shows' seats per user when POST /api/shows names none; 0: no cap.
-	if v := getenv("MAX_SEATS_PER_USER"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > domain.MaxSeatsPerShow {
-			errs = append(errs, fmt.Errorf("MAX_SEATS_PER_USER=%q: want a whole number from 0 (no cap) to %d", v, domain.MaxSeatsPerShow))
-		} else {
-			c.API.MaxSeatsPerUser = n
-		}
-	}
+	intIn("MAX_SEATS_PER_USER", &c.API.MaxSeatsPerUser, 0, domain.MaxSeatsPerShow,
+		fmt.Sprintf("a whole number from 0 (no cap) to %d", domain.MaxSeatsPerShow))
 	if v := getenv("REDIS_CLUSTER"); v != "" {
 		cluster, err := strconv.ParseBool(v)
 		if err != nil {
