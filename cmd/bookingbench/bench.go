@@ -214,19 +214,13 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]result,
 // clients against the queue and verifies the outcome.
 func runTarget(ctx context.Context, cfg config, sc scenario, labels []string, queue []job, name, replicaApp string,
 	progress func(string, ...any), stderr io.Writer) (result, error) {
-	dbName, err := createDB(ctx, cfg.adminURL, "bookingbench_"+sc.name+"_"+name)
+	dbName, done, err := scratchDB(ctx, cfg, "bookingbench_"+sc.name+"_"+name, func(format string, args ...any) {
+		fmt.Fprintf(stderr, "%s/%s: "+format+"\n", append([]any{sc.name, name}, args...)...)
+	})
 	if err != nil {
 		return result{}, err
 	}
-	defer func() {
-		if cfg.keep {
-			fmt.Fprintf(stderr, "%s/%s: kept database %s\n", sc.name, name, dbName)
-			return
-		}
-		if err := dropDB(ctx, cfg.adminURL, dbName); err != nil {
-			fmt.Fprintf(stderr, "%s/%s: %v\n", sc.name, name, err)
-		}
-	}()
+	defer done()
 	pool, err := openPool(ctx, cfg.adminURL, dbName, cfg.concurrency)
 	if err != nil {
 		return result{}, err
@@ -587,6 +581,24 @@ func createDB(ctx context.Context, adminURL, prefix string) (string, error) {
 		return "", fmt.Errorf("create database %s: %w", name, err)
 	}
 	return name, nil
+}
+
+// scratchDB creates a benchmark database (createDB) and returns a func that
+// drops it again, or with -keep keeps it; either way it tells report.
+func scratchDB(ctx context.Context, cfg config, prefix string, report func(string, ...any)) (name string, done func(), err error) {
+	name, err = createDB(ctx, cfg.adminURL, prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	return name, func() {
+		if cfg.keep {
+			report("kept database %s", name)
+			return
+		}
+		if err := dropDB(ctx, cfg.adminURL, name); err != nil {
+			report("%v", err)
+		}
+	}, nil
 }
 
 // dropDB drops a benchmark database, even when ctx has ended.

@@ -150,16 +150,7 @@ func (h *httpTarget) login(ctx context.Context, email string) (string, error) {
 // hold is POST /api/bookings: 201 is a booking, 409 (seats taken) and 503
 // (too many concurrent changes) are refusals, anything else is a failure.
 func (h *httpTarget) hold(ctx context.Context, token string, j job) (string, error) {
-	var body struct {
-		ID     string `json:"id"`
-		Title  string `json:"title"`
-		Detail string `json:"detail"`
-	}
-	req := struct {
-		ShowID      int64    `json:"show_id"`
-		SeatNumbers []string `json:"seat_numbers"`
-	}{int64(h.shows[j.show]), j.seats}
-	status, err := h.post(ctx, "/api/bookings", token, req, &body)
+	status, body, err := h.postHold(ctx, token, h.shows[j.show], j.seats)
 	switch {
 	case err != nil:
 		return "", err
@@ -170,6 +161,25 @@ func (h *httpTarget) hold(ctx context.Context, token string, j job) (string, err
 	default:
 		return "", fmt.Errorf("POST /api/bookings: %d %s: %s", status, body.Title, body.Detail)
 	}
+}
+
+// holdAnswer is what POST /api/bookings answers: a booking or a problem.
+type holdAnswer struct {
+	ID               string   `json:"id"`
+	Title            string   `json:"title"`
+	Detail           string   `json:"detail"`
+	UnavailableSeats []string `json:"unavailable_seats"`
+}
+
+// postHold asks for a hold of seats on show; the caller judges the answer.
+func (h *httpTarget) postHold(ctx context.Context, token string, show domain.ShowID, seats []string) (int, holdAnswer, error) {
+	var body holdAnswer
+	req := struct {
+		ShowID      int64    `json:"show_id"`
+		SeatNumbers []string `json:"seat_numbers"`
+	}{int64(show), seats}
+	status, err := h.post(ctx, "/api/bookings", token, req, &body)
+	return status, body, err
 }
 
 // post sends v as JSON and decodes a JSON answer into out (problem+json

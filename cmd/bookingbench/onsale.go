@@ -204,19 +204,11 @@ func runOnsale(ctx context.Context, cfg config, progress func(string, ...any)) (
 		progress("built bookingd in %.1fs", time.Since(began).Seconds())
 	}
 
-	dbName, err := createDB(ctx, cfg.adminURL, "bookingbench_onsale")
+	dbName, done, err := scratchDB(ctx, cfg, "bookingbench_onsale", progress)
 	if err != nil {
 		return r, err
 	}
-	defer func() {
-		if cfg.keep {
-			progress("kept database %s", dbName)
-			return
-		}
-		if derr := dropDB(ctx, cfg.adminURL, dbName); derr != nil {
-			err = errors.Join(err, derr)
-		}
-	}()
+	defer done()
 	pool, err := openPool(ctx, cfg.adminURL, dbName, 16)
 	if err != nil {
 		return r, err

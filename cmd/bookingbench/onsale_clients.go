@@ -360,17 +360,7 @@ func (c *onsaleClient) book(ctx context.Context, q *seatQueue, deadline time.Tim
 // unavailable seats is errTaken; any other 409 (the seat cap), 429 and 503
 // are refusals.
 func (c *onsaleClient) hold(ctx context.Context, seat string) (string, error) {
-	var body struct {
-		ID               string   `json:"id"`
-		Title            string   `json:"title"`
-		Detail           string   `json:"detail"`
-		UnavailableSeats []string `json:"unavailable_seats"`
-	}
-	req := struct {
-		ShowID      int64    `json:"show_id"`
-		SeatNumbers []string `json:"seat_numbers"`
-	}{int64(c.show), []string{seat}}
-	status, err := c.api.post(ctx, "/api/bookings", c.token, req, &body)
+	status, body, err := c.api.postHold(ctx, c.token, c.show, []string{seat})
 	switch {
 	case err != nil:
 		return "", err

@@ -57,19 +57,11 @@ type replayResult struct {
 func benchReplay(ctx context.Context, cfg config, stdout io.Writer, progress func(string, ...any)) (replayResult, error) {
 	shows := max(1, cfg.replayEvents/(replaySeats+1))
 	r := replayResult{Scenario: "replay", Shows: shows}
-	dbName, err := createDB(ctx, cfg.adminURL, "bookingbench_replay")
+	dbName, done, err := scratchDB(ctx, cfg, "bookingbench_replay", func(format string, args ...any) { progress("replay: "+format, args...) })
 	if err != nil {
 		return r, err
 	}
-	defer func() {
-		if cfg.keep {
-			progress("replay: kept database %s", dbName)
-			return
-		}
-		if err := dropDB(ctx, cfg.adminURL, dbName); err != nil {
-			progress("replay: %v", err)
-		}
-	}()
+	defer done()
 	pool, err := openPool(ctx, cfg.adminURL, dbName, 4)
 	if err != nil {
 		return r, err
